@@ -1,0 +1,245 @@
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+
+/**
+ * The host's configuration: every default lives here. `loadConfig` reads environment variables and
+ * `--flag value` / `--flag=value` CLI flags (flags win), and fails with a message naming the variable.
+ */
+export interface HostConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  pluginsDir: string;
+  /** Unset: embedded PGlite under `${dataDir}/pglite`. */
+  databaseUrl: string | undefined;
+  adminToken: string | undefined;
+  encryptionKey: string | undefined;
+  smtpUrl: string | undefined;
+  logLevel: string;
+  /** Public base URL plugins use to reach platform APIs; defaults to http://host:port. */
+  apiUrl: string | undefined;
+
+  idleTimeoutMs: number;
+  idleSweepIntervalMs: number;
+  queueTimeoutMs: number;
+  callTimeoutMs: number;
+  startTimeoutMs: number;
+  installTimeoutMs: number;
+  buildTimeoutMs: number;
+  healthIntervalMs: number;
+  /** A reused instance idle longer than this is pinged before the call. */
+  pingBeforeReuseAfterMs: number;
+  stopGraceMs: number;
+  killGraceMs: number;
+  crashBackoffBaseMs: number;
+  crashBackoffMaxMs: number;
+  defaultMaxConcurrentInstances: number;
+  activityFlushIntervalMs: number;
+  shutdownDrainMs: number;
+
+  rateLimitPerMinute: number;
+  rateLimitBurst: number;
+  apiKeyRateLimitPerMinute: number;
+
+  maxArgumentBytes: number;
+  maxConfigurationBytes: number;
+  uploadMaxBytes: number;
+  uploadMaxEntries: number;
+  uploadMaxUncompressedBytes: number;
+
+  /** 'auto': use bubblewrap/cgroups when available; 'strict': refuse to run plugins without them; 'off'. */
+  sandbox: 'auto' | 'strict' | 'off';
+  sandboxMemoryMb: number;
+  sandboxCpuPercent: number;
+  sandboxMaxProcesses: number;
+  sandboxMaxOpenFiles: number;
+
+  toolCacheMaxEntries: number;
+  batchConcurrency: number;
+  platformTokenTtlMs: number;
+}
+
+export const DEFAULTS: HostConfig = {
+  host: '127.0.0.1',
+  port: 3000,
+  dataDir: './.hay',
+  pluginsDir: './plugins',
+  databaseUrl: undefined,
+  adminToken: undefined,
+  encryptionKey: undefined,
+  smtpUrl: undefined,
+  logLevel: 'info',
+  apiUrl: undefined,
+
+  idleTimeoutMs: 5 * 60_000,
+  idleSweepIntervalMs: 30_000,
+  queueTimeoutMs: 30_000,
+  callTimeoutMs: 60_000,
+  startTimeoutMs: 30_000,
+  installTimeoutMs: 10 * 60_000,
+  buildTimeoutMs: 5 * 60_000,
+  healthIntervalMs: 30_000,
+  pingBeforeReuseAfterMs: 60_000,
+  stopGraceMs: 2_000,
+  killGraceMs: 2_000,
+  crashBackoffBaseMs: 1_000,
+  crashBackoffMaxMs: 60_000,
+  defaultMaxConcurrentInstances: 10,
+  activityFlushIntervalMs: 10_000,
+  shutdownDrainMs: 10_000,
+
+  rateLimitPerMinute: 600,
+  rateLimitBurst: 100,
+  apiKeyRateLimitPerMinute: 1200,
+
+  maxArgumentBytes: 1024 * 1024,
+  maxConfigurationBytes: 64 * 1024,
+  uploadMaxBytes: 20 * 1024 * 1024,
+  uploadMaxEntries: 5_000,
+  uploadMaxUncompressedBytes: 100 * 1024 * 1024,
+
+  sandbox: 'auto',
+  sandboxMemoryMb: 512,
+  sandboxCpuPercent: 100,
+  sandboxMaxProcesses: 64,
+  sandboxMaxOpenFiles: 1024,
+
+  toolCacheMaxEntries: 10_000,
+  batchConcurrency: 16,
+  platformTokenTtlMs: 60 * 60_000,
+};
+
+type Kind = 'string' | 'int' | 'enum';
+interface Field {
+  key: keyof HostConfig;
+  env: string;
+  flag: string;
+  kind: Kind;
+  values?: readonly string[];
+  min?: number;
+}
+
+const f = (key: keyof HostConfig, env: string, kind: Kind = 'int', extra: Partial<Field> = {}): Field => ({
+  key,
+  env,
+  flag: key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+  kind,
+  ...extra,
+});
+
+const FIELDS: readonly Field[] = [
+  f('host', 'HAY_HOST', 'string'),
+  f('port', 'HAY_PORT', 'int', { min: 0 }),
+  f('dataDir', 'HAY_DATA_DIR', 'string'),
+  f('pluginsDir', 'HAY_PLUGINS_DIR', 'string'),
+  f('databaseUrl', 'DATABASE_URL', 'string'),
+  f('adminToken', 'HAY_ADMIN_TOKEN', 'string'),
+  f('encryptionKey', 'HAY_ENCRYPTION_KEY', 'string'),
+  f('smtpUrl', 'HAY_SMTP_URL', 'string'),
+  f('logLevel', 'HAY_LOG_LEVEL', 'enum', { values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
+  f('apiUrl', 'HAY_API_URL', 'string'),
+  f('idleTimeoutMs', 'HAY_IDLE_TIMEOUT_MS'),
+  f('idleSweepIntervalMs', 'HAY_IDLE_SWEEP_INTERVAL_MS', 'int', { min: 1 }),
+  f('queueTimeoutMs', 'HAY_QUEUE_TIMEOUT_MS'),
+  f('callTimeoutMs', 'HAY_CALL_TIMEOUT_MS', 'int', { min: 1 }),
+  f('startTimeoutMs', 'HAY_START_TIMEOUT_MS', 'int', { min: 1 }),
+  f('installTimeoutMs', 'HAY_INSTALL_TIMEOUT_MS', 'int', { min: 1 }),
+  f('buildTimeoutMs', 'HAY_BUILD_TIMEOUT_MS', 'int', { min: 1 }),
+  f('healthIntervalMs', 'HAY_HEALTH_INTERVAL_MS', 'int', { min: 1 }),
+  f('pingBeforeReuseAfterMs', 'HAY_PING_BEFORE_REUSE_AFTER_MS'),
+  f('stopGraceMs', 'HAY_STOP_GRACE_MS'),
+  f('killGraceMs', 'HAY_KILL_GRACE_MS'),
+  f('crashBackoffBaseMs', 'HAY_CRASH_BACKOFF_BASE_MS'),
+  f('crashBackoffMaxMs', 'HAY_CRASH_BACKOFF_MAX_MS'),
+  f('defaultMaxConcurrentInstances', 'HAY_MAX_CONCURRENT_INSTANCES', 'int', { min: 1 }),
+  f('activityFlushIntervalMs', 'HAY_ACTIVITY_FLUSH_INTERVAL_MS', 'int', { min: 1 }),
+  f('shutdownDrainMs', 'HAY_SHUTDOWN_DRAIN_MS'),
+  f('rateLimitPerMinute', 'HAY_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
+  f('rateLimitBurst', 'HAY_RATE_LIMIT_BURST', 'int', { min: 1 }),
+  f('apiKeyRateLimitPerMinute', 'HAY_API_KEY_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
+  f('maxArgumentBytes', 'HAY_MAX_ARGUMENT_BYTES', 'int', { min: 1 }),
+  f('maxConfigurationBytes', 'HAY_MAX_CONFIGURATION_BYTES', 'int', { min: 1 }),
+  f('uploadMaxBytes', 'HAY_UPLOAD_MAX_BYTES', 'int', { min: 1 }),
+  f('uploadMaxEntries', 'HAY_UPLOAD_MAX_ENTRIES', 'int', { min: 1 }),
+  f('uploadMaxUncompressedBytes', 'HAY_UPLOAD_MAX_UNCOMPRESSED_BYTES', 'int', { min: 1 }),
+  f('sandbox', 'HAY_SANDBOX', 'enum', { values: ['auto', 'strict', 'off'] }),
+  f('sandboxMemoryMb', 'HAY_SANDBOX_MEMORY_MB', 'int', { min: 16 }),
+  f('sandboxCpuPercent', 'HAY_SANDBOX_CPU_PERCENT', 'int', { min: 1 }),
+  f('sandboxMaxProcesses', 'HAY_SANDBOX_MAX_PROCESSES', 'int', { min: 1 }),
+  f('sandboxMaxOpenFiles', 'HAY_SANDBOX_MAX_OPEN_FILES', 'int', { min: 16 }),
+  f('toolCacheMaxEntries', 'HAY_TOOL_CACHE_MAX_ENTRIES'),
+  f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
+  f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+];
+
+function parseArgs(argv: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a?.startsWith('--')) continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
+    else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) throw new ConfigError(`flag ${a} needs a value`);
+      out.set(a.slice(2), next);
+      i++;
+    }
+  }
+  return out;
+}
+
+/**
+ * Builds the configuration from defaults, then env, then CLI flags, then `overrides` (tests).
+ * Throws ConfigError naming the variable or flag for any bad value or unknown flag.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = [],
+  overrides: Partial<HostConfig> = {},
+): HostConfig {
+  const cfg: HostConfig = { ...DEFAULTS };
+  const record = cfg as unknown as Record<string, unknown>;
+  const flags = parseArgs(argv);
+  const known = new Set(FIELDS.map((x) => x.flag));
+  for (const name of flags.keys()) if (!known.has(name)) throw new ConfigError(`unknown flag --${name}`);
+  for (const field of FIELDS) {
+    const fromFlag = flags.get(field.flag);
+    const raw = fromFlag ?? env[field.env];
+    if (raw === undefined || raw === '') continue;
+    const source = fromFlag !== undefined ? `--${field.flag}` : field.env;
+    record[field.key] = parseValue(field, raw, source);
+  }
+  Object.assign(cfg, overrides);
+  cfg.dataDir = path.resolve(cfg.dataDir);
+  cfg.pluginsDir = path.resolve(cfg.pluginsDir);
+  if (cfg.crashBackoffMaxMs < cfg.crashBackoffBaseMs)
+    throw new ConfigError('HAY_CRASH_BACKOFF_MAX_MS must be >= HAY_CRASH_BACKOFF_BASE_MS');
+  if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
+    throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  return cfg;
+}
+
+function parseValue(field: Field, raw: string, source: string): string | number {
+  switch (field.kind) {
+    case 'string':
+      return raw;
+    case 'enum':
+      if (!field.values?.includes(raw))
+        throw new ConfigError(`${source} must be one of ${field.values?.join(', ')}; got "${raw}"`);
+      return raw;
+    case 'int': {
+      if (!/^\d+$/.test(raw)) throw new ConfigError(`${source} must be a non-negative integer; got "${raw}"`);
+      const n = Number(raw);
+      if (!Number.isSafeInteger(n)) throw new ConfigError(`${source} is too large: "${raw}"`);
+      if (field.min !== undefined && n < field.min) throw new ConfigError(`${source} must be >= ${field.min}; got ${n}`);
+      if (field.key === 'port' && n > 65535) throw new ConfigError(`${source} must be <= 65535; got ${n}`);
+      return n;
+    }
+  }
+}
+
+/** Environment variable and flag names, for `--help`. */
+export function describeConfig(): { env: string; flag: string; default: unknown }[] {
+  return FIELDS.map((x) => ({ env: x.env, flag: `--${x.flag}`, default: DEFAULTS[x.key] }));
+}

@@ -1,0 +1,132 @@
+/**
+ * Every error the host raises on purpose. Each class carries a stable `code`; the API maps codes to
+ * tRPC/HTTP codes in one place (src/api/error-map.ts). Messages are written for the caller to act on
+ * and never contain stacks or secrets.
+ */
+export type HayErrorCode =
+  | 'CONFIG_INVALID'
+  | 'MANIFEST_INVALID'
+  | 'PLUGIN_NOT_FOUND'
+  | 'TOOL_NOT_FOUND'
+  | 'ORG_NOT_FOUND'
+  | 'PLUGIN_NOT_ENABLED'
+  | 'PLUGIN_NOT_READY'
+  | 'INSTALL_FAILED'
+  | 'BUILD_FAILED'
+  | 'CONFIGURATION_INVALID'
+  | 'ARGUMENTS_INVALID'
+  | 'INPUT_INVALID'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'PERMISSION_DENIED'
+  | 'CAPACITY'
+  | 'RATE_LIMITED'
+  | 'TIMEOUT'
+  | 'INSTANCE_FAILED'
+  | 'INSTANCE_CRASHED'
+  | 'SHUTTING_DOWN'
+  | 'UPLOAD_INVALID'
+  | 'CONFLICT'
+  | 'SECRET_KEY_INVALID'
+  | 'SANDBOX_UNAVAILABLE'
+  | 'INTERNAL';
+
+export class HayError extends Error {
+  readonly code: HayErrorCode;
+  /** Extra machine-readable facts safe to show the caller (e.g. retryAfterMs). */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: HayErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+export class ConfigError extends HayError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
+}
+
+export class ManifestError extends HayError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super('MANIFEST_INVALID', problems.join('; '));
+    this.problems = problems;
+  }
+}
+
+export class NotFoundError extends HayError {
+  constructor(code: 'PLUGIN_NOT_FOUND' | 'TOOL_NOT_FOUND' | 'ORG_NOT_FOUND', message: string) {
+    super(code, message);
+  }
+}
+
+export class PreconditionError extends HayError {
+  constructor(
+    code: 'PLUGIN_NOT_ENABLED' | 'PLUGIN_NOT_READY' | 'INSTALL_FAILED' | 'BUILD_FAILED' | 'INSTANCE_FAILED',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
+  }
+}
+
+export class ValidationError extends HayError {
+  constructor(
+    code: 'CONFIGURATION_INVALID' | 'ARGUMENTS_INVALID' | 'INPUT_INVALID' | 'UPLOAD_INVALID',
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+export class AuthError extends HayError {
+  constructor(code: 'UNAUTHORIZED' | 'FORBIDDEN', message: string) {
+    super(code, message);
+  }
+}
+
+export class PermissionDeniedError extends HayError {
+  constructor(pluginId: string, api: string) {
+    super(
+      'PERMISSION_DENIED',
+      `Plugin ${pluginId} does not have permission to access ${api}. Add "${api}" to permissions.api in manifest.json`,
+    );
+  }
+}
+
+export class CapacityError extends HayError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('CAPACITY', message, details ? { details } : undefined);
+  }
+}
+
+export class RateLimitError extends HayError {
+  constructor(message: string, retryAfterMs: number) {
+    super('RATE_LIMITED', message, { details: { retryAfterMs } });
+  }
+}
+
+export class TimeoutError extends HayError {
+  constructor(message: string) {
+    super('TIMEOUT', message);
+  }
+}
+
+export class InstanceError extends HayError {
+  constructor(code: 'INSTANCE_FAILED' | 'INSTANCE_CRASHED' | 'SHUTTING_DOWN', message: string, cause?: unknown) {
+    super(code, message, cause !== undefined ? { cause } : undefined);
+  }
+}
+
+export function isHayError(err: unknown): err is HayError {
+  return err instanceof HayError;
+}
+
+/** A message safe for callers: HayError messages as-is, anything else generic. */
+export function publicMessage(err: unknown): string {
+  return isHayError(err) ? err.message : 'Internal error';
+}

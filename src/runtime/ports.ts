@@ -1,0 +1,84 @@
+import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { HayPluginManifest, ResourceLimits } from '../manifest/types.js';
+
+export type { CallToolResult, Tool };
+
+/**
+ * Everything the runtime needs to know about one registered plugin version. `pluginKey` is the registry
+ * row id: unique for a core plugin, or for (organization, custom plugin id).
+ */
+export interface PluginSpec {
+  pluginKey: string;
+  pluginId: string;
+  version: string;
+  checksum: string;
+  /** Absolute path of the plugin folder. */
+  rootDir: string;
+  sourceType: 'core' | 'custom';
+  /** Owner organization for custom plugins. */
+  organizationId: string | null;
+  manifest: HayPluginManifest;
+  maxConcurrentInstances: number;
+}
+
+/** Values of an organization's configuration for one plugin, decrypted, after defaults. */
+export type PluginConfigValues = Record<string, string | number | boolean>;
+
+/** How the runtime launches a local plugin: no shell, argv already parsed. */
+export interface LaunchSpec {
+  orgId: string;
+  pluginId: string;
+  argv: readonly string[];
+  cwd: string;
+  /** Complete environment of the child: allow-list + plugin values. Nothing is inherited. */
+  env: Record<string, string>;
+  limits: Required<ResourceLimits>;
+  /** From manifest permissions.network. */
+  network: { all: boolean; hosts: readonly string[] };
+  /** Extra read-only paths the plugin may see (manifest permissions.filesystem.read). */
+  readPaths: readonly string[];
+}
+
+/** Turns a launch spec into the actual command (e.g. wrapped by bubblewrap + cgroup). */
+export interface SandboxWrapper {
+  /** Layers in use and those unavailable, for boot logs. */
+  describe(): { active: string[]; unavailable: { layer: string; reason: string }[] };
+  /** Called once per spawn. `release` runs after the process exits (cgroup removal etc.); idempotent. */
+  prepare(spec: LaunchSpec): Promise<PreparedLaunch>;
+}
+
+export interface PreparedLaunch {
+  argv: readonly string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** Called with the child's pid right after spawn (e.g. to move it into a cgroup). */
+  attach?(pid: number): Promise<void>;
+  /** Reads why the process died if a limit killed it (e.g. 'memory', 'pids'), or undefined. */
+  killedByLimit?(): Promise<string | undefined>;
+  release(): Promise<void>;
+}
+
+/** Provides the child environment for (org, plugin): allow-list + HAY_* + mapped configuration. */
+export interface EnvProvider {
+  envFor(orgId: string, spec: PluginSpec): Promise<Record<string, string>>;
+}
+
+/** Remote connection details for (org, plugin): URL and headers from the manifest + org configuration. */
+export interface RemoteEndpointProvider {
+  endpointFor(orgId: string, spec: PluginSpec): Promise<{ url: string; headers: Record<string, string> }>;
+}
+
+/** Makes sure a plugin is installed and built before its first start. Concurrent calls share one run. */
+export interface PluginPreparer {
+  ensureReady(spec: PluginSpec): Promise<void>;
+}
+
+/** Persists last activity timestamps in batches (never on each call). */
+export interface ActivityStore {
+  recordActivity(entries: readonly { orgId: string; pluginKey: string; at: Date }[]): Promise<void>;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
