@@ -82,3 +82,36 @@ export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
 }
+
+/** Why a connection ended. `limit` = killed by a sandbox limit (memory, pids, cpu). */
+export type ConnectionEnd =
+  | { kind: 'closed' }
+  | { kind: 'exited'; code: number | null; signal: string | null; limit?: string }
+  | { kind: 'error'; message: string };
+
+/**
+ * One live MCP session with one plugin server for one organization: a local child process (stdio) or a
+ * remote endpoint. Produced by a ConnectionFactory; owned and closed by the instance manager.
+ */
+export interface PluginConnection {
+  readonly pid: number | undefined;
+  readonly transport: 'stdio' | 'http' | 'sse' | 'websocket';
+  /** Follows pagination. */
+  listTools(options?: CallOptions): Promise<Tool[]>;
+  /** Returns the server's CallToolResult unchanged; an `isError` result resolves, it does not throw. */
+  callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<CallToolResult>;
+  ping(options?: CallOptions): Promise<void>;
+  /** Fires once when the session ends for any reason other than close(). */
+  onEnd(listener: (end: ConnectionEnd) => void): void;
+  /** Fires on tools/list_changed. */
+  onToolsChanged(listener: () => void): void;
+  /** Resource usage of the process (tree), when local. */
+  usage?(): Promise<{ rssBytes: number; cpuSeconds: number } | undefined>;
+  /** Escalating stop (stdin close, grace, SIGTERM, grace, SIGKILL of the group). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ConnectionFactory {
+  /** Starts (local) or connects (remote) and completes MCP initialize. Rejects on timeout/abort/failure. */
+  connect(orgId: string, spec: PluginSpec, options: { signal?: AbortSignal; timeoutMs: number }): Promise<PluginConnection>;
+}
