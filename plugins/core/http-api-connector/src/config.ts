@@ -27,7 +27,9 @@ export function readConfig(env: NodeJS.ProcessEnv): ConnectorConfig {
   const rawTimeout = env.HTTP_API_TIMEOUT_MS?.trim() ?? '';
   const timeoutMs = rawTimeout === '' ? DEFAULT_TIMEOUT_MS : Number(rawTimeout);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new Error(`timeoutMs must be a positive number of milliseconds (got ${JSON.stringify(rawTimeout)})`);
+    throw new Error(
+      `timeoutMs must be a positive number of milliseconds (got ${JSON.stringify(rawTimeout)})`,
+    );
   }
   return { baseUrl, apiKey, timeoutMs };
 }

@@ -26,7 +26,9 @@ async function runTool(
     if (!outcome.ok) {
       return {
         isError: true,
-        content: [{ type: 'text', text: `${method} ${url.pathname} failed with HTTP ${outcome.status}: ${bodyText}` }],
+        content: [
+          { type: 'text', text: `${method} ${url.pathname} failed with HTTP ${outcome.status}: ${bodyText}` },
+        ],
         structuredContent: { status: outcome.status, body: outcome.body },
       };
     }
@@ -39,7 +41,10 @@ async function runTool(
       err instanceof DOMException && err.name === 'TimeoutError'
         ? `timed out after ${config.timeoutMs} ms`
         : (err as Error).message;
-    return { isError: true, content: [{ type: 'text', text: `${method} ${url.pathname} failed: ${reason}` }] };
+    return {
+      isError: true,
+      content: [{ type: 'text', text: `${method} ${url.pathname} failed: ${reason}` }],
+    };
   }
 }
 
