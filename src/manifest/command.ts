@@ -24,7 +24,8 @@ export function parseCommandLine(cmd: string, where?: string): string[] {
 
 /** Like parseCommandLine, but returns the rule that failed (text starting "must ...") instead of throwing. */
 export function tryParseCommandLine(cmd: string): CommandParseResult {
-  if (cmd.trim() === '') return { problem: 'must not be empty: give a program and its arguments, e.g. "node dist/index.js"' };
+  if (cmd.trim() === '')
+    return { problem: 'must not be empty: give a program and its arguments, e.g. "node dist/index.js"' };
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(cmd)) {
     return { problem: 'must be a single line without control characters' };

@@ -84,7 +84,8 @@ export function semanticProblems(manifest: HayPluginManifest): ManifestProblem[]
     const base = `/configSchema/${pointerSegment(key)}`;
     if (field.env !== undefined) {
       const owner = envOwner.get(field.env);
-      if (isReservedEnvName(field.env)) problems.push({ pointer: `${base}/env`, rule: reservedEnvRule(field.env) });
+      if (isReservedEnvName(field.env))
+        problems.push({ pointer: `${base}/env`, rule: reservedEnvRule(field.env) });
       else if (owner !== undefined) {
         problems.push({
           pointer: `${base}/env`,
@@ -98,7 +99,10 @@ export function semanticProblems(manifest: HayPluginManifest): ManifestProblem[]
 
   Object.keys(manifest.dependencies ?? {}).forEach((dep) => {
     if (dep === manifest.id) {
-      problems.push({ pointer: `/dependencies/${pointerSegment(dep)}`, rule: 'a plugin cannot depend on itself' });
+      problems.push({
+        pointer: `/dependencies/${pointerSegment(dep)}`,
+        rule: 'a plugin cannot depend on itself',
+      });
     }
   });
 
