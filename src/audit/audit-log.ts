@@ -1,0 +1,145 @@
+import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/database.js';
+import { auditLog } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+
+export type AuditAction =
+  | 'plugin.install'
+  | 'plugin.build'
+  | 'plugin.upload'
+  | 'plugin.uninstall'
+  | 'plugin.rollback'
+  | 'plugin.enable'
+  | 'plugin.disable'
+  | 'plugin.configure'
+  | 'tool.invoke'
+  | 'permission.denied'
+  | 'auth.failed'
+  | 'rate.limited'
+  | 'instance.killed'
+  | 'org.create'
+  | 'apikey.create'
+  | 'apikey.revoke'
+  | 'secrets.rotate';
+
+export interface AuditEntry {
+  organizationId: string | null;
+  /** Who acted: `admin`, `key:<prefix>`, `plugin:<id>`, `system`. Never a secret. */
+  actor: string;
+  action: AuditAction;
+  pluginId?: string | null;
+  outcome: 'ok' | 'error' | 'denied';
+  /** Must not contain secret values; callers pass field names and sanitized data only. */
+  details?: Record<string, unknown>;
+}
+
+export interface AuditRow extends Required<Omit<AuditEntry, 'details'>> {
+  id: number;
+  at: string;
+  details: Record<string, unknown>;
+}
+
+export interface AuditQuery {
+  organizationId?: string;
+  pluginId?: string;
+  action?: AuditAction;
+  since?: Date;
+  until?: Date;
+  /** Return entries with id < cursor (newest first paging). */
+  cursor?: number;
+  limit: number;
+}
+
+/**
+ * Append-only audit log. `record` never blocks the caller on the database: entries are buffered and
+ * written in batches every `flushIntervalMs` or when `maxBuffered` is reached; `query` and `close`
+ * flush first. A failed write is logged and retried on the next flush (bounded buffer).
+ */
+export class AuditLog {
+  private buffer: (typeof auditLog.$inferInsert)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly logger: Logger,
+    private readonly options: { flushIntervalMs: number; maxBuffered: number } = { flushIntervalMs: 500, maxBuffered: 500 },
+  ) {}
+
+  record(entry: AuditEntry): void {
+    this.buffer.push({
+      organizationId: entry.organizationId,
+      actor: entry.actor.slice(0, 100),
+      action: entry.action,
+      pluginId: entry.pluginId ?? null,
+      outcome: entry.outcome,
+      details: entry.details ?? {},
+      at: new Date(),
+    });
+    if (this.buffer.length >= this.options.maxBuffered) void this.flush();
+    else if (!this.timer && !this.closed) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.options.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes everything buffered so far. Concurrent calls chain. */
+  flush(): Promise<void> {
+    const run = (this.flushing ?? Promise.resolve()).then(async () => {
+      if (this.buffer.length === 0) return;
+      const batch = this.buffer;
+      this.buffer = [];
+      try {
+        await this.db.insert(auditLog).values(batch);
+      } catch (err) {
+        this.logger.error({ err, entries: batch.length }, 'audit write failed; will retry');
+        this.buffer = [...batch, ...this.buffer].slice(-10 * this.options.maxBuffered);
+      }
+    });
+    this.flushing = run;
+    return run;
+  }
+
+  async query(q: AuditQuery): Promise<{ entries: AuditRow[]; nextCursor: number | null }> {
+    await this.flush();
+    const where: SQL[] = [];
+    if (q.organizationId !== undefined) where.push(eq(auditLog.organizationId, q.organizationId));
+    if (q.pluginId !== undefined) where.push(eq(auditLog.pluginId, q.pluginId));
+    if (q.action !== undefined) where.push(eq(auditLog.action, q.action));
+    if (q.since !== undefined) where.push(gte(auditLog.at, q.since));
+    if (q.until !== undefined) where.push(lte(auditLog.at, q.until));
+    if (q.cursor !== undefined) where.push(lt(auditLog.id, q.cursor));
+    const rows = await this.db
+      .select()
+      .from(auditLog)
+      .where(and(...where))
+      .orderBy(desc(auditLog.id))
+      .limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    return {
+      entries: page.map((r) => ({
+        id: r.id,
+        at: r.at.toISOString(),
+        organizationId: r.organizationId,
+        actor: r.actor,
+        action: r.action as AuditAction,
+        pluginId: r.pluginId,
+        outcome: r.outcome as AuditRow['outcome'],
+        details: r.details,
+      })),
+      nextCursor: rows.length > q.limit ? (page[page.length - 1]?.id ?? null) : null,
+    };
+  }
+
+  /** Flushes and stops the timer. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+}

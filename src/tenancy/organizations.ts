@@ -1,0 +1,140 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { and, asc, eq, isNull } from 'drizzle-orm';
+import type { Db } from '../db/database.js';
+import { apiKeys, organizations } from '../db/schema.js';
+import { AuthError, NotFoundError } from '../errors.js';
+import { generateApiKey, hashApiKey } from '../security/api-keys.js';
+
+export type Role = 'admin' | 'member';
+
+export type Principal =
+  | { kind: 'admin' }
+  | { kind: 'org'; organizationId: string; role: Role; keyId: string; keyPrefix: string };
+
+export interface Organization {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface ApiKeyInfo {
+  id: string;
+  organizationId: string;
+  prefix: string;
+  role: Role;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/**
+ * Organizations and their API keys. Keys are stored as SHA-256 hashes and shown once. Authentication
+ * results are cached for `authCacheMs` (revocation on this node takes effect at once; other nodes
+ * within that window).
+ */
+export class OrganizationService {
+  private readonly adminDigest: Buffer;
+  private readonly authCache = new Map<string, { principal: Principal; until: number }>();
+
+  constructor(
+    private readonly db: Db,
+    adminToken: string,
+    private readonly options: { authCacheMs: number } = { authCacheMs: 5_000 },
+  ) {
+    this.adminDigest = createHash('sha256').update(adminToken).digest();
+  }
+
+  async create(name: string): Promise<{ organization: Organization; apiKey: string }> {
+    const [org] = await this.db.insert(organizations).values({ name }).returning();
+    if (!org) throw new Error('insert returned nothing');
+    const { plain } = await this.createApiKey(org.id, 'admin');
+    return { organization: toOrg(org), apiKey: plain };
+  }
+
+  async list(): Promise<Organization[]> {
+    const rows = await this.db.select().from(organizations).orderBy(asc(organizations.createdAt));
+    return rows.map(toOrg);
+  }
+
+  async get(id: string): Promise<Organization | undefined> {
+    const [row] = await this.db.select().from(organizations).where(eq(organizations.id, id));
+    return row ? toOrg(row) : undefined;
+  }
+
+  async createApiKey(organizationId: string, role: Role): Promise<{ plain: string; info: ApiKeyInfo }> {
+    if (!(await this.get(organizationId))) throw new NotFoundError('ORG_NOT_FOUND', `organization ${organizationId} not found`);
+    const key = generateApiKey();
+    const [row] = await this.db
+      .insert(apiKeys)
+      .values({ organizationId, prefix: key.prefix, hash: key.hash, role })
+      .returning();
+    if (!row) throw new Error('insert returned nothing');
+    return { plain: key.plain, info: toKey(row) };
+  }
+
+  async listApiKeys(organizationId: string): Promise<ApiKeyInfo[]> {
+    const rows = await this.db.select().from(apiKeys).where(eq(apiKeys.organizationId, organizationId));
+    return rows.map(toKey);
+  }
+
+  /** Revokes by key id or prefix; returns the revoked key. Idempotent for an already revoked key. */
+  async revokeApiKey(idOrPrefix: string): Promise<ApiKeyInfo> {
+    const isUuid = /^[0-9a-f-]{36}$/i.test(idOrPrefix);
+    const [row] = await this.db
+      .select()
+      .from(apiKeys)
+      .where(isUuid ? eq(apiKeys.id, idOrPrefix) : eq(apiKeys.prefix, idOrPrefix));
+    if (!row) throw new NotFoundError('ORG_NOT_FOUND', `API key ${idOrPrefix} not found`);
+    const [updated] = await this.db
+      .update(apiKeys)
+      .set({ revokedAt: row.revokedAt ?? new Date() })
+      .where(eq(apiKeys.id, row.id))
+      .returning();
+    for (const [token, entry] of this.authCache)
+      if (entry.principal.kind === 'org' && entry.principal.keyId === row.id) this.authCache.delete(token);
+    return toKey(updated ?? row);
+  }
+
+  /** Resolves a bearer token to a principal; throws AuthError('UNAUTHORIZED') naming what was wrong. */
+  async authenticate(token: string | undefined): Promise<Principal> {
+    if (token === undefined || token === '') throw new AuthError('UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
+    const digest = createHash('sha256').update(token).digest();
+    if (timingSafeEqual(digest, this.adminDigest)) return { kind: 'admin' };
+    const now = Date.now();
+    const cached = this.authCache.get(token);
+    if (cached && cached.until > now) return cached.principal;
+    const hash = hashApiKey(token);
+    const [row] = await this.db
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)));
+    if (!row) {
+      this.authCache.delete(token);
+      throw new AuthError('UNAUTHORIZED', 'invalid or revoked API key');
+    }
+    const principal: Principal = {
+      kind: 'org',
+      organizationId: row.organizationId,
+      role: row.role,
+      keyId: row.id,
+      keyPrefix: row.prefix,
+    };
+    if (this.authCache.size > 10_000) this.authCache.clear();
+    this.authCache.set(token, { principal, until: now + this.options.authCacheMs });
+    return principal;
+  }
+}
+
+function toOrg(r: typeof organizations.$inferSelect): Organization {
+  return { id: r.id, name: r.name, createdAt: r.createdAt.toISOString() };
+}
+
+function toKey(r: typeof apiKeys.$inferSelect): ApiKeyInfo {
+  return {
+    id: r.id,
+    organizationId: r.organizationId,
+    prefix: r.prefix,
+    role: r.role,
+    createdAt: r.createdAt.toISOString(),
+    revokedAt: r.revokedAt ? r.revokedAt.toISOString() : null,
+  };
+}

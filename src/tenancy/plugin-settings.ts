@@ -1,0 +1,149 @@
+import { EventEmitter } from 'node:events';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../db/database.js';
+import { pluginInstances } from '../db/schema.js';
+import type { ConfigField } from '../manifest/types.js';
+import type { PluginConfigValues } from '../runtime/ports.js';
+import {
+  changedFields,
+  maskConfiguration,
+  openConfiguration,
+  sealConfiguration,
+  validateConfiguration,
+} from '../security/config-secrets.js';
+import type { SecretBox } from '../security/secret-box.js';
+
+export interface PluginSettings {
+  enabled: boolean;
+  /** API-safe view: secrets masked as `{ set: boolean }`. */
+  configuration: Record<string, unknown>;
+  lastActivityAt: string | null;
+}
+
+export interface SettingsEvents {
+  /** Enabled flag or configuration changed for (org, plugin). */
+  changed: [event: { organizationId: string; pluginKey: string; enabled: boolean; fields: string[] }];
+}
+
+type Schema = Record<string, ConfigField>;
+
+/**
+ * Per-organization enablement and configuration of plugins (`plugin_instances`). Configuration is
+ * validated against the manifest's configSchema; `encrypted` fields are sealed with the SecretBox and
+ * only ever leave this service decrypted through `runtimeValues` (for the plugin's own process).
+ */
+export class PluginSettingsService extends EventEmitter<SettingsEvents> {
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+  ) {
+    super();
+  }
+
+  async get(organizationId: string, pluginKey: string, schema: Schema): Promise<PluginSettings> {
+    const row = await this.row(organizationId, pluginKey);
+    return {
+      enabled: row?.enabled ?? false,
+      configuration: maskConfiguration(schema, row?.configuration ?? {}),
+      lastActivityAt: row?.lastActivityAt ? row.lastActivityAt.toISOString() : null,
+    };
+  }
+
+  /** Enabled flags of many plugins for one org, in one query. */
+  async enabledMap(organizationId: string, pluginKeys: readonly string[]): Promise<Map<string, boolean>> {
+    if (pluginKeys.length === 0) return new Map();
+    const rows = await this.db
+      .select({ key: pluginInstances.pluginRegistryId, enabled: pluginInstances.enabled })
+      .from(pluginInstances)
+      .where(and(eq(pluginInstances.organizationId, organizationId), inArray(pluginInstances.pluginRegistryId, [...pluginKeys])));
+    return new Map(rows.map((r) => [r.key, r.enabled]));
+  }
+
+  async isEnabled(organizationId: string, pluginKey: string): Promise<boolean> {
+    return (await this.row(organizationId, pluginKey))?.enabled ?? false;
+  }
+
+  /**
+   * Enables with a full configuration (validated, defaults applied; omitted secrets keep their stored
+   * value). Returns the names of fields that changed. Throws ValidationError naming the field.
+   */
+  async enable(organizationId: string, pluginKey: string, schema: Schema, input: Record<string, unknown>): Promise<string[]> {
+    return this.write(organizationId, pluginKey, schema, input, true);
+  }
+
+  async configure(organizationId: string, pluginKey: string, schema: Schema, input: Record<string, unknown>): Promise<string[]> {
+    const row = await this.row(organizationId, pluginKey);
+    return this.write(organizationId, pluginKey, schema, input, row?.enabled ?? false);
+  }
+
+  async disable(organizationId: string, pluginKey: string): Promise<boolean> {
+    const [row] = await this.db
+      .update(pluginInstances)
+      .set({ enabled: false, updatedAt: new Date() })
+      .where(and(eq(pluginInstances.organizationId, organizationId), eq(pluginInstances.pluginRegistryId, pluginKey)))
+      .returning();
+    if (row) this.emit('changed', { organizationId, pluginKey, enabled: false, fields: [] });
+    return row !== undefined;
+  }
+
+  /** Decrypted values with defaults: for building the plugin process environment only. */
+  async runtimeValues(organizationId: string, pluginKey: string, schema: Schema): Promise<PluginConfigValues> {
+    const row = await this.row(organizationId, pluginKey);
+    return openConfiguration(schema, row?.configuration ?? {}, this.box);
+  }
+
+  async recordActivity(entries: readonly { orgId: string; pluginKey: string; at: Date }[]): Promise<void> {
+    for (const e of entries) {
+      await this.db
+        .update(pluginInstances)
+        .set({ lastActivityAt: e.at })
+        .where(and(eq(pluginInstances.organizationId, e.orgId), eq(pluginInstances.pluginRegistryId, e.pluginKey)));
+    }
+  }
+
+  /** Every stored configuration, for key rotation. */
+  async allStored(): Promise<{ id: string; configuration: Record<string, unknown> }[]> {
+    return this.db.select({ id: pluginInstances.id, configuration: pluginInstances.configuration }).from(pluginInstances);
+  }
+
+  async replaceStored(id: string, configuration: Record<string, unknown>): Promise<void> {
+    await this.db.update(pluginInstances).set({ configuration }).where(eq(pluginInstances.id, id));
+  }
+
+  private async write(
+    organizationId: string,
+    pluginKey: string,
+    schema: Schema,
+    input: Record<string, unknown>,
+    enabled: boolean,
+  ): Promise<string[]> {
+    const before = await this.row(organizationId, pluginKey);
+    const previous = before ? openConfiguration(schema, before.configuration, this.box) : {};
+    const merged: Record<string, unknown> = { ...input };
+    for (const [name, field] of Object.entries(schema)) {
+      if (field.encrypted && merged[name] === undefined && previous[name] !== undefined) merged[name] = previous[name];
+    }
+    const values = validateConfiguration(schema, merged);
+    const fields = changedFields(schema, previous, values);
+    const configuration = sealConfiguration(schema, values, this.box);
+    const now = new Date();
+    await this.db
+      .insert(pluginInstances)
+      .values({ organizationId, pluginRegistryId: pluginKey, enabled, configuration, updatedAt: now })
+      .onConflictDoUpdate({
+        target: [pluginInstances.organizationId, pluginInstances.pluginRegistryId],
+        set: { enabled, configuration, updatedAt: now },
+      });
+    if (!before || before.enabled !== enabled || fields.length > 0)
+      this.emit('changed', { organizationId, pluginKey, enabled, fields });
+    return fields;
+  }
+
+  private async row(organizationId: string, pluginKey: string) {
+    const [row] = await this.db
+      .select()
+      .from(pluginInstances)
+      .where(and(eq(pluginInstances.organizationId, organizationId), eq(pluginInstances.pluginRegistryId, pluginKey)));
+    return row;
+  }
+}
