@@ -1,0 +1,169 @@
+import { parseCommandLine } from '../../manifest/command.js';
+import { InstanceError, TimeoutError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { ResourceLimits } from '../../manifest/types.js';
+import type {
+  ConnectionFactory,
+  EnvProvider,
+  LaunchSpec,
+  PluginConnection,
+  PluginSpec,
+  RemoteEndpointProvider,
+} from '../ports.js';
+import type { ProcessManager } from '../process/process-manager.js';
+import { ProcessStdioTransport } from '../process/stdio-transport.js';
+import { abortReason } from './call-scope.js';
+import { McpPluginConnection } from './plugin-connection.js';
+import { createRemoteTransport, remoteTransportOrder } from './remote-transports.js';
+
+export interface McpConnectionFactoryOptions {
+  logger: Logger;
+  processes: ProcessManager;
+  env: EnvProvider;
+  remote: RemoteEndpointProvider;
+  /** Sandbox limits used where the manifest's runtime.limits sets none. */
+  limits: Required<ResourceLimits>;
+  /** Timeout of connection calls (listTools, callTool, ping) that pass no timeoutMs. */
+  callTimeoutMs: number;
+}
+
+/**
+ * Starts local plugins (stdio, via the ProcessManager) or connects to remote ones (Streamable HTTP, SSE,
+ * WebSocket, alternatives tried in manifest order) and completes MCP initialize. `timeoutMs` bounds the
+ * whole connect (environment, spawn, initialize, every fallback). On any failure nothing is left running.
+ */
+export class McpConnectionFactory implements ConnectionFactory {
+  constructor(private readonly opts: McpConnectionFactoryOptions) {}
+
+  async connect(
+    orgId: string,
+    spec: PluginSpec,
+    options: { signal?: AbortSignal; timeoutMs: number },
+  ): Promise<PluginConnection> {
+    const deadline = Date.now() + options.timeoutMs;
+    const mcp = spec.manifest.capabilities?.mcp;
+    const type = mcp?.connection?.type ?? (mcp?.startCommand !== undefined ? 'local' : undefined);
+    if (type === 'local') return this.connectLocal(orgId, spec, options.signal, deadline);
+    if (type === 'remote') return this.connectRemote(orgId, spec, options.signal, deadline);
+    throw new InstanceError(
+      'INSTANCE_FAILED',
+      `Plugin ${spec.pluginId} declares no MCP server: set capabilities.mcp.startCommand (local) or capabilities.mcp.connection.type "remote" with a url`,
+    );
+  }
+
+  private async connectLocal(
+    orgId: string,
+    spec: PluginSpec,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<PluginConnection> {
+    const { manifest } = spec;
+    const startCommand = manifest.capabilities?.mcp?.startCommand;
+    if (startCommand === undefined) {
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${spec.pluginId} is local but has no capabilities.mcp.startCommand`,
+      );
+    }
+    const argv = parseCommandLine(startCommand, `${spec.pluginId} manifest: capabilities.mcp.startCommand`);
+    const env = await this.opts.env.envFor(orgId, spec);
+    const network = manifest.permissions?.network;
+    const launch: LaunchSpec = {
+      orgId,
+      pluginId: spec.pluginId,
+      argv,
+      cwd: spec.rootDir,
+      env,
+      limits: { ...this.opts.limits, ...definedOnly(manifest.runtime?.limits ?? {}) },
+      network: { all: network?.all ?? false, hosts: network?.hosts ?? [] },
+      readPaths: manifest.permissions?.filesystem?.read ?? [],
+    };
+    checkTime(spec, signal, deadline);
+    const proc = await this.opts.processes.spawn(launch);
+    const connection = new McpPluginConnection({
+      pluginId: spec.pluginId,
+      transport: 'stdio',
+      logger: this.opts.logger.child({ orgId, pluginId: spec.pluginId, pid: proc.pid }),
+      callTimeoutMs: this.opts.callTimeoutMs,
+      process: proc,
+    });
+    try {
+      await connection.open(new ProcessStdioTransport(proc), { signal, timeoutMs: remaining(deadline) });
+    } catch (err) {
+      await connection.close();
+      throw err;
+    }
+    return connection;
+  }
+
+  private async connectRemote(
+    orgId: string,
+    spec: PluginSpec,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<PluginConnection> {
+    const kinds = remoteTransportOrder(spec.manifest.capabilities?.mcp?.transport);
+    if (kinds.length === 0) {
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${spec.pluginId} is remote but its transport names none of http, sse, websocket`,
+      );
+    }
+    const endpoint = await this.opts.remote.endpointFor(orgId, spec);
+    const failures: string[] = [];
+    for (const kind of kinds) {
+      checkTime(spec, signal, deadline);
+      const logger = this.opts.logger.child({ orgId, pluginId: spec.pluginId, transport: kind });
+      const connection = new McpPluginConnection({
+        pluginId: spec.pluginId,
+        transport: kind,
+        logger,
+        callTimeoutMs: this.opts.callTimeoutMs,
+      });
+      const timeoutMs = remaining(deadline);
+      const attemptSignal = signal
+        ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+        : AbortSignal.timeout(timeoutMs);
+      try {
+        await connection.open(createRemoteTransport(kind, endpoint.url, endpoint.headers, attemptSignal), {
+          signal,
+          timeoutMs,
+        });
+        return connection;
+      } catch (err) {
+        await connection.close();
+        if (err instanceof TimeoutError || signal?.aborted) throw err;
+        const reason = err instanceof Error ? err.message : String(err);
+        logger.info({ reason }, 'remote transport failed; trying the next one if any');
+        failures.push(`${kind}: ${reason}`);
+      }
+    }
+    throw new InstanceError(
+      'INSTANCE_FAILED',
+      `Could not connect to plugin ${spec.pluginId} at ${redactUrl(endpoint.url)} (${failures.join('; ')})`,
+    );
+  }
+}
+
+function remaining(deadline: number): number {
+  return Math.max(1, deadline - Date.now());
+}
+
+function checkTime(spec: PluginSpec, signal: AbortSignal | undefined, deadline: number): void {
+  if (signal?.aborted) throw abortReason(signal);
+  if (Date.now() >= deadline) throw new TimeoutError(`Plugin ${spec.pluginId} did not start in time`);
+}
+
+function definedOnly(limits: ResourceLimits): ResourceLimits {
+  return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)) as ResourceLimits;
+}
+
+/** The URL without credentials or query (which may carry secrets), for messages. */
+function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return 'the configured URL';
+  }
+}

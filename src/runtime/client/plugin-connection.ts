@@ -1,0 +1,292 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CallToolResultSchema,
+  EmptyResultSchema,
+  ErrorCode,
+  ListToolsResultSchema,
+  McpError,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
+import type { ManagedProcess } from '../process/managed-process.js';
+import { groupUsage } from '../process/proc-stats.js';
+import { abortReason, callScope, type CallScope } from './call-scope.js';
+
+export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
+
+/** Upper bound on tools/list pages, against servers that never stop returning a cursor. */
+const MAX_TOOL_PAGES = 1_000;
+/** How long a failed call waits for the process exit status to name it in the error. */
+const EXIT_STATUS_WAIT_MS = 2_000;
+
+export type TransportKind = PluginConnection['transport'];
+
+export interface McpPluginConnectionOptions {
+  pluginId: string;
+  transport: TransportKind;
+  logger: Logger;
+  /** Timeout of calls that pass no timeoutMs. */
+  callTimeoutMs: number;
+  /** The local process behind a stdio transport. */
+  process?: ManagedProcess;
+}
+
+function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
+  if (!exit) return 'stopped responding';
+  if (exit.signal) return `was killed by ${exit.signal}`;
+  return `exited with code ${exit.code ?? 'unknown'}`;
+}
+
+function timeoutPromise<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+    void promise.then((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+}
+
+/**
+ * A PluginConnection over the MCP SDK Client. Every request runs under a fresh per-request signal (the
+ * caller's signal + the timeout), so the SDK's per-request abort listeners never pile up on a long-lived
+ * signal. Errors thrown to callers are HayErrors (TimeoutError, InstanceError, ValidationError), or the
+ * caller's own abort reason when the caller aborted.
+ */
+export class McpPluginConnection implements PluginConnection {
+  readonly transport: TransportKind;
+  private readonly client: Client;
+  private readonly endListeners: ((end: ConnectionEnd) => void)[] = [];
+  private readonly toolsListeners: (() => void)[] = [];
+  private ended: ConnectionEnd | undefined;
+  private closing: Promise<void> | undefined;
+  private opened = false;
+
+  constructor(private readonly opts: McpPluginConnectionOptions) {
+    this.transport = opts.transport;
+    this.client = new Client({ ...HOST_CLIENT_INFO }, { capabilities: {} });
+    this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      for (const listener of this.toolsListeners) this.safely(listener);
+    });
+    this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
+    this.client.onclose = () => this.onTransportClosed();
+    const proc = opts.process;
+    if (proc) {
+      void proc.exited.then(async (exit) => {
+        if (this.closing || !this.opened) return;
+        const limit = await proc.limitReason().catch(() => undefined);
+        this.end({ kind: 'exited', code: exit.code, signal: exit.signal, ...(limit ? { limit } : {}) });
+      });
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.opts.process?.pid;
+  }
+
+  /**
+   * Connects `transport` and completes MCP initialize within `timeoutMs`. Rejects with TimeoutError,
+   * the caller's abort reason, or InstanceError('INSTANCE_FAILED'); the caller closes the connection then.
+   */
+  async open(transport: Transport, options: { signal?: AbortSignal; timeoutMs: number }): Promise<void> {
+    const scope = callScope(options, options.timeoutMs);
+    try {
+      await this.client.connect(transport, { signal: scope.signal, timeout: scope.timeoutMs + 1_000 });
+    } catch (err) {
+      if (scope.callerAborted()) throw abortReason(options.signal);
+      if (scope.timedOut()) {
+        throw new TimeoutError(
+          `Plugin ${this.opts.pluginId} did not complete MCP initialize within ${scope.timeoutMs} ms`,
+        );
+      }
+      const exit = this.opts.process
+        ? await timeoutPromise(this.opts.process.exited, EXIT_STATUS_WAIT_MS)
+        : undefined;
+      const what = exit
+        ? `its process ${describeExit(exit)} before completing MCP initialize`
+        : errorText(err);
+      throw new InstanceError('INSTANCE_FAILED', `Plugin ${this.opts.pluginId} failed to start: ${what}`);
+    }
+    this.opened = true;
+  }
+
+  async listTools(options?: CallOptions): Promise<Tool[]> {
+    const scope = this.scope(options);
+    const tools: Tool[] = [];
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const result = await this.request(scope, 'list its tools', () =>
+        this.client.request(
+          { method: 'tools/list', params: cursor === undefined ? {} : { cursor } },
+          ListToolsResultSchema,
+          { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+        ),
+      );
+      tools.push(...result.tools);
+      cursor = result.nextCursor;
+      if (cursor === undefined) return tools;
+      if (seen.has(cursor)) break;
+      seen.add(cursor);
+    }
+    throw new InstanceError(
+      'INSTANCE_FAILED',
+      `Plugin ${this.opts.pluginId} returned a tools/list cursor that never ends`,
+    );
+  }
+
+  async callTool(
+    name: string,
+    args: Record<string, unknown>,
+    options?: CallOptions,
+  ): Promise<CallToolResult> {
+    const scope = this.scope(options);
+    return this.request(scope, `run tool "${name}"`, () =>
+      this.client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
+        signal: scope.signal,
+        timeout: scope.timeoutMs + 1_000,
+      }),
+    );
+  }
+
+  async ping(options?: CallOptions): Promise<void> {
+    const scope = this.scope(options);
+    await this.request(scope, 'answer ping', () =>
+      this.client.request({ method: 'ping' }, EmptyResultSchema, {
+        signal: scope.signal,
+        timeout: scope.timeoutMs + 1_000,
+      }),
+    );
+  }
+
+  /** Fires once when the session ends other than by close(); a listener added after the end fires at once. */
+  onEnd(listener: (end: ConnectionEnd) => void): void {
+    this.endListeners.push(listener);
+    const ended = this.ended;
+    if (ended) queueMicrotask(() => this.safely(() => listener(ended)));
+  }
+
+  onToolsChanged(listener: () => void): void {
+    this.toolsListeners.push(listener);
+  }
+
+  /** Memory and CPU of the local process group; undefined for remote connections or once it is gone. */
+  async usage(): Promise<{ rssBytes: number; cpuSeconds: number } | undefined> {
+    const proc = this.opts.process;
+    if (!proc || proc.currentState === 'stopped') return undefined;
+    return groupUsage(proc.pid);
+  }
+
+  /** Closes the MCP session and stops the local process (escalating). Idempotent; onEnd does not fire. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.client.close();
+      } catch (err) {
+        this.opts.logger.debug({ err: errorText(err) }, 'MCP client close failed');
+      }
+      await this.opts.process?.stop();
+    })();
+    return this.closing;
+  }
+
+  private scope(options: CallOptions | undefined): CallScope {
+    if (this.closing)
+      throw new InstanceError('INSTANCE_FAILED', `The connection to plugin ${this.opts.pluginId} is closed`);
+    if (this.ended) throw this.endedError(this.ended);
+    return callScope(options, this.opts.callTimeoutMs);
+  }
+
+  private async request<T>(scope: CallScope, what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw await this.mapError(err, scope, what);
+    }
+  }
+
+  private async mapError(err: unknown, scope: CallScope, what: string): Promise<Error> {
+    const plugin = `Plugin ${this.opts.pluginId}`;
+    if (err instanceof HayError) return err;
+    if (scope.callerAborted()) return abortReason(scope.signal);
+    if (scope.timedOut() || (err instanceof McpError && err.code === Number(ErrorCode.RequestTimeout))) {
+      return new TimeoutError(`${plugin} did not ${what} within ${scope.timeoutMs} ms`);
+    }
+    if (err instanceof McpError && err.code === Number(ErrorCode.ConnectionClosed)) {
+      if (this.closing)
+        return new InstanceError(
+          'SHUTTING_DOWN',
+          `The connection to ${plugin} was closed while it was asked to ${what}`,
+        );
+      const proc = this.opts.process;
+      if (proc) {
+        const exit = await timeoutPromise(proc.exited, EXIT_STATUS_WAIT_MS);
+        return new InstanceError(
+          'INSTANCE_CRASHED',
+          `${plugin} ${describeExit(exit)} while it was asked to ${what}`,
+        );
+      }
+      return new InstanceError(
+        'INSTANCE_CRASHED',
+        `The connection to ${plugin} closed while it was asked to ${what}`,
+      );
+    }
+    if (err instanceof McpError && err.code === Number(ErrorCode.InvalidParams)) {
+      return new ValidationError(
+        'ARGUMENTS_INVALID',
+        `${plugin} rejected the request to ${what}: ${err.message}`,
+      );
+    }
+    if (err instanceof McpError)
+      return new InstanceError('INSTANCE_FAILED', `${plugin} failed to ${what}: ${err.message}`);
+    return new InstanceError('INSTANCE_FAILED', `${plugin} could not ${what}: ${errorText(err)}`);
+  }
+
+  private endedError(end: ConnectionEnd): InstanceError {
+    const plugin = `Plugin ${this.opts.pluginId}`;
+    if (end.kind === 'exited') {
+      const limit = end.limit ? ` (${end.limit} limit reached)` : '';
+      return new InstanceError(
+        'INSTANCE_CRASHED',
+        `${plugin} is not running: it ${describeExit(end)}${limit}`,
+      );
+    }
+    if (end.kind === 'error')
+      return new InstanceError('INSTANCE_CRASHED', `${plugin} connection failed: ${end.message}`);
+    return new InstanceError('INSTANCE_CRASHED', `The connection to ${plugin} was closed by the server`);
+  }
+
+  private onTransportClosed(): void {
+    if (this.closing || !this.opened) return;
+    const proc = this.opts.process;
+    if (proc) {
+      // Local: the end is reported from the process exit (with code/signal); make sure it comes.
+      void proc.stop();
+      return;
+    }
+    this.end({ kind: 'closed' });
+  }
+
+  private end(end: ConnectionEnd): void {
+    if (this.ended || this.closing) return;
+    this.ended = end;
+    this.opts.logger.info({ end }, 'plugin connection ended');
+    for (const listener of this.endListeners) this.safely(() => listener(end));
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.opts.logger.error({ err: errorText(err) }, 'plugin connection listener threw');
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
