@@ -117,8 +117,16 @@ export class TimeoutError extends HayError {
 }
 
 export class InstanceError extends HayError {
-  constructor(code: 'INSTANCE_FAILED' | 'INSTANCE_CRASHED' | 'SHUTTING_DOWN', message: string, cause?: unknown) {
-    super(code, message, cause !== undefined ? { cause } : undefined);
+  constructor(
+    code: 'INSTANCE_FAILED' | 'INSTANCE_CRASHED' | 'SHUTTING_DOWN',
+    message: string,
+    cause?: unknown,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, {
+      ...(cause !== undefined ? { cause } : {}),
+      ...(details !== undefined ? { details } : {}),
+    });
   }
 }
 

@@ -1,0 +1,63 @@
+import type { HayError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { PluginConnection, PluginSpec, Tool } from '../ports.js';
+import type { InstanceState } from './state.js';
+
+/** One connected session; replaced (never reused) after a crash, stop or restart. */
+export interface LiveConnection {
+  readonly conn: PluginConnection;
+  /** The spec the connection was started with (its checksum and idle override apply). */
+  readonly spec: PluginSpec;
+  readonly startedAt: number;
+  /** Aborted when the connection is detached; signal of internal requests (shared tools/list). */
+  readonly abort: AbortController;
+  /** Set once the connection is detached; calls still running reject with it. */
+  gone: HayError | undefined;
+  readonly goneListeners: Set<(err: HayError) => void>;
+  /** Last successful ping or start. */
+  lastVerifiedAt: number;
+  pinging: Promise<boolean> | undefined;
+  /** A restart was requested while this connection was starting or running: drain and replace it. */
+  stale: boolean;
+  tools: Tool[] | undefined;
+  toolsLoad: Promise<Tool[]> | undefined;
+  /** Bumped on tools/list_changed so a load that started earlier is not cached. */
+  toolsVersion: number;
+}
+
+export interface StartOperation {
+  promise: Promise<void>;
+  readonly controller: AbortController;
+  /** Callers currently awaiting the start; when the last one aborts, the start is aborted. */
+  joined: number;
+  /** restartPlugin() arrived during the start: the new connection is born stale. */
+  restartRequested: boolean;
+}
+
+/** Internal bookkeeping for one (organization, plugin key) pair. Never handed out. */
+export interface InstanceRecord {
+  readonly key: string;
+  readonly orgId: string;
+  readonly pluginKey: string;
+  /** Latest spec a caller passed. */
+  spec: PluginSpec;
+  logger: Logger;
+  state: InstanceState;
+  live: LiveConnection | undefined;
+  start: StartOperation | undefined;
+  drain: Promise<void> | undefined;
+  stopping: Promise<void> | undefined;
+  /** Calls running on the connection. */
+  inFlight: number;
+  /** Callers inside ensure/call for this pair (waiting for a start, about to call, or calling). */
+  users: number;
+  /** Resolved when inFlight reaches zero. */
+  idleWaiters: (() => void)[];
+  failures: number;
+  lastError: string | undefined;
+  lastActivityAt: number | undefined;
+}
+
+export function instanceKey(orgId: string, pluginKey: string): string {
+  return `${orgId}\u0000${pluginKey}`;
+}
