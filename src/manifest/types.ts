@@ -13,11 +13,17 @@ export interface McpToolDeclaration {
   description?: string;
   input_schema?: Record<string, unknown>;
   /** Opt-in result cache for this tool. */
-  cache?: { ttlSeconds: number };
+  cache?: ToolCacheSettings;
 }
 
+export interface ToolCacheSettings {
+  ttlSeconds: number;
+}
+
+export type McpConnectionType = 'local' | 'remote';
+
 export interface McpConnection {
-  type: 'local' | 'remote';
+  type: McpConnectionType;
   /** Remote servers only. */
   url?: string;
   /** Extra HTTP headers for remote servers; values may reference config fields as `${config.field}`. */
@@ -40,8 +46,17 @@ export interface UiCapabilities {
   components?: string[];
 }
 
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface ApiRoute {
+  method: HttpMethod;
+  /** Starts with "/". */
+  path: string;
+  description?: string;
+}
+
 export interface ApiCapabilities {
-  routes?: { method: string; path: string; description?: string }[];
+  routes?: ApiRoute[];
 }
 
 export interface PluginCapabilities {

@@ -124,8 +124,10 @@ function formatAjvError(err: ErrorObject): string | undefined {
       const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'] : [];
       return `${pointer} must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')} (got ${JSON.stringify(err.data)})`;
     }
-    case 'uniqueItems':
-      return `${pointer} must not contain duplicates (items ${String(params['j'])} and ${String(params['i'])} are equal)`;
+    case 'uniqueItems': {
+      const [a, b] = [Number(params['i']), Number(params['j'])].sort((x, y) => x - y);
+      return `${pointer} must not contain duplicates (items ${a} and ${b} are equal)`;
+    }
     default:
       return `${pointer} ${err.message ?? `fails rule "${err.keyword}"`}`;
   }
