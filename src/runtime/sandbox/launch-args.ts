@@ -101,7 +101,7 @@ export function buildBwrapInvocation(plan: BwrapPlan): { options: string[]; args
     options.push('--uid', String(plan.uid), '--gid', String(plan.gid));
   }
   options.push('--die-with-parent', '--hostname', 'hay-plugin');
-  options.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  options.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   options.push('--ro-bind', '/usr', '/usr');
   for (const entry of plan.rootEntries) {
     if (entry.kind === 'symlink' && entry.target !== undefined) options.push('--symlink', entry.target, entry.path);
