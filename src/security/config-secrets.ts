@@ -25,7 +25,12 @@ function isMaskEcho(v: unknown): boolean {
   return isPlainObject(v) && Object.keys(v).length === 1 && v.set === true;
 }
 
-function checkField(name: string, field: ConfigField, value: unknown, problems: string[]): ConfigValue | undefined {
+function checkField(
+  name: string,
+  field: ConfigField,
+  value: unknown,
+  problems: string[],
+): ConfigValue | undefined {
   const at = `configuration.${name}`;
   switch (field.type) {
     case 'string':
@@ -70,7 +75,8 @@ function checkField(name: string, field: ConfigField, value: unknown, problems: 
 export function validateConfiguration(schema: ConfigSchema | undefined, input: unknown): ConfigValues {
   const fields = schema ?? {};
   if (input === undefined || input === null) input = {};
-  if (!isPlainObject(input)) throw new ValidationError('CONFIGURATION_INVALID', 'configuration must be an object');
+  if (!isPlainObject(input))
+    throw new ValidationError('CONFIGURATION_INVALID', 'configuration must be an object');
   const problems: string[] = [];
   for (const key of Object.keys(input))
     if (!own(fields, key)) {

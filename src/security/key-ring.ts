@@ -98,7 +98,10 @@ export class KeyRing {
     if (!file) {
       const key = randomBytes(KEY_BYTES);
       const id = keyIdOf(key);
-      const created = await createKeyFileExclusive(filePath, { current: id, keys: { [id]: key.toString('base64') } });
+      const created = await createKeyFileExclusive(filePath, {
+        current: id,
+        keys: { [id]: key.toString('base64') },
+      });
       if (created) options.logger?.info({ file: filePath, keyId: id }, 'generated a new encryption key');
       file = await readKeyFile(filePath);
       if (!file) throw new ConfigError(`${filePath} vanished right after it was written`);
@@ -119,7 +122,8 @@ export class KeyRing {
     if (!first) throw new RangeError('KeyRing.fromKeys needs at least one key');
     const map = new Map<string, Buffer>();
     for (const k of keys) {
-      if (k.length !== KEY_BYTES) throw new RangeError(`encryption keys are ${KEY_BYTES} bytes; got ${k.length}`);
+      if (k.length !== KEY_BYTES)
+        throw new RangeError(`encryption keys are ${KEY_BYTES} bytes; got ${k.length}`);
       map.set(keyIdOf(k), Buffer.from(k));
     }
     return new KeyRing(map, keyIdOf(first), undefined);
@@ -160,7 +164,8 @@ export class KeyRing {
    */
   deriveKey(purpose: string): Buffer {
     const key = this.keys.get(this.current);
-    if (!key) throw new HayError('SECRET_KEY_INVALID', `current key ${this.current} is missing from the key ring`);
+    if (!key)
+      throw new HayError('SECRET_KEY_INVALID', `current key ${this.current} is missing from the key ring`);
     return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `hay-plugins/${purpose}`, KEY_BYTES));
   }
 

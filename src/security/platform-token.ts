@@ -52,7 +52,10 @@ export class PlatformTokens {
     this.now = options.now ?? Date.now;
   }
 
-  issue(subject: PlatformTokenSubject, ttlMs: number = this.ttlMs): { token: string; claims: PlatformTokenClaims } {
+  issue(
+    subject: PlatformTokenSubject,
+    ttlMs: number = this.ttlMs,
+  ): { token: string; claims: PlatformTokenClaims } {
     const claims: PlatformTokenClaims = {
       orgId: subject.orgId,
       pluginId: subject.pluginId,
@@ -101,7 +104,14 @@ export class PlatformTokens {
       return malformed();
     if (this.now() >= c.exp)
       throw new AuthError('UNAUTHORIZED', `platform token expired at ${new Date(c.exp).toISOString()}`);
-    return { orgId: c.orgId, pluginId: c.pluginId, pluginKey: c.pluginKey, apis: c.apis, exp: c.exp, jti: c.jti };
+    return {
+      orgId: c.orgId,
+      pluginId: c.pluginId,
+      pluginKey: c.pluginKey,
+      apis: c.apis,
+      exp: c.exp,
+      jti: c.jti,
+    };
   }
 
   private sign(body: string): string {

@@ -27,7 +27,8 @@ interface Bucket {
 function checkLimit(limit: RateLimit, what: string): void {
   if (!(limit.ratePerMinute > 0) || !Number.isFinite(limit.ratePerMinute))
     throw new RangeError(`${what}: ratePerMinute must be a positive number`);
-  if (!(limit.burst >= 1) || !Number.isFinite(limit.burst)) throw new RangeError(`${what}: burst must be >= 1`);
+  if (!(limit.burst >= 1) || !Number.isFinite(limit.burst))
+    throw new RangeError(`${what}: burst must be >= 1`);
 }
 
 /**

@@ -137,6 +137,7 @@ export function collectKeyIds(value: unknown, into: Set<string> = new Set()): Se
   const id = keyIdOfValue(value);
   if (id !== undefined) into.add(id);
   else if (Array.isArray(value)) for (const v of value) collectKeyIds(v, into);
-  else if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) collectKeyIds(v, into);
+  else if (typeof value === 'object' && value !== null)
+    for (const v of Object.values(value)) collectKeyIds(v, into);
   return into;
 }

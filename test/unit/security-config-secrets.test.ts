@@ -82,10 +82,12 @@ describe('validateConfiguration', () => {
       'configuration.pin must be a finite number',
     ]);
     expect(msg).not.toContain('sneaky-value');
-    expect(validationMessage(() => validateConfiguration(schema, { apiKey: 'k', region: 'eu', endpoint: 'nope' }))).toBe(
-      'configuration.endpoint must be an absolute http(s) URL',
+    expect(
+      validationMessage(() => validateConfiguration(schema, { apiKey: 'k', region: 'eu', endpoint: 'nope' })),
+    ).toBe('configuration.endpoint must be an absolute http(s) URL');
+    expect(validationMessage(() => validateConfiguration(schema, ['a']))).toBe(
+      'configuration must be an object',
     );
-    expect(validationMessage(() => validateConfiguration(schema, ['a']))).toBe('configuration must be an object');
     expect(validationMessage(() => validateConfiguration(undefined, { a: 1 }))).toBe(
       'configuration.a is not a field of this plugin (it takes no configuration)',
     );

@@ -30,9 +30,13 @@ describe('PlatformTokens', () => {
 
   it('rejects a token signed with another secret', () => {
     const other = new PlatformTokens({ secret: randomBytes(32), ttlMs: 60_000, now: () => t });
-    expect(reason(() => tokens.verify(other.issue(subject).token))).toBe('platform token signature is invalid');
+    expect(reason(() => tokens.verify(other.issue(subject).token))).toBe(
+      'platform token signature is invalid',
+    );
     const random = new PlatformTokens({ ttlMs: 60_000, now: () => t });
-    expect(reason(() => tokens.verify(random.issue(subject).token))).toBe('platform token signature is invalid');
+    expect(reason(() => tokens.verify(random.issue(subject).token))).toBe(
+      'platform token signature is invalid',
+    );
   });
 
   it('rejects a forged signature and a tampered payload', () => {
@@ -44,7 +48,10 @@ describe('PlatformTokens', () => {
       'platform token signature is invalid',
     );
     const widened = Buffer.from(
-      JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), apis: ['email', 'admin'] }),
+      JSON.stringify({
+        ...JSON.parse(Buffer.from(payload, 'base64url').toString()),
+        apis: ['email', 'admin'],
+      }),
     ).toString('base64url');
     expect(reason(() => tokens.verify(`${p}.${widened}.${sig}`))).toBe('platform token signature is invalid');
     expect(reason(() => tokens.verify(`${p}.${payload}.${sig.slice(0, 10)}`))).toBe(

@@ -67,7 +67,9 @@ describe('RateLimiter', () => {
     expect(rl.take('x', 3).ok).toBe(true);
     rl.setLimit('x', undefined);
     expect(rl.limitFor('x')).toEqual({ ratePerMinute: 60, burst: 1 });
-    expect(() => rl.setLimit('y', { ratePerMinute: 0, burst: 1 })).toThrow(/ratePerMinute must be a positive number/);
+    expect(() => rl.setLimit('y', { ratePerMinute: 0, burst: 1 })).toThrow(
+      /ratePerMinute must be a positive number/,
+    );
   });
 
   it('caps tokens at a lowered burst', () => {

@@ -72,7 +72,11 @@ describe('SecretBox', () => {
     for (const idx of [3, 4, 5]) {
       const copy = [...parts];
       copy[idx] = flip(copy[idx] ?? '');
-      const e = expectHayError(() => box.decrypt(copy.join(':')), 'SECRET_KEY_INVALID', /failed authentication/);
+      const e = expectHayError(
+        () => box.decrypt(copy.join(':')),
+        'SECRET_KEY_INVALID',
+        /failed authentication/,
+      );
       expect(e.message).toContain(box.currentKeyId);
       expect(e.message).not.toContain('secret-value');
     }
