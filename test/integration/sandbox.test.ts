@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,7 +199,9 @@ describe.skipIf(noBwrap)('sandbox (bubblewrap, real processes)', () => {
   });
 
   it('applies the open-file limit', async () => {
-    const res = await run(spec(['limits'], { limits: { memoryMb: 256, cpuPercent: 100, maxProcesses: 64, maxOpenFiles: 77 } }));
+    const res = await run(
+      spec(['limits'], { limits: { memoryMb: 256, cpuPercent: 100, maxProcesses: 64, maxOpenFiles: 77 } }),
+    );
     expect(res.out.nofile).toEqual([77, 77]);
   });
 
@@ -202,7 +213,9 @@ describe.skipIf(noBwrap)('sandbox (bubblewrap, real processes)', () => {
 
   describe.skipIf(noCgroup)('cgroup limits', () => {
     it('kills a memory hog and reports memory', async () => {
-      const res = await run(spec(['memory'], { limits: { memoryMb: 64, cpuPercent: 100, maxProcesses: 64, maxOpenFiles: 256 } }));
+      const res = await run(
+        spec(['memory'], { limits: { memoryMb: 64, cpuPercent: 100, maxProcesses: 64, maxOpenFiles: 256 } }),
+      );
       expect(res.out.survived).toBeUndefined();
       expect(res.code).not.toBe(0);
       expect(res.limit).toBe('memory');
@@ -210,7 +223,11 @@ describe.skipIf(noBwrap)('sandbox (bubblewrap, real processes)', () => {
     });
 
     it('bounds process creation and reports pids', async () => {
-      const res = await run(spec(['processes', '40'], { limits: { memoryMb: 256, cpuPercent: 100, maxProcesses: 16, maxOpenFiles: 256 } }));
+      const res = await run(
+        spec(['processes', '40'], {
+          limits: { memoryMb: 256, cpuPercent: 100, maxProcesses: 16, maxOpenFiles: 256 },
+        }),
+      );
       expect(res.out.wanted).toBe(40);
       expect(res.out.started).toBeLessThan(16);
       expect(res.limit).toBe('pids');
@@ -234,7 +251,10 @@ describe.skipIf(noBwrap)('sandbox (bubblewrap, real processes)', () => {
       expect(readFileSync(procs, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(2);
       process.kill(-pid, 'SIGTERM');
       await exited;
-      await waitFor(() => readFileSync(procs, 'utf8').trim() === '', 'cgroup emptied by pid-namespace teardown');
+      await waitFor(
+        () => readFileSync(procs, 'utf8').trim() === '',
+        'cgroup emptied by pid-namespace teardown',
+      );
       await prepared.release();
       prepared = undefined;
     });

@@ -56,7 +56,11 @@ export class SpawnCgroup {
     this.#releaseTimeoutMs = releaseTimeoutMs;
     this.#dirs =
       layout.version === 2
-        ? { memory: path.join(layout.parent, name), pids: path.join(layout.parent, name), cpu: path.join(layout.parent, name) }
+        ? {
+            memory: path.join(layout.parent, name),
+            pids: path.join(layout.parent, name),
+            cpu: path.join(layout.parent, name),
+          }
         : {
             memory: path.join(layout.memory, name),
             pids: path.join(layout.pids, name),
@@ -77,13 +81,17 @@ export class SpawnCgroup {
   async create(limits: Required<ResourceLimits>): Promise<void> {
     for (const dir of this.directories) await mkdir(dir, { recursive: true });
     const mem = limits.memoryMb > 0 ? Math.floor(limits.memoryMb * 1024 * 1024) : undefined;
-    const quota = limits.cpuPercent > 0 ? Math.max(1000, Math.floor((CPU_PERIOD_US * limits.cpuPercent) / 100)) : undefined;
+    const quota =
+      limits.cpuPercent > 0
+        ? Math.max(1000, Math.floor((CPU_PERIOD_US * limits.cpuPercent) / 100))
+        : undefined;
     const pids = limits.maxProcesses > 0 ? Math.floor(limits.maxProcesses) : undefined;
     if (this.#version === 2) {
       const dir = this.#dirs.memory;
       if (mem !== undefined) {
         await writeFile(path.join(dir, 'memory.max'), String(mem));
-        if (await exists(path.join(dir, 'memory.swap.max'))) await writeFile(path.join(dir, 'memory.swap.max'), '0');
+        if (await exists(path.join(dir, 'memory.swap.max')))
+          await writeFile(path.join(dir, 'memory.swap.max'), '0');
       }
       if (pids !== undefined) await writeFile(path.join(dir, 'pids.max'), String(pids));
       if (quota !== undefined) await writeFile(path.join(dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);

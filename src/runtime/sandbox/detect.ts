@@ -55,7 +55,10 @@ async function probeBubblewrap(options: DetectOptions): Promise<Probe<{ path: st
   return { ok: true, value: { path: bwrap } };
 }
 
-async function probeIdentity(bwrap: string | undefined, options: DetectOptions): Promise<Probe<IdentityMode>> {
+async function probeIdentity(
+  bwrap: string | undefined,
+  options: DetectOptions,
+): Promise<Probe<IdentityMode>> {
   if (!bwrap) return { ok: false, reason: 'needs bubblewrap' };
   const isRoot = process.getuid?.() === 0;
   const setpriv = isRoot ? await which('setpriv') : undefined;
@@ -141,7 +144,8 @@ async function probeCgroupV1(name: string): Promise<Probe<CgroupLayout>> {
     if (notWritable) problems.push(notWritable);
     else bases[ctrl] = base;
   }
-  if (!bases.memory || !bases.pids || !bases.cpu) return { ok: false, reason: `cgroup v1: ${problems.join('; ')}` };
+  if (!bases.memory || !bases.pids || !bases.cpu)
+    return { ok: false, reason: `cgroup v1: ${problems.join('; ')}` };
   return { ok: true, value: { version: 1, memory: bases.memory, pids: bases.pids, cpu: bases.cpu } };
 }
 

@@ -89,7 +89,11 @@ export interface BwrapPlan {
  * The bubblewrap options (everything between `bwrap` and `--`), the NUL-separated argument file content
  * (environment, kept off the command line) and the command after `--`.
  */
-export function buildBwrapInvocation(plan: BwrapPlan): { options: string[]; argsFile: string; command: string[] } {
+export function buildBwrapInvocation(plan: BwrapPlan): {
+  options: string[];
+  argsFile: string;
+  command: string[];
+} {
   const { spec } = plan;
   const options: string[] = [];
   if (plan.identity.kind === 'setpriv') {
@@ -104,7 +108,8 @@ export function buildBwrapInvocation(plan: BwrapPlan): { options: string[]; args
   options.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   options.push('--ro-bind', '/usr', '/usr');
   for (const entry of plan.rootEntries) {
-    if (entry.kind === 'symlink' && entry.target !== undefined) options.push('--symlink', entry.target, entry.path);
+    if (entry.kind === 'symlink' && entry.target !== undefined)
+      options.push('--symlink', entry.target, entry.path);
     else options.push('--ro-bind-try', entry.path, entry.path);
   }
   // bubblewrap creates missing parents of a bind target with mode 0700 when privileged; create them 0755 first.
@@ -127,7 +132,11 @@ export function buildBwrapInvocation(plan: BwrapPlan): { options: string[]; args
   bind('--bind', plan.hostDataDir, SANDBOX_DATA_DIR);
   options.push('--chdir', spec.cwd);
 
-  const env: Record<string, string> = { ...spec.env, HOME: SANDBOX_DATA_DIR, HAY_PLUGIN_DATA_DIR: SANDBOX_DATA_DIR };
+  const env: Record<string, string> = {
+    ...spec.env,
+    HOME: SANDBOX_DATA_DIR,
+    HAY_PLUGIN_DATA_DIR: SANDBOX_DATA_DIR,
+  };
   const fileArgs = ['--clearenv'];
   const late: string[] = [];
   for (const [name, value] of Object.entries(env)) {
@@ -163,6 +172,7 @@ export function pathSegment(id: string): string {
 export function pathsOverlap(a: string, b: string): boolean {
   const x = path.resolve(a);
   const y = path.resolve(b);
-  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
+  const within = (inner: string, outer: string) =>
+    inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
   return within(x, y) || within(y, x);
 }

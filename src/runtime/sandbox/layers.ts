@@ -3,8 +3,7 @@ export type Probe<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 /** Where per-spawn cgroups are created. v1: one base directory per controller; v2: one delegated parent. */
 export type CgroupLayout =
-  | { version: 2; parent: string }
-  | { version: 1; memory: string; pids: string; cpu: string };
+  { version: 2; parent: string } | { version: 1; memory: string; pids: string; cpu: string };
 
 /** How the plugin process ends up non-root. */
 export type IdentityMode =

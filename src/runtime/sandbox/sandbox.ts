@@ -86,7 +86,10 @@ export class LayeredSandbox implements SandboxWrapper {
     if (this.#options.mode === 'off') {
       return {
         active: [],
-        unavailable: [...REQUIRED_LAYERS, LAYER_NETWORK_ALLOWLIST].map((layer) => ({ layer, reason: 'sandbox=off' })),
+        unavailable: [...REQUIRED_LAYERS, LAYER_NETWORK_ALLOWLIST].map((layer) => ({
+          layer,
+          reason: 'sandbox=off',
+        })),
       };
     }
     const l = this.#layers;
@@ -102,7 +105,10 @@ export class LayeredSandbox implements SandboxWrapper {
       this.#options.mode === 'strict'
         ? 'not enforceable: plugins declaring network.hosts (without network.all) are refused'
         : 'not enforced: plugins declaring network.hosts get full network access';
-    return { active, unavailable: [...this.#missing(), { layer: LAYER_NETWORK_ALLOWLIST, reason: allowListReason }] };
+    return {
+      active,
+      unavailable: [...this.#missing(), { layer: LAYER_NETWORK_ALLOWLIST, reason: allowListReason }],
+    };
   }
 
   async prepare(spec: LaunchSpec): Promise<PreparedLaunch> {
@@ -127,17 +133,27 @@ export class LayeredSandbox implements SandboxWrapper {
         );
       }
     } else if (wantsAllowList) {
-      log.warn({ hosts: spec.network.hosts }, 'network host allow-list is not enforced; granting full network');
+      log.warn(
+        { hosts: spec.network.hosts },
+        'network host allow-list is not enforced; granting full network',
+      );
     }
 
     const l = this.#layers;
     const id = `hay-${randomBytes(6).toString('hex')}`;
-    const hostDataDir = path.join(this.#options.pluginDataRoot, pathSegment(spec.orgId), pathSegment(spec.pluginId));
+    const hostDataDir = path.join(
+      this.#options.pluginDataRoot,
+      pathSegment(spec.orgId),
+      pathSegment(spec.pluginId),
+    );
     const useBwrap = l.bubblewrap.ok && l.identity.ok;
     await mkdir(hostDataDir, { recursive: true, mode: 0o700 });
-    if (useBwrap && l.identity.ok && l.identity.value.kind === 'setpriv') await chown(hostDataDir, this.#uid, this.#gid);
+    if (useBwrap && l.identity.ok && l.identity.value.kind === 'setpriv')
+      await chown(hostDataDir, this.#uid, this.#gid);
 
-    const cgroup = l.cgroup.ok ? new SpawnCgroup(l.cgroup.value, id, this.#options.releaseTimeoutMs ?? 5000) : undefined;
+    const cgroup = l.cgroup.ok
+      ? new SpawnCgroup(l.cgroup.value, id, this.#options.releaseTimeoutMs ?? 5000)
+      : undefined;
     const argsFile = path.join(this.#runDir, `${id}.args`);
     let released: Promise<void> | undefined;
     const release = (): Promise<void> => {
@@ -175,7 +191,16 @@ export class LayeredSandbox implements SandboxWrapper {
         await writeFile(argsFile, inv.argsFile, { mode: 0o600 });
         const procs = cgroup?.procsFiles ?? [];
         argv = [
-          ...[l.tools.sh, '-c', WRAPPER_SCRIPT, 'hay-sandbox', argsFile, l.tools.rm, String(procs.length), ...procs],
+          ...[
+            l.tools.sh,
+            '-c',
+            WRAPPER_SCRIPT,
+            'hay-sandbox',
+            argsFile,
+            l.tools.rm,
+            String(procs.length),
+            ...procs,
+          ],
           ...rlimit,
           ...[l.bubblewrap.value.path, '--args', '3', ...inv.options, '--', ...inv.command],
         ];
@@ -184,7 +209,16 @@ export class LayeredSandbox implements SandboxWrapper {
       } else if (cgroup) {
         // Without bubblewrap the environment passes through sh, which drops names that are not identifiers.
         const procs = cgroup.procsFiles;
-        argv = [l.tools.sh, '-c', WRAPPER_SCRIPT, 'hay-sandbox', '', l.tools.rm, String(procs.length), ...procs];
+        argv = [
+          l.tools.sh,
+          '-c',
+          WRAPPER_SCRIPT,
+          'hay-sandbox',
+          '',
+          l.tools.rm,
+          String(procs.length),
+          ...procs,
+        ];
         argv.push(...rlimit, ...spec.argv);
         env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir };
       } else {
@@ -199,7 +233,8 @@ export class LayeredSandbox implements SandboxWrapper {
             await cgroup.attach(pid);
           } catch (err) {
             // ESRCH: the process already exited; nothing left to confine.
-            if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ESRCH')) throw err;
+            if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ESRCH'))
+              throw err;
           }
         };
         prepared.killedByLimit = () => cgroup.killedByLimit();
@@ -221,10 +256,15 @@ export class LayeredSandbox implements SandboxWrapper {
     const out: string[] = [];
     for (const requested of spec.readPaths) {
       if (!path.isAbsolute(requested)) {
-        throw new HayError('PERMISSION_DENIED', `Plugin ${spec.pluginId}: filesystem.read path must be absolute: ${requested}`);
+        throw new HayError(
+          'PERMISSION_DENIED',
+          `Plugin ${spec.pluginId}: filesystem.read path must be absolute: ${requested}`,
+        );
       }
       const resolved = await realpath(requested).catch(() => path.resolve(requested));
-      const resolvedProtected = await Promise.all(protectedPaths.map((p) => realpath(p).catch(() => path.resolve(p))));
+      const resolvedProtected = await Promise.all(
+        protectedPaths.map((p) => realpath(p).catch(() => path.resolve(p))),
+      );
       if (resolvedProtected.some((p) => pathsOverlap(resolved, p))) {
         throw new HayError(
           'PERMISSION_DENIED',
@@ -242,7 +282,10 @@ function validateSpec(spec: LaunchSpec): void {
     throw new ValidationError('CONFIGURATION_INVALID', `Plugin ${spec.pluginId} has an empty start command`);
   }
   if (spec.argv[0].includes('=')) {
-    throw new ValidationError('CONFIGURATION_INVALID', `Plugin ${spec.pluginId}: the command name may not contain "="`);
+    throw new ValidationError(
+      'CONFIGURATION_INVALID',
+      `Plugin ${spec.pluginId}: the command name may not contain "="`,
+    );
   }
   for (const [name, value] of Object.entries(spec.env)) {
     if (name === '' || name.includes('=') || name.includes('\0') || value.includes('\0')) {
@@ -253,7 +296,10 @@ function validateSpec(spec: LaunchSpec): void {
     }
   }
   if (!path.isAbsolute(spec.cwd)) {
-    throw new ValidationError('CONFIGURATION_INVALID', `Plugin ${spec.pluginId}: working directory must be absolute`);
+    throw new ValidationError(
+      'CONFIGURATION_INVALID',
+      `Plugin ${spec.pluginId}: working directory must be absolute`,
+    );
   }
 }
 
