@@ -1,7 +1,13 @@
-import { createHash, type Hash } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { open, readdir, readlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, readdir, readFile, readlink, type Dirent } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+
+// The callback fs functions, promisified, are several times faster than node:fs/promises for many small
+// files (no FileHandle bookkeeping) and stay fast under thousands of concurrent calls.
+const readdirAsync = promisify(readdir);
+const readFileAsync = promisify(readFile);
+const readlinkAsync = promisify(readlink);
 
 /** Folder names skipped at any depth: installed/built output and VCS data are not part of the source. */
 export const CHECKSUM_EXCLUDED_NAMES: ReadonlySet<string> = new Set(['node_modules', 'dist', '.git']);
@@ -10,8 +16,6 @@ export interface ChecksumOptions {
   /** Filesystem operations in flight at once for this call (default 32). */
   concurrency?: number;
 }
-
-const STREAM_THRESHOLD_BYTES = 4 * 1024 * 1024;
 
 type Entry = { rel: string; kind: 'file'; digest: string } | { rel: string; kind: 'link'; target: string };
 
@@ -27,14 +31,14 @@ export async function computePluginChecksum(dir: string, options: ChecksumOption
   const entries: Entry[] = [];
 
   const walk = async (absDir: string, relDir: string): Promise<void> => {
-    const dirents: Dirent[] = await limit(() => readdir(absDir, { withFileTypes: true }));
+    const dirents: Dirent[] = await limit(() => readdirAsync(absDir, { withFileTypes: true }));
     await Promise.all(
       dirents.map(async (d) => {
         if (CHECKSUM_EXCLUDED_NAMES.has(d.name)) return;
         const abs = path.join(absDir, d.name);
         const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
         if (d.isSymbolicLink()) {
-          const target = await limit(() => readlink(abs));
+          const target = await limit(() => readlinkAsync(abs));
           entries.push({ rel, kind: 'link', target: target.split(path.sep).join('/') });
         } else if (d.isDirectory()) {
           await walk(abs, rel);
@@ -57,19 +61,14 @@ export async function computePluginChecksum(dir: string, options: ChecksumOption
 
 async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
-  const handle = await open(file, 'r');
   try {
-    const { size } = await handle.stat();
-    if (size <= STREAM_THRESHOLD_BYTES) hash.update(await handle.readFile());
-    else await streamInto(handle.createReadStream({ autoClose: false }), hash);
-  } finally {
-    await handle.close();
+    hash.update(await readFileAsync(file));
+  } catch (err) {
+    // Files over the Buffer limit (2 GiB) are streamed instead.
+    if ((err as { code?: unknown }).code !== 'ERR_FS_FILE_TOO_LARGE') throw err;
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   }
   return hash.digest('hex');
-}
-
-async function streamInto(stream: AsyncIterable<Buffer>, hash: Hash): Promise<void> {
-  for await (const chunk of stream) hash.update(chunk);
 }
 
 /** Runs at most `max` tasks at once; the rest wait in FIFO order. A finishing task hands its slot on. */
