@@ -69,14 +69,27 @@ function checkField(
  * Rules: input is an object; fields not in the schema are rejected; a required field that is missing,
  * null or '' (without a default) is reported as required; types are exact (no string→number coercion);
  * `url` must be absolute http(s); `select` must be one of `options`. Secret values are never echoed.
+ * `maxBytes` (config maxConfigurationBytes) bounds the JSON size of `input`, checked first.
  * Throws ValidationError('CONFIGURATION_INVALID') listing every problem, `; `-separated, each naming the
  * field as `configuration.<name>`.
  */
-export function validateConfiguration(schema: ConfigSchema | undefined, input: unknown): ConfigValues {
+export function validateConfiguration(
+  schema: ConfigSchema | undefined,
+  input: unknown,
+  options: { maxBytes?: number } = {},
+): ConfigValues {
   const fields = schema ?? {};
   if (input === undefined || input === null) input = {};
   if (!isPlainObject(input))
     throw new ValidationError('CONFIGURATION_INVALID', 'configuration must be an object');
+  if (options.maxBytes !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(input), 'utf8');
+    if (bytes > options.maxBytes)
+      throw new ValidationError(
+        'CONFIGURATION_INVALID',
+        `configuration is ${bytes} bytes; the limit is ${options.maxBytes} bytes (HAY_MAX_CONFIGURATION_BYTES)`,
+      );
+  }
   const problems: string[] = [];
   for (const key of Object.keys(input))
     if (!own(fields, key)) {
@@ -210,9 +223,10 @@ export function applyConfigurationUpdate(
   input: unknown,
   previousStored: Readonly<Record<string, unknown>> | null | undefined,
   box: SecretBox,
+  options: { maxBytes?: number } = {},
 ): { stored: StoredConfiguration; values: ConfigValues; changed: string[] } {
   const previous = openConfiguration(schema, previousStored, box);
-  const values = validateConfiguration(schema, mergeConfigurationUpdate(schema, input, previous));
+  const values = validateConfiguration(schema, mergeConfigurationUpdate(schema, input, previous), options);
   return {
     stored: sealConfiguration(schema, values, box),
     values,

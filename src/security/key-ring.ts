@@ -155,7 +155,8 @@ export class KeyRing {
 
   /** The raw key for `keyId`, or undefined when the ring does not hold it. For SecretBox only. */
   keyFor(keyId: string): Buffer | undefined {
-    return this.keys.get(keyId);
+    const key = this.keys.get(keyId);
+    return key && Buffer.from(key);
   }
 
   /**

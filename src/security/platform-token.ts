@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { AuthError } from '../errors.js';
+import { AuthError, PermissionDeniedError } from '../errors.js';
 
 /** What a plugin instance may do with the platform API, signed into its token. */
 export interface PlatformTokenSubject {
@@ -117,4 +117,9 @@ export class PlatformTokens {
   private sign(body: string): string {
     return createHmac('sha256', this.secret).update(body).digest('base64url');
   }
+}
+
+/** Throws PermissionDeniedError unless the verified token grants `api`. */
+export function assertTokenGrants(claims: PlatformTokenClaims, api: string): void {
+  if (!claims.apis.includes(api)) throw new PermissionDeniedError(claims.pluginId, api);
 }

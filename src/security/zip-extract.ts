@@ -233,7 +233,8 @@ function toHayError(err: unknown, current: string | undefined, signal: AbortSign
  *   no encrypted entries, only stored/deflate; no duplicate names or file-vs-folder clashes.
  * Then files are inflated one by one, counting REAL bytes: over maxUncompressedBytes in total, or more
  * or fewer bytes than an entry's header declares, aborts at once. Header sizes are never trusted.
- * If all entries share one top-level folder it is stripped. `__MACOSX/` entries are skipped.
+ * If all entries share one top-level folder it is stripped. `__MACOSX/` entries are skipped. An archive
+ * with no files is refused.
  * Files are written with O_EXCL|O_NOFOLLOW, mode 0644 (0755 when the unix mode had an exec bit);
  * directories 0755; never setuid/setgid/sticky.
  * On any failure (or `signal` abort) the staging dir is removed and a HayError is thrown:
@@ -333,6 +334,7 @@ export async function extractPluginZip(
       files++;
     }
     current = undefined;
+    if (files === 0) throw refuse('upload contains no files');
     return { files, bytes: totals.bytes, rootDir: root, strippedPrefix: prefix };
   } catch (err) {
     if (created) await fs.rm(root, { recursive: true, force: true });

@@ -247,6 +247,13 @@ describe('extractPluginZip: refused archives', () => {
     expect(corrupt.message).toMatch(/^entry "bad\.js" is corrupt: /);
   });
 
+  it('refuses an archive with no files', async () => {
+    await refusedWith(
+      setup([{ name: 'empty/' }, { name: '__MACOSX/x', data: 'junk' }]),
+      'upload contains no files',
+    );
+  });
+
   it('refuses duplicate names and files used as folders', async () => {
     await refusedWith(
       setup([

@@ -94,6 +94,17 @@ describe('validateConfiguration', () => {
   });
 });
 
+describe('configuration size limit', () => {
+  it('refuses input over maxBytes before looking at fields', () => {
+    const input = { apiKey: 'x'.repeat(100), region: 'eu' };
+    const bytes = Buffer.byteLength(JSON.stringify(input));
+    expect(validationMessage(() => validateConfiguration(schema, input, { maxBytes: 50 }))).toBe(
+      `configuration is ${bytes} bytes; the limit is 50 bytes (HAY_MAX_CONFIGURATION_BYTES)`,
+    );
+    expect(validateConfiguration(schema, input, { maxBytes: bytes }).apiKey).toHaveLength(100);
+  });
+});
+
 describe('seal / open / mask', () => {
   const values = validateConfiguration(schema, { apiKey: 'sk-live-abc', region: 'us', pin: 1234 });
 

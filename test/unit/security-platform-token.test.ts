@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AuthError } from '../../src/errors.js';
-import { PlatformTokens } from '../../src/security/platform-token.js';
+import { AuthError, PermissionDeniedError } from '../../src/errors.js';
+import { PlatformTokens, assertTokenGrants } from '../../src/security/platform-token.js';
 
 const subject = { orgId: 'org-1', pluginId: 'hay-plugin-email', pluginKey: 'inst-7', apis: ['email'] };
 
@@ -75,6 +75,15 @@ describe('PlatformTokens', () => {
     for (const bad of ['', 'abc', 'hpt1.a', `hpt2${token.slice(4)}`, `${token}.x`, 'hpt1.a+b.c', 42, null]) {
       expect(reason(() => tokens.verify(bad))).toBe(malformed);
     }
+  });
+
+  it('checks granted APIs', () => {
+    const { claims } = tokens.issue(subject);
+    expect(() => assertTokenGrants(claims, 'email')).not.toThrow();
+    expect(() => assertTokenGrants(claims, 'sms')).toThrow(PermissionDeniedError);
+    expect(() => assertTokenGrants(claims, 'sms')).toThrow(
+      'Plugin hay-plugin-email does not have permission to access sms. Add "sms" to permissions.api in manifest.json',
+    );
   });
 
   it('refuses short secrets', () => {
