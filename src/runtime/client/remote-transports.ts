@@ -22,13 +22,14 @@ export function remoteTransportOrder(transport: string | undefined): RemoteTrans
 }
 
 /**
- * fetch whose request signal is a fresh dependent of the given one. The SDK HTTP transports pass one
- * long-lived AbortController signal to every fetch, and undici keeps an abort listener per request on it
- * until garbage collection; a dependent signal per request keeps those listeners off the shared signal
- * while aborting the shared one still aborts every request.
+ * Wraps `base` so each request's signal is a fresh dependent of the one given. The SDK HTTP transports pass
+ * one long-lived AbortController signal to every fetch, and undici keeps an abort listener per request on
+ * it until garbage collection (dozens pile up on a busy connection); a dependent signal per request keeps
+ * those listeners off the shared signal, while aborting the shared one still aborts every request.
  */
-const isolatingFetch: FetchLike = (url, init) =>
-  fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
+export function isolatingFetch(base: FetchLike = fetch): FetchLike {
+  return (url, init) => base(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
+}
 
 /** The URL with its scheme switched to what `kind` speaks (http(s) <-> ws(s)). */
 export function urlFor(kind: RemoteTransportKind, raw: string): URL {
@@ -51,9 +52,9 @@ export function createRemoteTransport(
   const target = urlFor(kind, url);
   switch (kind) {
     case 'http':
-      return new StreamableHTTPClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch });
+      return new StreamableHTTPClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch() });
     case 'sse':
-      return new SSEClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch });
+      return new SSEClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch() });
     case 'websocket':
       return new WsClientTransport(target, { headers, signal });
   }
