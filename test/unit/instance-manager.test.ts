@@ -641,6 +641,18 @@ describe('InstanceManager restarts and stops', () => {
     ]);
   });
 
+  it('restartPlugin during a start replaces the new connection once it is up', async () => {
+    const { manager, factory } = setup();
+    const gate = deferred();
+    factory.connectGate = gate.promise;
+    const call = manager.callTool('org-a', makeSpec(), 'echo', { text: 'after restart' });
+    await waitFor(() => factory.connectCalls === 1, 'connecting');
+    await manager.restartPlugin('pk-echo');
+    gate.resolve();
+    expect(await call).toEqual(text('after restart'));
+    expect(factory.connections.map((c) => c.closed)).toEqual([true, false]);
+  });
+
   it('restartPlugin clears a failed instance backoff', async () => {
     const { manager, factory } = setup({ crashBackoffBaseMs: 60_000, crashBackoffMaxMs: 60_000 });
     await rejection(manager.callTool('org-a', makeSpec(), 'crash', {}));

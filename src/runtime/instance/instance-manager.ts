@@ -941,7 +941,10 @@ export class InstanceManager {
       [...this.records.values()].map((rec) => this.stopRecord(rec, 'host shutting down', err)),
     );
     await Promise.all([...this.pendingCloses]);
-    await this.activity.close();
+    await withDeadline(() => this.activity.close(), {
+      timeoutMs: this.opts.shutdownDrainMs,
+      timeoutError: () => new TimeoutError(`activity flush took longer than ${this.opts.shutdownDrainMs} ms`),
+    }).catch((err: unknown) => this.logger.warn({ err }, 'final activity flush did not complete'));
     this.logger.debug('instance manager closed');
   }
 }
