@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isHayError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import type { LaunchSpec, PreparedLaunch } from '../../src/runtime/ports.js';
-import { createSandbox, type LayeredSandbox } from '../../src/runtime/sandbox/index.js';
+import { createSandbox, LayeredSandbox } from '../../src/runtime/sandbox/index.js';
 import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 
@@ -209,6 +209,28 @@ describe.skipIf(noBwrap)('sandbox (bubblewrap, real processes)', () => {
     await expect(sandbox.prepare(spec(['identity'], { readPaths: [root] }))).rejects.toSatisfy(
       (err: unknown) => isHayError(err) && err.code === 'PERMISSION_DENIED',
     );
+  });
+
+  it('user-namespace identity mode (used when not root) isolates the same way', async () => {
+    const userns = new LayeredSandbox(
+      { logger, mode: 'auto', dataDir, pluginDataRoot },
+      { ...detected, identity: { ok: true, value: { kind: 'userns' } } },
+    );
+    const previous = sandbox;
+    sandbox = userns;
+    try {
+      const who = await run(spec(['identity']));
+      expect(who.out.uid).toBe(65534);
+      expect(JSON.stringify(who.out)).not.toContain(HOST_MARKER);
+      expect((await run(spec(['read', path.join(dataDir, 'admin-token')]))).out).toEqual({
+        ok: false,
+        code: 'ENOENT',
+      });
+      expect((await run(spec(['write', '/data/userns.txt']))).out).toEqual({ ok: true });
+      expect((await run(spec(['write', path.join(pluginDir, 'own.txt')]))).out.ok).toBe(false);
+    } finally {
+      sandbox = previous;
+    }
   });
 
   describe.skipIf(noCgroup)('cgroup limits', () => {

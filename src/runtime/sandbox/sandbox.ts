@@ -148,8 +148,11 @@ export class LayeredSandbox implements SandboxWrapper {
     );
     const useBwrap = l.bubblewrap.ok && l.identity.ok;
     await mkdir(hostDataDir, { recursive: true, mode: 0o700 });
-    if (useBwrap && l.identity.ok && l.identity.value.kind === 'setpriv')
-      await chown(hostDataDir, this.#uid, this.#gid);
+    if (process.getuid?.() === 0) {
+      // The folder must belong to the host identity the plugin runs as (top level only; contents keep owners).
+      const setpriv = useBwrap && l.identity.ok && l.identity.value.kind === 'setpriv';
+      await chown(hostDataDir, setpriv ? this.#uid : 0, setpriv ? this.#gid : 0);
+    }
 
     const cgroup = l.cgroup.ok
       ? new SpawnCgroup(l.cgroup.value, id, this.#options.releaseTimeoutMs ?? 5000)
