@@ -22,8 +22,9 @@ export function manifestSchemaPath(pluginsDir: string): string {
  * unreadable or uncompilable schema throws ConfigError naming the schema.
  *
  * Every problem is one string `<file>: <JSON pointer> <rule>`, with "/" as the root pointer, e.g.
- * `plugins/core/x/manifest.json: /capabilities/mcp/transport must match pattern "..."`. All problems
- * are reported at once. Validation never modifies its input.
+ * `plugins/core/x/manifest.json: /capabilities/mcp/transport must match pattern "..."`. All schema
+ * problems are reported together; the semantic rules run (and are reported together) only once the
+ * schema passes. Validation never modifies its input.
  */
 export class ManifestValidator {
   private readonly check: ValidateFunction<HayPluginManifest>;
@@ -48,7 +49,7 @@ export class ManifestValidator {
     }
   }
 
-  /** Returns the manifest typed when valid; throws ManifestError listing every problem otherwise. */
+  /** Returns `raw` itself, typed, when valid; throws ManifestError listing the problems otherwise. */
   validate(raw: unknown, file: string): HayPluginManifest {
     if (!this.check(raw)) {
       throw new ManifestError(formatAjvErrors(this.check.errors ?? [], file));

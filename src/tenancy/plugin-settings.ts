@@ -4,13 +4,7 @@ import type { Db } from '../db/database.js';
 import { pluginInstances } from '../db/schema.js';
 import type { ConfigField } from '../manifest/types.js';
 import type { PluginConfigValues } from '../runtime/ports.js';
-import {
-  changedFields,
-  maskConfiguration,
-  openConfiguration,
-  sealConfiguration,
-  validateConfiguration,
-} from '../security/config-secrets.js';
+import { applyConfigurationUpdate, maskConfiguration, openConfiguration } from '../security/config-secrets.js';
 import type { SecretBox } from '../security/secret-box.js';
 
 export interface PluginSettings {
@@ -118,14 +112,7 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
     enabled: boolean,
   ): Promise<string[]> {
     const before = await this.row(organizationId, pluginKey);
-    const previous = before ? openConfiguration(schema, before.configuration, this.box) : {};
-    const merged: Record<string, unknown> = { ...input };
-    for (const [name, field] of Object.entries(schema)) {
-      if (field.encrypted && merged[name] === undefined && previous[name] !== undefined) merged[name] = previous[name];
-    }
-    const values = validateConfiguration(schema, merged);
-    const fields = changedFields(schema, previous, values);
-    const configuration = sealConfiguration(schema, values, this.box);
+    const { stored: configuration, changed: fields } = applyConfigurationUpdate(schema, input, before?.configuration, this.box);
     const now = new Date();
     await this.db
       .insert(pluginInstances)

@@ -1,0 +1,58 @@
+import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Metrics } from '../observability/metrics.js';
+import type { OrganizationService } from '../tenancy/organizations.js';
+import { appRouter, type AppRouter } from './router.js';
+import type { ApiServices } from './trpc.js';
+
+export interface HttpServerDeps {
+  services: ApiServices;
+  metrics: Metrics;
+  organizations: OrganizationService;
+  bodyLimitBytes: number;
+  isReady: () => boolean;
+  /** Extra routes (platform APIs, uploads). */
+  register?: (app: FastifyInstance) => void;
+}
+
+/**
+ * The host's HTTP surface: `GET /healthz` (200 once ready, 503 before/while shutting down), tRPC at
+ * `/trpc` (plain JSON, no transformer), `GET /metrics` (admin token), plus routes from `register`.
+ */
+export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes, forceCloseConnections: true });
+  app.get('/healthz', async (_req, reply) =>
+    deps.isReady() ? reply.send({ status: 'ok' }) : reply.status(503).send({ status: 'starting' }),
+  );
+  app.get('/metrics', async (req, reply) => {
+    const header = req.headers.authorization;
+    const principal = await deps.organizations
+      .authenticate(header?.startsWith('Bearer ') ? header.slice(7) : undefined)
+      .catch(() => undefined);
+    if (principal?.kind !== 'admin')
+      return reply.status(401).send({ error: { code: 'UNAUTHORIZED', message: 'GET /metrics needs the admin token' } });
+    return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  void app.register(fastifyTRPCPlugin, {
+    prefix: '/trpc',
+    trpcOptions: {
+      router: appRouter,
+      createContext: ({ req, res }) => {
+        const header = req.headers.authorization;
+        const controller = new AbortController();
+        // the client went away before the answer was written: cancel the work
+        res.raw.once('close', () => {
+          if (!res.raw.writableFinished) controller.abort();
+        });
+        return {
+          services: deps.services,
+          token: header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined,
+          signal: controller.signal,
+          ip: req.ip,
+        };
+      },
+    } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
+  });
+  deps.register?.(app);
+  return app;
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+/** Edge validation of every API input. Sizes are bounded here, once. */
+export const LIMITS = {
+  nameChars: 200,
+  pluginIdChars: 100,
+  toolNameChars: 128,
+  argumentBytes: 1024 * 1024,
+  configurationBytes: 64 * 1024,
+  batchCalls: 100,
+};
+
+const jsonBytesAtMost = (max: number, what: string) => (value: unknown, ctx: z.RefinementCtx) => {
+  const size = Buffer.byteLength(JSON.stringify(value) ?? '');
+  if (size > max) ctx.addIssue({ code: 'custom', message: `${what} is ${size} bytes; the limit is ${max}` });
+};
+
+export const pluginId = z.string().min(1).max(LIMITS.pluginIdChars).regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be a plugin id (lowercase letters, digits, hyphens)');
+export const uuid = z.uuid();
+const object = z.record(z.string(), z.unknown());
+
+export const configuration = object.superRefine(jsonBytesAtMost(LIMITS.configurationBytes, 'configuration'));
+export const toolArguments = object.superRefine(jsonBytesAtMost(LIMITS.argumentBytes, 'arguments'));
+
+export const toolCall = z.object({
+  pluginId,
+  toolName: z.string().min(1).max(LIMITS.toolNameChars),
+  arguments: toolArguments.default({}),
+});
+
+export const inputs = {
+  createOrganization: z.object({ name: z.string().trim().min(1).max(LIMITS.nameChars) }),
+  createApiKey: z.object({ organizationId: uuid, role: z.enum(['admin', 'member']).default('member') }),
+  revokeApiKey: z.object({ keyId: z.string().min(1).max(64) }),
+  orgPlugin: z.object({ organizationId: uuid, pluginId }),
+  pluginRef: z.object({ pluginId }),
+  enable: z.object({ pluginId, configuration: configuration.default({}) }),
+  configure: z.object({ pluginId, configuration }),
+  invokeTool: toolCall,
+  invokeToolsBatch: z.object({ calls: z.array(toolCall).min(1).max(LIMITS.batchCalls) }),
+  audit: z.object({
+    organizationId: uuid.optional(),
+    pluginId: pluginId.optional(),
+    action: z.string().max(64).optional(),
+    since: z.iso.datetime().optional(),
+    until: z.iso.datetime().optional(),
+    cursor: z.number().int().positive().optional(),
+    limit: z.number().int().min(1).max(500).default(100),
+  }),
+};

@@ -1,0 +1,59 @@
+import type { FastifyInstance } from 'fastify';
+import type { AuditLog } from '../audit/audit-log.js';
+import { HayError, PermissionDeniedError, ValidationError, isHayError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { PlatformApi } from '../platform/platform-api.js';
+import type { PlatformTokens } from '../security/platform-token.js';
+import { httpStatusOf } from './error-map.js';
+
+/**
+ * Mounts `POST /v1/platform/<api>/<method>` for each platform API. The caller is a plugin process with
+ * its HAY_API_TOKEN; the token must grant `<api>` (manifest permissions.api), checked on every call.
+ * Violations answer 403 with the guide's message and are audited.
+ */
+export function registerPlatformRoutes(
+  app: FastifyInstance,
+  deps: { apis: readonly PlatformApi[]; tokens: PlatformTokens; audit: AuditLog; metrics: Metrics; logger: Logger },
+): void {
+  const byName = new Map(deps.apis.map((a) => [a.name as string, a]));
+  app.post<{ Params: { api: string; method: string } }>('/v1/platform/:api/:method', async (req, reply) => {
+    let orgId: string | null = null;
+    let pluginId: string | undefined;
+    try {
+      const header = req.headers.authorization;
+      const claims = deps.tokens.verify(header?.startsWith('Bearer ') ? header.slice(7) : undefined);
+      orgId = claims.orgId;
+      pluginId = claims.pluginId;
+      const api = byName.get(req.params.api);
+      const method = api?.methods[req.params.method];
+      if (!api || !method) throw new HayError('PLUGIN_NOT_FOUND', `no platform API ${req.params.api}.${req.params.method}`);
+      if (!claims.apis.includes(api.name)) {
+        deps.metrics.permissionDenied.inc({ plugin: claims.pluginId, api: api.name });
+        deps.audit.record({
+          organizationId: claims.orgId,
+          actor: `plugin:${claims.pluginId}`,
+          action: 'permission.denied',
+          pluginId: claims.pluginId,
+          outcome: 'denied',
+          details: { api: api.name, method: req.params.method },
+        });
+        throw new PermissionDeniedError(claims.pluginId, api.name);
+      }
+      const parsed = method.input.safeParse(req.body);
+      if (!parsed.success)
+        throw new ValidationError(
+          'INPUT_INVALID',
+          parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
+        );
+      const controller = new AbortController();
+      req.raw.once('close', () => controller.abort());
+      const result = await method.handler(parsed.data, { orgId: claims.orgId, pluginId: claims.pluginId, signal: controller.signal });
+      return reply.send(result);
+    } catch (err) {
+      const code = isHayError(err) ? err.code : 'INTERNAL';
+      if (!isHayError(err)) deps.logger.error({ err, orgId, pluginId }, 'platform API call failed');
+      return reply.status(httpStatusOf(code)).send({ error: { code, message: isHayError(err) ? err.message : 'Internal error' } });
+    }
+  });
+}

@@ -1,0 +1,121 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describeConfig, loadConfig } from '../config.js';
+import { ConfigError, ManifestError } from '../errors.js';
+import { createHost } from '../host.js';
+import { createLogger } from '../logger.js';
+import { ManifestValidator, manifestSchemaPath } from '../manifest/validator.js';
+import { packageRoot } from '../paths.js';
+
+const HELP = `hay-plugins: multi-tenant plugin host for MCP tools
+
+Usage:
+  hay-plugins serve [--flag value ...]   start the host (HTTP API on HAY_HOST:HAY_PORT)
+  hay-plugins validate <plugin-dir>      check a plugin's manifest.json; exit 1 on errors
+  hay-plugins rotate-key [--flag ...]    re-encrypt every stored secret with a new key
+  hay-plugins --help                     this text
+
+Configuration (environment variable, flag, default):
+`;
+
+type Out = { out: (s: string) => void; err: (s: string) => void };
+
+/** Runs the CLI; resolves to the process exit code (serve resolves when the host has stopped). */
+export async function main(argv: readonly string[], io: Out = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.out(HELP);
+    for (const c of describeConfig()) io.out(`  ${c.env.padEnd(36)} ${c.flag.padEnd(36)} ${String(c.default ?? '(unset)')}\n`);
+    return command === undefined ? 1 : 0;
+  }
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest, io);
+      case 'validate':
+        return await validate(rest, io);
+      case 'rotate-key':
+        return await rotateKey(rest, io);
+      default:
+        io.err(`unknown command "${command}"; see hay-plugins --help\n`);
+        return 1;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`configuration error: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function serve(args: readonly string[], io: Out): Promise<number> {
+  const config = loadConfig(process.env, args);
+  const logger = createLogger({ level: config.logLevel });
+  const host = await createHost(config, { logger });
+  let stopping = false;
+  const done = new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      void host.close().then(resolve, (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  try {
+    await host.start();
+  } catch (err) {
+    logger.fatal({ err }, 'host failed to start');
+    await host.close();
+    io.err(`hay-plugins: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  await done;
+  return 0;
+}
+
+async function validate(args: readonly string[], io: Out): Promise<number> {
+  const dir = args[0];
+  if (!dir) {
+    io.err('usage: hay-plugins validate <plugin-dir>\n');
+    return 1;
+  }
+  const file = path.join(dir, 'manifest.json');
+  const validator = new ManifestValidator(manifestSchemaPath(path.join(packageRoot(), 'plugins')));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    io.err(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})\n`);
+    return 1;
+  }
+  try {
+    const m = validator.parse(text, file);
+    io.out(`${file}: ok (${m.id}@${m.version})\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ManifestError) {
+      for (const p of err.problems) io.err(`${p}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function rotateKey(args: readonly string[], io: Out): Promise<number> {
+  const config = loadConfig(process.env, args);
+  const logger = createLogger({ level: 'warn' });
+  const host = await createHost({ ...config, port: 0 }, { logger });
+  try {
+    const result = await host.rotateKeys();
+    io.out(`re-encrypted ${result.reencrypted} secret value(s); current key ${result.keyId}\n`);
+    return 0;
+  } finally {
+    await host.close();
+  }
+}

@@ -1,0 +1,329 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createHttpServer } from './api/http-server.js';
+import { registerPlatformRoutes } from './api/platform-routes.js';
+import type { ApiServices } from './api/trpc.js';
+import { AuditLog } from './audit/audit-log.js';
+import type { HostConfig } from './config.js';
+import { openDatabase, type Database } from './db/database.js';
+import { HayError } from './errors.js';
+import { PluginService } from './invocation/plugin-service.js';
+import { ToolArgumentValidator } from './invocation/tool-arguments.js';
+import { ToolResultCache } from './invocation/tool-cache.js';
+import { createLogger, type Logger } from './logger.js';
+import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
+import { Metrics } from './observability/metrics.js';
+import { packageRoot } from './paths.js';
+import { createEmailApi } from './platform/email-api.js';
+import type { PlatformApi } from './platform/platform-api.js';
+import { PluginInstaller } from './registry/installer.js';
+import { PluginRegistry } from './registry/plugin-registry.js';
+import { McpConnectionFactory } from './runtime/client/connection-factory.js';
+import { InstanceManager } from './runtime/instance/index.js';
+import { PluginEnvironment } from './runtime/plugin-env.js';
+import { ProcessManager } from './runtime/process/process-manager.js';
+import { createSandbox } from './runtime/sandbox/index.js';
+import { resolveAdminToken } from './security/admin-token.js';
+import { KeyRing } from './security/key-ring.js';
+import { PlatformTokens } from './security/platform-token.js';
+import { RateLimiter } from './security/rate-limiter.js';
+import { reencryptValues, SecretBox, collectKeyIds } from './security/secret-box.js';
+import { OrganizationService } from './tenancy/organizations.js';
+import { PluginSettingsService } from './tenancy/plugin-settings.js';
+
+export interface Host {
+  readonly config: HostConfig;
+  readonly logger: Logger;
+  /** Base URL once listening, e.g. http://127.0.0.1:3000. */
+  readonly url: string;
+  readonly adminToken: string;
+  readonly services: HostServices;
+  /** Scans plugins, starts the runtime and listens. Idempotent. */
+  start(): Promise<void>;
+  /** Stops intake, drains calls, stops instances, closes the database. Idempotent. */
+  close(): Promise<void>;
+  /** New current encryption key; every stored secret re-encrypted; unused old keys retired. */
+  rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;
+}
+
+export interface HostServices {
+  database: Database;
+  registry: PluginRegistry;
+  installer: PluginInstaller;
+  instances: InstanceManager;
+  processes: ProcessManager;
+  organizations: OrganizationService;
+  settings: PluginSettingsService;
+  plugins: PluginService;
+  audit: AuditLog;
+  metrics: Metrics;
+  keyRing: KeyRing;
+  http: FastifyInstance;
+}
+
+/**
+ * The composition root: builds every service from `config` and wires them. Nothing else in src/
+ * constructs services. `extra.logger` lets tests capture logs.
+ */
+export async function createHost(config: HostConfig, extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv } = {}): Promise<Host> {
+  const logger = extra.logger ?? createLogger({ level: config.logLevel });
+  const hostEnv = extra.hostEnv ?? process.env;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const admin = await resolveAdminToken(config.adminToken, config.dataDir);
+  if (admin.source !== 'env') logger.info({ file: admin.file }, 'admin token is in this file (HAY_ADMIN_TOKEN not set)');
+
+  const keyRing = await KeyRing.load({ dataDir: config.dataDir, envKey: config.encryptionKey, logger });
+  const box = new SecretBox(keyRing);
+  const tokens = new PlatformTokens({ secret: keyRing.deriveKey('platform-token'), ttlMs: config.platformTokenTtlMs });
+
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const db = database.db;
+  let schemaPath = manifestSchemaPath(config.pluginsDir);
+  if (!existsSync(schemaPath)) schemaPath = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
+  const validator = new ManifestValidator(schemaPath);
+  const registry = new PluginRegistry({
+    db,
+    logger: logger.child({ component: 'registry' }),
+    pluginsDir: config.pluginsDir,
+    validator,
+    defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
+  });
+  const audit = new AuditLog(db, logger.child({ component: 'audit' }));
+  const organizations = new OrganizationService(db, admin.token);
+  const settings = new PluginSettingsService(db, box);
+
+  let metricsRef: Metrics | undefined;
+  const installer = new PluginInstaller({
+    registry,
+    logger: logger.child({ component: 'installer' }),
+    installTimeoutMs: config.installTimeoutMs,
+    buildTimeoutMs: config.buildTimeoutMs,
+    killGraceMs: config.killGraceMs,
+    retryFailedAfterMs: 60_000,
+    env: installEnv(hostEnv),
+    onPhaseDone: (e) =>
+      metricsRef?.installDuration.observe({ plugin: e.pluginId, phase: e.phase, outcome: e.ok ? 'ok' : 'error' }, e.durationMs / 1000),
+  });
+
+  const sandbox = await createSandbox({
+    logger: logger.child({ component: 'sandbox' }),
+    mode: config.sandbox,
+    dataDir: config.dataDir,
+    pluginDataRoot: path.join(config.dataDir, 'plugin-data'),
+    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules')],
+    protectedPaths: [config.dataDir],
+  });
+  const layers = sandbox.describe();
+  logger.info({ active: layers.active }, 'sandbox layers active');
+  for (const u of layers.unavailable) logger.warn({ layer: u.layer, reason: u.reason }, 'sandbox layer unavailable');
+
+  const processes = new ProcessManager({
+    logger: logger.child({ component: 'process' }),
+    sandbox,
+    stopGraceMs: config.stopGraceMs,
+    killGraceMs: config.killGraceMs,
+  });
+  let listenUrl = `http://${config.host}:${config.port}`;
+  const environment = new PluginEnvironment({
+    settings,
+    tokens,
+    get apiUrl() {
+      return config.apiUrl ?? listenUrl;
+    },
+    hostEnv,
+    operatorAllowedEnv: [],
+    dataDirFor: (orgId, spec) => path.join(config.dataDir, 'plugin-data', orgId, spec.pluginId),
+  });
+  const connections = new McpConnectionFactory({
+    logger: logger.child({ component: 'mcp' }),
+    processes,
+    env: environment,
+    remote: environment,
+    limits: {
+      memoryMb: config.sandboxMemoryMb,
+      cpuPercent: config.sandboxCpuPercent,
+      maxProcesses: config.sandboxMaxProcesses,
+      maxOpenFiles: config.sandboxMaxOpenFiles,
+    },
+    callTimeoutMs: config.callTimeoutMs,
+  });
+  const instances = new InstanceManager({
+    logger: logger.child({ component: 'instances' }),
+    connections,
+    preparer: installer,
+    activity: settings,
+    options: {
+      idleTimeoutMs: config.idleTimeoutMs,
+      idleSweepIntervalMs: config.idleSweepIntervalMs,
+      queueTimeoutMs: config.queueTimeoutMs,
+      callTimeoutMs: config.callTimeoutMs,
+      startTimeoutMs: config.startTimeoutMs,
+      healthIntervalMs: config.healthIntervalMs,
+      pingBeforeReuseAfterMs: config.pingBeforeReuseAfterMs,
+      crashBackoffBaseMs: config.crashBackoffBaseMs,
+      crashBackoffMaxMs: config.crashBackoffMaxMs,
+      activityFlushIntervalMs: config.activityFlushIntervalMs,
+      shutdownDrainMs: config.shutdownDrainMs,
+    },
+  });
+
+  const metrics = new Metrics({
+    activeInstances: () => {
+      const counts = new Map<string, number>();
+      for (const i of instances.listInstances()) if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
+      return [...counts].map(([plugin, count]) => ({ plugin, count }));
+    },
+    queueDepth: () =>
+      registry.listAll().map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) })).filter((q) => q.depth > 0),
+    usage: async () =>
+      (await instances.usage()).instances.map((u) => ({
+        plugin: u.pluginId,
+        instance: String(u.pid ?? 'remote'),
+        rssBytes: u.rssBytes,
+        cpuSeconds: u.cpuSeconds,
+      })),
+  });
+  metricsRef = metrics;
+  instances.on('state', (e) => {
+    if (e.to === 'stopped' || e.to === 'failed') metrics.instanceStops.inc({ plugin: e.pluginId, cause: stopCause(e.reason) });
+  });
+
+  const plugins = new PluginService({
+    logger,
+    registry,
+    settings,
+    instances,
+    validator: new ToolArgumentValidator(),
+    cache: new ToolResultCache(config.toolCacheMaxEntries),
+    audit,
+    metrics,
+    pluginLimiter: new RateLimiter({
+      ratePerMinute: config.rateLimitPerMinute,
+      burst: config.rateLimitBurst,
+      resolve: (key) => {
+        const p = registry.getByKey(key.split('\u0000')[1] ?? '');
+        const rate = p?.manifest?.runtime?.rateLimitPerMinute;
+        return rate ? { ratePerMinute: rate, burst: Math.max(1, Math.min(config.rateLimitBurst, rate)) } : undefined;
+      },
+    }),
+    keyLimiter: new RateLimiter({ ratePerMinute: config.apiKeyRateLimitPerMinute, burst: config.rateLimitBurst }),
+    options: { callTimeoutMs: config.callTimeoutMs, batchConcurrency: config.batchConcurrency, enabledCacheMs: 5_000 },
+  });
+
+  const platformApis: PlatformApi[] = [
+    createEmailApi({ smtpUrl: config.smtpUrl, from: 'Hay <no-reply@hay.local>', logger: logger.child({ api: 'email' }), timeoutMs: 15_000 }),
+  ];
+
+  const services: ApiServices = {
+    logger,
+    organizations,
+    plugins,
+    audit,
+    admin: {
+      rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
+      uninstallPlugin: () => Promise.reject(new HayError('INTERNAL', 'uninstall is not available on this host yet')),
+      rollbackPlugin: () => Promise.reject(new HayError('INTERNAL', 'rollback is not available on this host yet')),
+    },
+  };
+  let ready = false;
+  const http = createHttpServer({
+    services,
+    metrics,
+    organizations,
+    bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    isReady: () => ready,
+    register: (app) => registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger }),
+  });
+
+  let starting: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+  const host: Host = {
+    config,
+    logger,
+    get url() {
+      return listenUrl;
+    },
+    adminToken: admin.token,
+    rotateKeys: services.admin.rotateKeys,
+    services: { database, registry, installer, instances, processes, organizations, settings, plugins, audit, metrics, keyRing, http },
+    start() {
+      starting ??= (async () => {
+        const report = await registry.scan();
+        logger.info(
+          { plugins: report.plugins, ok: report.ok, invalid: report.invalid.length, skipped: report.skipped.length, durationMs: report.durationMs },
+          'plugin discovery finished',
+        );
+        await processes.start();
+        instances.start();
+        await http.listen({ host: config.host, port: config.port });
+        const addr = http.server.address() as AddressInfo;
+        listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        ready = true;
+        logger.info({ url: listenUrl }, 'hay plugin host listening');
+      })();
+      return starting;
+    },
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        await starting?.catch(() => undefined);
+        const httpClosed = http.close();
+        const drained = await Promise.race([
+          httpClosed.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownDrainMs).unref()),
+        ]);
+        if (!drained) logger.warn('in-flight requests still running after the drain period; stopping instances');
+        await instances.close();
+        await processes.close();
+        await httpClosed;
+        for (const api of platformApis) await api.close?.();
+        await audit.close();
+        await database.close();
+        logger.info('hay plugin host stopped');
+      })();
+      return closing;
+    },
+  };
+  return host;
+}
+
+function installEnv(hostEnv: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(hostEnv)) {
+    if (v === undefined) continue;
+    if (['PATH', 'HOME', 'LANG', 'TMPDIR', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'].includes(k) || k.startsWith('npm_config_'))
+      out[k] = v;
+  }
+  return out;
+}
+
+function stopCause(reason: string): string {
+  const causes = ['idle', 'crash', 'limit', 'timeout', 'evict', 'disabled', 'changed', 'shutdown', 'unhealthy', 'health', 'missing', 'configuration'];
+  const r = reason.toLowerCase();
+  return causes.find((c) => r.includes(c)) ?? 'other';
+}
+
+/**
+ * Adds a new current key, re-encrypts every stored configuration with it, then retires keys no stored
+ * value uses. An interruption leaves every value readable: old keys are retired last.
+ */
+async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSettingsService, audit: AuditLog) {
+  const keyId = await ring.rotate();
+  let reencrypted = 0;
+  for (const row of await settings.allStored()) {
+    const { value, changed } = reencryptValues(row.configuration, box);
+    if (changed > 0) {
+      await settings.replaceStored(row.id, value);
+      reencrypted += changed;
+    }
+  }
+  const used = new Set<string>();
+  for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
+  for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
+  audit.record({ organizationId: null, actor: 'admin', action: 'secrets.rotate', outcome: 'ok', details: { keyId, reencrypted } });
+  return { reencrypted, keyId };
+}

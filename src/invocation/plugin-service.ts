@@ -1,0 +1,365 @@
+import type { AuditLog } from '../audit/audit-log.js';
+import { HayError, NotFoundError, PreconditionError, RateLimitError, isHayError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics, CallOutcome } from '../observability/metrics.js';
+import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
+import type { InstanceManager } from '../runtime/instance/index.js';
+import type { InstanceInfo } from '../runtime/instance/types.js';
+import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
+import type { RateLimiter } from '../security/rate-limiter.js';
+import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import { sanitizeArguments } from './sanitize.js';
+import type { ToolArgumentValidator } from './tool-arguments.js';
+import type { ToolResultCache } from './tool-cache.js';
+import { UsageStats, type PluginMetrics } from './usage-stats.js';
+
+/** Who is calling: an organization's API key. */
+export interface Caller {
+  organizationId: string;
+  /** Audit actor, e.g. `key:hay_ab12cd34`. */
+  actor: string;
+  /** Rate-limit bucket of the API key. */
+  keyId: string;
+}
+
+export interface PluginSummary {
+  id: string;
+  name: string;
+  version: string;
+  type: string[];
+  description: string | null;
+  sourceType: 'core' | 'custom';
+  status: 'ok' | 'invalid' | 'missing';
+  error: string | null;
+  enabled: boolean;
+  install: { installed: boolean; built: boolean; error: string | null };
+  instance: { state: string; pid: number | null; lastError: string | null } | null;
+}
+
+export interface ToolCallInput {
+  pluginId: string;
+  toolName: string;
+  arguments: Record<string, unknown>;
+}
+
+export type BatchResult =
+  | { ok: true; result: CallToolResult }
+  | { ok: false; error: { code: string; message: string } };
+
+export interface PluginServiceDeps {
+  logger: Logger;
+  registry: PluginRegistry;
+  settings: PluginSettingsService;
+  instances: InstanceManager;
+  validator: ToolArgumentValidator;
+  cache: ToolResultCache;
+  audit: AuditLog;
+  metrics: Metrics;
+  pluginLimiter: RateLimiter;
+  keyLimiter: RateLimiter;
+  options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
+}
+
+/**
+ * What an organization can do with plugins: list, enable/configure, list tools, invoke. Enforces
+ * visibility (another org's custom plugin is NOT_FOUND), enablement, rate limits, argument validation
+ * and the opt-in result cache, and audits and measures every call. The enabled flag is cached for
+ * `enabledCacheMs` and refreshed at once on local changes, so the call path reads no database row.
+ */
+export class PluginService {
+  private readonly d: PluginServiceDeps;
+  private readonly enabledCache = new Map<string, { enabled: boolean; until: number }>();
+  private readonly usage = new UsageStats();
+
+  constructor(deps: PluginServiceDeps) {
+    this.d = deps;
+    deps.settings.on('changed', (e) => {
+      this.enabledCache.set(`${e.organizationId}\u0000${e.pluginKey}`, {
+        enabled: e.enabled,
+        until: Date.now() + deps.options.enabledCacheMs,
+      });
+      deps.cache.invalidate(e.pluginKey, e.organizationId);
+      if (!e.enabled) void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'disabled');
+      else if (e.fields.length > 0) void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'configuration changed');
+    });
+    deps.instances.on('toolsChanged', (e) => {
+      deps.cache.invalidate(e.pluginKey, e.orgId);
+      const p = deps.registry.getByKey(e.pluginKey);
+      if (p) deps.validator.forget(versionKey(e.orgId, p));
+    });
+    deps.registry.on('changed', (p) => {
+      deps.cache.invalidate(p.key);
+      void deps.instances.restartPlugin(p.key, 'plugin files changed');
+    });
+    deps.registry.on('missing', (p) => void deps.instances.stopAllForPlugin(p.key, 'plugin folder missing'));
+  }
+
+  async list(orgId: string): Promise<PluginSummary[]> {
+    const plugins = this.d.registry.list(orgId);
+    const enabled = await this.d.settings.enabledMap(orgId, plugins.map((p) => p.key));
+    const instances = new Map(this.d.instances.listInstances({ orgId }).map((i) => [i.pluginKey, i]));
+    return plugins.map((p) => summarize(p, enabled.get(p.key) ?? false, instances.get(p.key)));
+  }
+
+  async get(orgId: string, pluginId: string): Promise<PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }> {
+    const p = this.visible(orgId, pluginId);
+    const settings = await this.d.settings.get(orgId, p.key, p.manifest?.configSchema ?? {});
+    const instance = this.d.instances.listInstances({ orgId }).find((i) => i.pluginKey === p.key);
+    return {
+      ...summarize(p, settings.enabled, instance),
+      configuration: settings.configuration,
+      configSchema: p.manifest?.configSchema ?? {},
+      tools: p.manifest?.capabilities?.mcp?.tools ?? [],
+    };
+  }
+
+  async enable(caller: Caller, pluginId: string, configuration: Record<string, unknown>): Promise<{ success: true }> {
+    const p = this.runnable(caller.organizationId, pluginId);
+    const fields = await this.audited(caller, p, 'plugin.enable', () =>
+      this.d.settings.enable(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
+    );
+    this.d.audit.record({
+      organizationId: caller.organizationId,
+      actor: caller.actor,
+      action: 'plugin.configure',
+      pluginId: p.pluginId,
+      outcome: 'ok',
+      details: { fields },
+    });
+    return { success: true };
+  }
+
+  async configure(caller: Caller, pluginId: string, configuration: Record<string, unknown>): Promise<{ success: true; changed: string[] }> {
+    const p = this.visible(caller.organizationId, pluginId);
+    const changed = await this.audited(caller, p, 'plugin.configure', () =>
+      this.d.settings.configure(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
+    );
+    return { success: true, changed };
+  }
+
+  async disable(caller: Caller, pluginId: string): Promise<{ success: true }> {
+    const p = this.visible(caller.organizationId, pluginId);
+    await this.audited(caller, p, 'plugin.disable', () => this.d.settings.disable(caller.organizationId, p.key));
+    await this.d.instances.stopInstance(caller.organizationId, p.key, 'disabled');
+    return { success: true };
+  }
+
+  async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
+    const { spec } = await this.callable(caller.organizationId, pluginId);
+    return this.d.instances.listTools(caller.organizationId, spec, { timeoutMs: this.d.options.callTimeoutMs });
+  }
+
+  /**
+   * The tool-call path: visibility, enablement, rate limits, tool lookup (server's tools/list is the
+   * truth), argument validation, cache, call. A tool's `isError` result is returned, not thrown.
+   */
+  async invokeTool(caller: Caller, input: ToolCallInput, signal?: AbortSignal): Promise<CallToolResult> {
+    const started = performance.now();
+    const orgId = caller.organizationId;
+    let pluginLabel = 'unknown';
+    let outcome: CallOutcome = 'error';
+    try {
+      const { plugin, spec } = await this.callable(orgId, input.pluginId);
+      pluginLabel = plugin.pluginId;
+      this.limit(caller, plugin);
+      const tools = await this.d.instances.listTools(orgId, spec, { signal, timeoutMs: this.d.options.callTimeoutMs });
+      const tool = tools.find((t) => t.name === input.toolName);
+      if (!tool) throw new NotFoundError('TOOL_NOT_FOUND', `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`);
+      const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === tool.name);
+      this.d.validator.validate(versionKey(orgId, plugin), tool.name, tool.inputSchema ?? declared?.input_schema, input.arguments);
+      const ttl = declared?.cache?.ttlSeconds ?? 0;
+      const cacheKey = ttl > 0 ? this.d.cache.key(orgId, plugin.key, plugin.checksum, tool.name, input.arguments) : undefined;
+      if (cacheKey) {
+        const hit = this.d.cache.get(cacheKey);
+        this.d.metrics.cacheLookups.inc({ plugin: plugin.pluginId, result: hit ? 'hit' : 'miss' });
+        if (hit) {
+          outcome = 'cached';
+          return hit;
+        }
+      }
+      const result = await this.d.instances.callTool(orgId, spec, tool.name, input.arguments, {
+        signal,
+        timeoutMs: this.d.options.callTimeoutMs,
+      });
+      if (cacheKey) this.d.cache.set(cacheKey, result, ttl);
+      outcome = result.isError ? 'tool_error' : 'ok';
+      return result;
+    } catch (err) {
+      outcome = outcomeOf(err);
+      throw err;
+    } finally {
+      const ms = performance.now() - started;
+      this.d.metrics.recordCall(pluginLabel, input.toolName, outcome, ms / 1000);
+      if (pluginLabel !== 'unknown') {
+        const p = this.d.registry.get(orgId, input.pluginId);
+        if (p) this.usage.record(orgId, p.key, ms, outcome !== 'ok' && outcome !== 'cached');
+        this.d.audit.record({
+          organizationId: orgId,
+          actor: caller.actor,
+          action: 'tool.invoke',
+          pluginId: pluginLabel,
+          outcome: outcome === 'ok' || outcome === 'cached' ? 'ok' : outcome === 'rate_limited' ? 'denied' : 'error',
+          details: {
+            tool: input.toolName.slice(0, 100),
+            durationMs: Math.round(ms * 100) / 100,
+            result: outcome,
+            arguments: sanitizeArguments(input.arguments),
+          },
+        });
+      }
+    }
+  }
+
+  /** Runs calls in parallel (bounded), one result per call in order; one failure never fails the others. */
+  async invokeToolsBatch(caller: Caller, calls: readonly ToolCallInput[], signal?: AbortSignal): Promise<BatchResult[]> {
+    const results = new Array<BatchResult>(calls.length);
+    let next = 0;
+    const worker = async () => {
+      for (;;) {
+        const i = next++;
+        const call = calls[i];
+        if (call === undefined) return;
+        try {
+          results[i] = { ok: true, result: await this.invokeTool(caller, call, signal) };
+        } catch (err) {
+          results[i] = {
+            ok: false,
+            error: { code: isHayError(err) ? err.code : 'INTERNAL', message: isHayError(err) ? err.message : 'Internal error' },
+          };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.d.options.batchConcurrency, calls.length) }, worker));
+    return results;
+  }
+
+  instances(orgId: string): (InstanceInfo & { pluginId: string })[] {
+    return this.d.instances.listInstances({ orgId });
+  }
+
+  metricsFor(orgId: string, pluginId: string): PluginMetrics {
+    const p = this.visible(orgId, pluginId);
+    const active = this.d.instances.listInstances({ orgId }).filter((i) => i.pluginKey === p.key && i.state === 'running').length;
+    return this.usage.get(orgId, p.key, active);
+  }
+
+  rescan(): Promise<ScanReport> {
+    return this.d.registry.scan();
+  }
+
+  /** The plugin as `orgId` sees it, or NOT_FOUND (also for another organization's custom plugin). */
+  visible(orgId: string, pluginId: string): RegisteredPlugin {
+    const p = this.d.registry.get(orgId, pluginId);
+    if (!p) throw new NotFoundError('PLUGIN_NOT_FOUND', `plugin "${pluginId}" not found`);
+    return p;
+  }
+
+  private runnable(orgId: string, pluginId: string): RegisteredPlugin & { manifest: NonNullable<RegisteredPlugin['manifest']> } {
+    const p = this.visible(orgId, pluginId);
+    if (p.status === 'missing' || p.manifest === null)
+      throw new PreconditionError(
+        'PLUGIN_NOT_READY',
+        p.status === 'missing'
+          ? `plugin ${pluginId} is unavailable: its folder ${p.relPath} is missing`
+          : `plugin ${pluginId} has an invalid manifest: ${p.validationError ?? 'unknown error'}`,
+      );
+    if (p.status === 'invalid')
+      throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is unavailable: ${p.validationError ?? 'invalid'}`);
+    return p as RegisteredPlugin & { manifest: NonNullable<RegisteredPlugin['manifest']> };
+  }
+
+  private async callable(orgId: string, pluginId: string): Promise<{ plugin: RegisteredPlugin; spec: PluginSpec }> {
+    const plugin = this.runnable(orgId, pluginId);
+    const cacheKey = `${orgId}\u0000${plugin.key}`;
+    const now = Date.now();
+    let entry = this.enabledCache.get(cacheKey);
+    if (!entry || entry.until <= now) {
+      entry = { enabled: await this.d.settings.isEnabled(orgId, plugin.key), until: now + this.d.options.enabledCacheMs };
+      this.enabledCache.set(cacheKey, entry);
+    }
+    if (!entry.enabled)
+      throw new PreconditionError('PLUGIN_NOT_ENABLED', `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`);
+    if (plugin.installError)
+      throw new PreconditionError('INSTALL_FAILED', `plugin ${pluginId} failed to install: ${plugin.installError}`);
+    const spec = this.d.registry.toSpec(plugin);
+    if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
+    return { plugin, spec };
+  }
+
+  private limit(caller: Caller, plugin: RegisteredPlugin): void {
+    const perPlugin = this.d.pluginLimiter.take(`${caller.organizationId}\u0000${plugin.key}`);
+    const perKey = perPlugin.ok ? this.d.keyLimiter.take(caller.keyId) : perPlugin;
+    if (perKey.ok) return;
+    const scope = perPlugin.ok ? 'api_key' : 'plugin';
+    this.d.metrics.rateLimited.inc({ plugin: plugin.pluginId, scope });
+    const retry = Math.ceil(perKey.retryAfterMs / 1000);
+    throw new RateLimitError(
+      scope === 'plugin'
+        ? `rate limit for plugin ${plugin.pluginId} exceeded for this organization; retry in ${retry} s`
+        : `rate limit for this API key exceeded; retry in ${retry} s`,
+      perKey.retryAfterMs,
+    );
+  }
+
+  private async audited<T>(caller: Caller, p: RegisteredPlugin, action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure', fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      this.d.audit.record({
+        organizationId: caller.organizationId,
+        actor: caller.actor,
+        action,
+        pluginId: p.pluginId,
+        outcome: 'ok',
+        details: Array.isArray(out) ? { fields: out } : {},
+      });
+      return out;
+    } catch (err) {
+      this.d.audit.record({
+        organizationId: caller.organizationId,
+        actor: caller.actor,
+        action,
+        pluginId: p.pluginId,
+        outcome: 'error',
+        details: { code: err instanceof HayError ? err.code : 'INTERNAL' },
+      });
+      throw err;
+    }
+  }
+}
+
+function versionKey(orgId: string, p: RegisteredPlugin): string {
+  return `${orgId}:${p.key}:${p.checksum}`;
+}
+
+function outcomeOf(err: unknown): CallOutcome {
+  if (!isHayError(err)) return 'error';
+  switch (err.code) {
+    case 'TIMEOUT':
+      return 'timeout';
+    case 'RATE_LIMITED':
+      return 'rate_limited';
+    case 'CAPACITY':
+      return 'capacity';
+    case 'ARGUMENTS_INVALID':
+    case 'TOOL_NOT_FOUND':
+      return 'invalid';
+    default:
+      return 'error';
+  }
+}
+
+function summarize(p: RegisteredPlugin, enabled: boolean, instance: InstanceInfo | undefined): PluginSummary {
+  return {
+    id: p.pluginId,
+    name: p.name,
+    version: p.version,
+    type: p.manifest?.type ?? [],
+    description: p.manifest?.description ?? null,
+    sourceType: p.sourceType,
+    status: p.status,
+    error: p.validationError,
+    enabled,
+    install: { installed: p.installed, built: p.built, error: p.installError ?? p.buildError },
+    instance: instance ? { state: instance.state, pid: instance.pid, lastError: instance.lastError } : null,
+  };
+}

@@ -1,0 +1,72 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { ValidationError } from '../errors.js';
+
+const addFormats = addFormatsModule.default;
+
+/**
+ * Validates tool arguments against the tool's input schema. Validators are compiled once per
+ * (plugin version, tool, schema text) and reused; the cache is bounded.
+ */
+export class ToolArgumentValidator {
+  private readonly ajv07 = this.make(false);
+  private readonly ajv2020 = this.make(true);
+  private readonly cache = new Map<string, ValidateFunction | Error>();
+
+  constructor(private readonly maxEntries = 5_000) {}
+
+  /** Throws ValidationError('ARGUMENTS_INVALID') naming the JSON path and the rule. */
+  validate(versionKey: string, toolName: string, schema: Record<string, unknown> | undefined, args: unknown): void {
+    if (schema === undefined) return;
+    const key = `${versionKey}\u0000${toolName}`;
+    let entry = this.cache.get(key);
+    if (entry === undefined) {
+      entry = this.compile(schema);
+      if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(key, entry);
+    }
+    if (entry instanceof Error) return; // an uncompilable server schema is the server's problem; it validates itself
+    if (!entry(args)) {
+      throw new ValidationError(
+        'ARGUMENTS_INVALID',
+        `invalid arguments for tool ${toolName}: ${formatErrors(entry.errors ?? [])}`,
+      );
+    }
+  }
+
+  /** Drops validators of one plugin version (e.g. after tools/list_changed). */
+  forget(versionKey: string): void {
+    const prefix = `${versionKey}\u0000`;
+    for (const key of [...this.cache.keys()]) if (key.startsWith(prefix)) this.cache.delete(key);
+  }
+
+  private compile(schema: Record<string, unknown>): ValidateFunction | Error {
+    const is2020 = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12');
+    try {
+      return (is2020 ? this.ajv2020 : this.ajv07).compile(schema);
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  private make(is2020: boolean): Ajv {
+    const opts = { allErrors: true, strict: false, validateSchema: false, addUsedSchema: false } as const;
+    const ajv = is2020 ? new Ajv2020(opts) : new Ajv(opts);
+    addFormats(ajv);
+    return ajv;
+  }
+}
+
+function formatErrors(errors: readonly ErrorObject[]): string {
+  return errors
+    .slice(0, 5)
+    .map((e) => {
+      const at = e.instancePath === '' ? '/' : e.instancePath;
+      if (e.keyword === 'required') return `${at} must have required property "${String(e.params.missingProperty)}"`;
+      if (e.keyword === 'additionalProperties')
+        return `${at} has unknown property "${String(e.params.additionalProperty)}"`;
+      return `${at} ${e.message ?? e.keyword}`;
+    })
+    .join('; ');
+}

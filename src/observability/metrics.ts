@@ -1,0 +1,127 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Outcome label values; a bounded set. */
+export type CallOutcome = 'ok' | 'tool_error' | 'error' | 'timeout' | 'rate_limited' | 'capacity' | 'invalid' | 'cached';
+
+/**
+ * The host's Prometheus metrics on a private registry (no global state). Label values are bounded:
+ * plugin ids come from the registry, tool names are cut to 64 chars, outcomes are an enum.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly toolCalls = new Counter({
+    name: 'hay_tool_invocations_total',
+    help: 'Tool invocations by plugin, tool and outcome',
+    labelNames: ['plugin', 'tool', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly toolLatency = new Histogram({
+    name: 'hay_tool_invocation_duration_seconds',
+    help: 'Tool invocation latency in seconds (host side, end to end)',
+    labelNames: ['plugin', 'tool'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly instanceStartup = new Histogram({
+    name: 'hay_instance_startup_duration_seconds',
+    help: 'Time from start request to MCP initialized',
+    labelNames: ['plugin'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly instanceStops = new Counter({
+    name: 'hay_instance_stops_total',
+    help: 'Instance stops by cause (idle, crash, limit, timeout, evicted, disabled, changed, shutdown, unhealthy)',
+    labelNames: ['plugin', 'cause'] as const,
+    registers: [this.registry],
+  });
+  readonly installDuration = new Histogram({
+    name: 'hay_plugin_prepare_duration_seconds',
+    help: 'Install and build durations',
+    labelNames: ['plugin', 'phase', 'outcome'] as const,
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300],
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'hay_rate_limited_total',
+    help: 'Calls refused by rate limits',
+    labelNames: ['plugin', 'scope'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheLookups = new Counter({
+    name: 'hay_tool_cache_lookups_total',
+    help: 'Tool-result cache lookups by result (hit, miss)',
+    labelNames: ['plugin', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly permissionDenied = new Counter({
+    name: 'hay_permission_denied_total',
+    help: 'Platform API calls refused for a missing permission',
+    labelNames: ['plugin', 'api'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(collect: {
+    activeInstances: () => { plugin: string; count: number }[];
+    queueDepth: () => { plugin: string; depth: number }[];
+    usage: () => Promise<{ plugin: string; instance: string; rssBytes: number; cpuSeconds: number }[]>;
+  }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'hay_host_' });
+    new Gauge({
+      name: 'hay_active_instances',
+      help: 'Running instances per plugin',
+      labelNames: ['plugin'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { plugin, count } of collect.activeInstances()) this.set({ plugin }, count);
+      },
+    });
+    new Gauge({
+      name: 'hay_active_instances_total',
+      help: 'Running instances across all plugins',
+      registers: [this.registry],
+      collect() {
+        this.set(collect.activeInstances().reduce((n, x) => n + x.count, 0));
+      },
+    });
+    new Gauge({
+      name: 'hay_queue_depth',
+      help: 'Requests waiting for a pool slot, per plugin',
+      labelNames: ['plugin'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { plugin, depth } of collect.queueDepth()) this.set({ plugin }, depth);
+      },
+    });
+    let lastUsage: { plugin: string; instance: string; rssBytes: number; cpuSeconds: number }[] = [];
+    new Gauge({
+      name: 'hay_instance_memory_bytes',
+      help: 'Resident memory per instance (process tree)',
+      labelNames: ['plugin', 'instance'] as const,
+      registers: [this.registry],
+      async collect() {
+        lastUsage = await collect.usage();
+        this.reset();
+        for (const u of lastUsage) this.set({ plugin: u.plugin, instance: u.instance }, u.rssBytes);
+      },
+    });
+    new Gauge({
+      name: 'hay_instance_cpu_seconds',
+      help: 'CPU seconds used per instance (process tree); read in the same scrape as memory',
+      labelNames: ['plugin', 'instance'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const u of lastUsage) this.set({ plugin: u.plugin, instance: u.instance }, u.cpuSeconds);
+      },
+    });
+  }
+
+  recordCall(plugin: string, tool: string, outcome: CallOutcome, seconds: number): void {
+    const t = tool.slice(0, 64);
+    this.toolCalls.inc({ plugin, tool: t, outcome });
+    this.toolLatency.observe({ plugin, tool: t }, seconds);
+  }
+}

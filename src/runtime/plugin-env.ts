@@ -1,0 +1,102 @@
+import type { HayPluginManifest } from '../manifest/types.js';
+import type { PlatformTokens } from '../security/platform-token.js';
+import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import type { EnvProvider, PluginConfigValues, PluginSpec, RemoteEndpointProvider } from './ports.js';
+
+/** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
+export const BASE_ENV_ALLOW_LIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
+
+export interface PluginEnvOptions {
+  settings: PluginSettingsService;
+  tokens: PlatformTokens;
+  /** Base URL of the host as plugins reach it (platform APIs). */
+  apiUrl: string;
+  /** The host's environment, read only for allow-listed names. */
+  hostEnv: NodeJS.ProcessEnv;
+  /** Host variables the operator lets plugins request through manifest permissions.env. */
+  operatorAllowedEnv: readonly string[];
+  /** Per-(org, plugin) writable data folder on the host (the sandbox remaps it to /data). */
+  dataDirFor: (orgId: string, spec: PluginSpec) => string;
+}
+
+/**
+ * Builds a plugin process's complete environment: the base allow-list, the host variables the plugin
+ * requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID / HAY_PLUGIN_DATA_DIR / HAY_API_URL /
+ * HAY_API_TOKEN (a short-lived token bound to the org, plugin and its declared permissions.api), then
+ * the organization's configuration mapped through configSchema `env` names.
+ */
+export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
+  constructor(private readonly o: PluginEnvOptions) {}
+
+  async envFor(orgId: string, spec: PluginSpec): Promise<Record<string, string>> {
+    const env: Record<string, string> = {};
+    for (const name of BASE_ENV_ALLOW_LIST) {
+      const v = this.o.hostEnv[name];
+      if (v !== undefined) env[name] = v;
+    }
+    for (const name of spec.manifest.permissions?.env ?? []) {
+      const v = this.o.hostEnv[name];
+      if (v !== undefined && this.o.operatorAllowedEnv.includes(name)) env[name] = v;
+    }
+    env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+    const dataDir = this.o.dataDirFor(orgId, spec);
+    env.HOME = dataDir;
+    env.HAY_ORG_ID = orgId;
+    env.HAY_PLUGIN_ID = spec.pluginId;
+    env.HAY_PLUGIN_DATA_DIR = dataDir;
+    env.HAY_API_URL = this.o.apiUrl;
+    env.HAY_API_TOKEN = this.o.tokens.issue({
+      orgId,
+      pluginId: spec.pluginId,
+      pluginKey: spec.pluginKey,
+      apis: [...(spec.manifest.permissions?.api ?? [])],
+    }).token;
+    const values = await this.values(orgId, spec);
+    for (const [name, field] of Object.entries(spec.manifest.configSchema ?? {})) {
+      const v = values[name];
+      if (field.env && v !== undefined) env[field.env] = String(v);
+    }
+    return env;
+  }
+
+  /**
+   * URL: the org's `serverUrl` configuration when the schema has one and it is set, else the manifest's
+   * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
+   * referenced field is unset is left out.
+   */
+  async endpointFor(orgId: string, spec: PluginSpec): Promise<{ url: string; headers: Record<string, string> }> {
+    const values = await this.values(orgId, spec);
+    const connection = spec.manifest.capabilities?.mcp?.connection;
+    const override = values.serverUrl;
+    const url = typeof override === 'string' && override !== '' ? override : connection?.url;
+    if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
+    const headers: Record<string, string> = {};
+    for (const [name, template] of Object.entries(connection?.headers ?? {})) {
+      const filled = substitute(template, values);
+      if (filled !== undefined) headers[name] = filled;
+    }
+    return { url, headers };
+  }
+
+  private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
+    return this.o.settings.runtimeValues(orgId, spec.pluginKey, spec.manifest.configSchema ?? {});
+  }
+}
+
+function substitute(template: string, values: PluginConfigValues): string | undefined {
+  let missing = false;
+  const out = template.replace(/\$\{config\.([A-Za-z0-9_]+)\}/g, (_, name: string) => {
+    const v = values[name];
+    if (v === undefined || v === '') {
+      missing = true;
+      return '';
+    }
+    return String(v);
+  });
+  return missing ? undefined : out;
+}
+
+/** Whether a plugin's process needs the host's network (declared network, or platform APIs over HTTP). */
+export function needsNetwork(manifest: HayPluginManifest): boolean {
+  return Boolean(manifest.permissions?.network?.all || manifest.permissions?.network?.hosts?.length || manifest.permissions?.api?.length);
+}
