@@ -104,7 +104,11 @@ export function buildBwrapInvocation(plan: BwrapPlan): {
     if (plan.shareNetwork) options.push('--share-net');
     options.push('--uid', String(plan.uid), '--gid', String(plan.gid));
   }
-  options.push('--die-with-parent', '--hostname', 'hay-plugin');
+  // --as-pid-1: no intermediate bwrap init inside the pid namespace. That init is left unreaped when the
+  // outer bwrap exits, and hosts whose PID 1 reaps lazily then show a zombie after every plugin stop.
+  // The plugin itself is pid 1 of its namespace: SIGTERM without a handler is ignored, so stop escalates
+  // to SIGKILL (from outside the namespace), which always works.
+  options.push('--as-pid-1', '--die-with-parent', '--hostname', 'hay-plugin');
   options.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   options.push('--ro-bind', '/usr', '/usr');
   for (const entry of plan.rootEntries) {
