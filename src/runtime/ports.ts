@@ -51,6 +51,11 @@ export interface PreparedLaunch {
   argv: readonly string[];
   cwd: string;
   env: Record<string, string>;
+  /**
+   * The plugin's data folder as the plugin process sees it (its HAY_PLUGIN_DATA_DIR), when `env` does not
+   * carry the plugin's environment (bubblewrap sets it inside the sandbox). Unset: env.HAY_PLUGIN_DATA_DIR.
+   */
+  pluginDataDir?: string;
   /** Called with the child's pid right after spawn (e.g. to move it into a cgroup). */
   attach?(pid: number): Promise<void>;
   /** Reads why the process died if a limit killed it (e.g. 'memory', 'pids'), or undefined. */

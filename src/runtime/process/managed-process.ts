@@ -101,6 +101,11 @@ export class ManagedProcess {
     return this.exitInfo;
   }
 
+  /** The plugin's data folder as the process sees it (its HAY_PLUGIN_DATA_DIR), if it has one. */
+  get dataDir(): string | undefined {
+    return this.opts.prepared.pluginDataDir ?? this.opts.prepared.env.HAY_PLUGIN_DATA_DIR;
+  }
+
   /** Which sandbox limit killed the process ('memory', 'pids', ...), when the sandbox can tell. */
   async limitReason(): Promise<string | undefined> {
     return this.opts.prepared.killedByLimit?.();

@@ -14,7 +14,7 @@ import {
   LAYER_RLIMIT,
   type DetectedLayers,
 } from './layers.js';
-import { WRAPPER_SCRIPT, buildBwrapInvocation, pathSegment, pathsOverlap } from './launch-args.js';
+import { SANDBOX_DATA_DIR, WRAPPER_SCRIPT, buildBwrapInvocation, pathSegment, pathsOverlap } from './launch-args.js';
 
 export type SandboxMode = 'auto' | 'strict' | 'off';
 
@@ -229,7 +229,8 @@ export class LayeredSandbox implements SandboxWrapper {
         env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir };
       }
       log.debug({ sandboxId: id, layers: this.describe().active }, 'sandboxed launch prepared');
-      const prepared: PreparedLaunch = { argv, cwd: spec.cwd, env, release };
+      const pluginDataDir = useBwrap ? SANDBOX_DATA_DIR : hostDataDir;
+      const prepared: PreparedLaunch = { argv, cwd: spec.cwd, env, pluginDataDir, release };
       if (cgroup) {
         prepared.attach = async (pid: number) => {
           try {
