@@ -14,7 +14,13 @@ import {
   LAYER_RLIMIT,
   type DetectedLayers,
 } from './layers.js';
-import { SANDBOX_DATA_DIR, WRAPPER_SCRIPT, buildBwrapInvocation, pathSegment, pathsOverlap } from './launch-args.js';
+import {
+  SANDBOX_DATA_DIR,
+  WRAPPER_SCRIPT,
+  buildBwrapInvocation,
+  pathSegment,
+  pathsOverlap,
+} from './launch-args.js';
 
 export type SandboxMode = 'auto' | 'strict' | 'off';
 
