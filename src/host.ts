@@ -5,11 +5,11 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createHttpServer } from './api/http-server.js';
 import { registerPlatformRoutes } from './api/platform-routes.js';
+import { registerUploadRoutes } from './api/upload-routes.js';
 import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
-import { HayError } from './errors.js';
 import { PluginService } from './invocation/plugin-service.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
@@ -21,6 +21,7 @@ import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
+import { PluginUploadService } from './registry/uploads.js';
 import { McpConnectionFactory } from './runtime/client/connection-factory.js';
 import { InstanceManager } from './runtime/instance/index.js';
 import { PluginEnvironment } from './runtime/plugin-env.js';
@@ -96,7 +97,23 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
   const organizations = new OrganizationService(db, admin.token);
   const settings = new PluginSettingsService(db, box);
 
-  let metricsRef: Metrics | undefined;
+  // collectors read `instances` and `registry` at scrape time, after both exist
+  const metrics = new Metrics({
+    activeInstances: () => {
+      const counts = new Map<string, number>();
+      for (const i of instances.listInstances()) if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
+      return [...counts].map(([plugin, count]) => ({ plugin, count }));
+    },
+    queueDepth: () =>
+      registry.listAll().map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) })).filter((q) => q.depth > 0),
+    usage: async () =>
+      (await instances.usage()).instances.map((u) => ({
+        plugin: u.pluginId,
+        instance: String(u.pid ?? 'remote'),
+        rssBytes: u.rssBytes,
+        cpuSeconds: u.cpuSeconds,
+      })),
+  });
   const installer = new PluginInstaller({
     registry,
     logger: logger.child({ component: 'installer' }),
@@ -106,7 +123,7 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     retryFailedAfterMs: 60_000,
     env: installEnv(hostEnv),
     onPhaseDone: (e) =>
-      metricsRef?.installDuration.observe({ plugin: e.pluginId, phase: e.phase, outcome: e.ok ? 'ok' : 'error' }, e.durationMs / 1000),
+      metrics.installDuration.observe({ plugin: e.pluginId, phase: e.phase, outcome: e.ok ? 'ok' : 'error' }, e.durationMs / 1000),
   });
 
   const sandbox = await createSandbox({
@@ -171,25 +188,10 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     },
   });
 
-  const metrics = new Metrics({
-    activeInstances: () => {
-      const counts = new Map<string, number>();
-      for (const i of instances.listInstances()) if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
-      return [...counts].map(([plugin, count]) => ({ plugin, count }));
-    },
-    queueDepth: () =>
-      registry.listAll().map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) })).filter((q) => q.depth > 0),
-    usage: async () =>
-      (await instances.usage()).instances.map((u) => ({
-        plugin: u.pluginId,
-        instance: String(u.pid ?? 'remote'),
-        rssBytes: u.rssBytes,
-        cpuSeconds: u.cpuSeconds,
-      })),
-  });
-  metricsRef = metrics;
   instances.on('state', (e) => {
     if (e.to === 'stopped' || e.to === 'failed') metrics.instanceStops.inc({ plugin: e.pluginId, cause: stopCause(e.reason) });
+    if (e.to === 'failed' && e.reason.includes('killed by the sandbox'))
+      audit.record({ organizationId: e.orgId, actor: 'system', action: 'instance.killed', pluginId: e.pluginId, outcome: 'error', details: { reason: e.reason } });
   });
 
   const plugins = new PluginService({
@@ -218,6 +220,18 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     createEmailApi({ smtpUrl: config.smtpUrl, from: 'Hay <no-reply@hay.local>', logger: logger.child({ api: 'email' }), timeoutMs: 15_000 }),
   ];
 
+  const uploads = new PluginUploadService({
+    db,
+    logger: logger.child({ component: 'uploads' }),
+    pluginsDir: config.pluginsDir,
+    registry,
+    validator,
+    instances,
+    audit,
+    limits: { maxCompressedBytes: config.uploadMaxBytes, maxEntries: config.uploadMaxEntries, maxUncompressedBytes: config.uploadMaxUncompressedBytes },
+    extractTimeoutMs: 60_000,
+  });
+
   const services: ApiServices = {
     logger,
     organizations,
@@ -225,8 +239,8 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     audit,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
-      uninstallPlugin: () => Promise.reject(new HayError('INTERNAL', 'uninstall is not available on this host yet')),
-      rollbackPlugin: () => Promise.reject(new HayError('INTERNAL', 'rollback is not available on this host yet')),
+      uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
+      rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
   };
   let ready = false;
@@ -236,7 +250,17 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     organizations,
     bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
     isReady: () => ready,
-    register: (app) => registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger }),
+    register: (app) => {
+      registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
+      registerUploadRoutes(app, {
+        organizations,
+        uploads,
+        audit,
+        logger,
+        uploadsDir: path.join(config.dataDir, 'uploads'),
+        maxBytes: config.uploadMaxBytes,
+      });
+    },
   });
 
   let starting: Promise<void> | undefined;
