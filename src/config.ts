@@ -136,7 +136,9 @@ const FIELDS: readonly Field[] = [
   f('adminToken', 'HAY_ADMIN_TOKEN', 'string'),
   f('encryptionKey', 'HAY_ENCRYPTION_KEY', 'string'),
   f('smtpUrl', 'HAY_SMTP_URL', 'string'),
-  f('logLevel', 'HAY_LOG_LEVEL', 'enum', { values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
+  f('logLevel', 'HAY_LOG_LEVEL', 'enum', {
+    values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+  }),
   f('apiUrl', 'HAY_API_URL', 'string'),
   f('idleTimeoutMs', 'HAY_IDLE_TIMEOUT_MS'),
   f('idleSweepIntervalMs', 'HAY_IDLE_SWEEP_INTERVAL_MS', 'int', { min: 1 }),
@@ -232,7 +234,8 @@ function parseValue(field: Field, raw: string, source: string): string | number 
       if (!/^\d+$/.test(raw)) throw new ConfigError(`${source} must be a non-negative integer; got "${raw}"`);
       const n = Number(raw);
       if (!Number.isSafeInteger(n)) throw new ConfigError(`${source} is too large: "${raw}"`);
-      if (field.min !== undefined && n < field.min) throw new ConfigError(`${source} must be >= ${field.min}; got ${n}`);
+      if (field.min !== undefined && n < field.min)
+        throw new ConfigError(`${source} must be >= ${field.min}; got ${n}`);
       if (field.key === 'port' && n > 65535) throw new ConfigError(`${source} must be <= 65535; got ${n}`);
       return n;
     }

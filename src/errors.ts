@@ -36,7 +36,11 @@ export class HayError extends Error {
   /** Extra machine-readable facts safe to show the caller (e.g. retryAfterMs). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: HayErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: HayErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
     this.code = code;

@@ -69,17 +69,24 @@ export interface HostServices {
  * The composition root: builds every service from `config` and wires them. Nothing else in src/
  * constructs services. `extra.logger` lets tests capture logs.
  */
-export async function createHost(config: HostConfig, extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv } = {}): Promise<Host> {
+export async function createHost(
+  config: HostConfig,
+  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv } = {},
+): Promise<Host> {
   const logger = extra.logger ?? createLogger({ level: config.logLevel });
   const hostEnv = extra.hostEnv ?? process.env;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   const admin = await resolveAdminToken(config.adminToken, config.dataDir);
-  if (admin.source !== 'env') logger.info({ file: admin.file }, 'admin token is in this file (HAY_ADMIN_TOKEN not set)');
+  if (admin.source !== 'env')
+    logger.info({ file: admin.file }, 'admin token is in this file (HAY_ADMIN_TOKEN not set)');
 
   const keyRing = await KeyRing.load({ dataDir: config.dataDir, envKey: config.encryptionKey, logger });
   const box = new SecretBox(keyRing);
-  const tokens = new PlatformTokens({ secret: keyRing.deriveKey('platform-token'), ttlMs: config.platformTokenTtlMs });
+  const tokens = new PlatformTokens({
+    secret: keyRing.deriveKey('platform-token'),
+    ttlMs: config.platformTokenTtlMs,
+  });
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const db = database.db;
@@ -101,11 +108,15 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
   const metrics = new Metrics({
     activeInstances: () => {
       const counts = new Map<string, number>();
-      for (const i of instances.listInstances()) if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
+      for (const i of instances.listInstances())
+        if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
       return [...counts].map(([plugin, count]) => ({ plugin, count }));
     },
     queueDepth: () =>
-      registry.listAll().map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) })).filter((q) => q.depth > 0),
+      registry
+        .listAll()
+        .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
+        .filter((q) => q.depth > 0),
     usage: async () =>
       (await instances.usage()).instances.map((u) => ({
         plugin: u.pluginId,
@@ -123,7 +134,10 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     retryFailedAfterMs: 60_000,
     env: installEnv(hostEnv),
     onPhaseDone: (e) =>
-      metrics.installDuration.observe({ plugin: e.pluginId, phase: e.phase, outcome: e.ok ? 'ok' : 'error' }, e.durationMs / 1000),
+      metrics.installDuration.observe(
+        { plugin: e.pluginId, phase: e.phase, outcome: e.ok ? 'ok' : 'error' },
+        e.durationMs / 1000,
+      ),
   });
 
   const sandbox = await createSandbox({
@@ -136,7 +150,8 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
   });
   const layers = sandbox.describe();
   logger.info({ active: layers.active }, 'sandbox layers active');
-  for (const u of layers.unavailable) logger.warn({ layer: u.layer, reason: u.reason }, 'sandbox layer unavailable');
+  for (const u of layers.unavailable)
+    logger.warn({ layer: u.layer, reason: u.reason }, 'sandbox layer unavailable');
 
   const processes = new ProcessManager({
     logger: logger.child({ component: 'process' }),
@@ -189,9 +204,17 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
   });
 
   instances.on('state', (e) => {
-    if (e.to === 'stopped' || e.to === 'failed') metrics.instanceStops.inc({ plugin: e.pluginId, cause: stopCause(e.reason) });
+    if (e.to === 'stopped' || e.to === 'failed')
+      metrics.instanceStops.inc({ plugin: e.pluginId, cause: stopCause(e.reason) });
     if (e.to === 'failed' && e.reason.includes('killed by the sandbox'))
-      audit.record({ organizationId: e.orgId, actor: 'system', action: 'instance.killed', pluginId: e.pluginId, outcome: 'error', details: { reason: e.reason } });
+      audit.record({
+        organizationId: e.orgId,
+        actor: 'system',
+        action: 'instance.killed',
+        pluginId: e.pluginId,
+        outcome: 'error',
+        details: { reason: e.reason },
+      });
   });
 
   const plugins = new PluginService({
@@ -209,15 +232,29 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
       resolve: (key) => {
         const p = registry.getByKey(key.split('\u0000')[1] ?? '');
         const rate = p?.manifest?.runtime?.rateLimitPerMinute;
-        return rate ? { ratePerMinute: rate, burst: Math.max(1, Math.min(config.rateLimitBurst, rate)) } : undefined;
+        return rate
+          ? { ratePerMinute: rate, burst: Math.max(1, Math.min(config.rateLimitBurst, rate)) }
+          : undefined;
       },
     }),
-    keyLimiter: new RateLimiter({ ratePerMinute: config.apiKeyRateLimitPerMinute, burst: config.rateLimitBurst }),
-    options: { callTimeoutMs: config.callTimeoutMs, batchConcurrency: config.batchConcurrency, enabledCacheMs: 5_000 },
+    keyLimiter: new RateLimiter({
+      ratePerMinute: config.apiKeyRateLimitPerMinute,
+      burst: config.rateLimitBurst,
+    }),
+    options: {
+      callTimeoutMs: config.callTimeoutMs,
+      batchConcurrency: config.batchConcurrency,
+      enabledCacheMs: 5_000,
+    },
   });
 
   const platformApis: PlatformApi[] = [
-    createEmailApi({ smtpUrl: config.smtpUrl, from: 'Hay <no-reply@hay.local>', logger: logger.child({ api: 'email' }), timeoutMs: 15_000 }),
+    createEmailApi({
+      smtpUrl: config.smtpUrl,
+      from: 'Hay <no-reply@hay.local>',
+      logger: logger.child({ api: 'email' }),
+      timeoutMs: 15_000,
+    }),
   ];
 
   const uploads = new PluginUploadService({
@@ -228,7 +265,11 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     validator,
     instances,
     audit,
-    limits: { maxCompressedBytes: config.uploadMaxBytes, maxEntries: config.uploadMaxEntries, maxUncompressedBytes: config.uploadMaxUncompressedBytes },
+    limits: {
+      maxCompressedBytes: config.uploadMaxBytes,
+      maxEntries: config.uploadMaxEntries,
+      maxUncompressedBytes: config.uploadMaxUncompressedBytes,
+    },
     extractTimeoutMs: 60_000,
   });
 
@@ -273,12 +314,31 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
     },
     adminToken: admin.token,
     rotateKeys: services.admin.rotateKeys,
-    services: { database, registry, installer, instances, processes, organizations, settings, plugins, audit, metrics, keyRing, http },
+    services: {
+      database,
+      registry,
+      installer,
+      instances,
+      processes,
+      organizations,
+      settings,
+      plugins,
+      audit,
+      metrics,
+      keyRing,
+      http,
+    },
     start() {
       starting ??= (async () => {
         const report = await registry.scan();
         logger.info(
-          { plugins: report.plugins, ok: report.ok, invalid: report.invalid.length, skipped: report.skipped.length, durationMs: report.durationMs },
+          {
+            plugins: report.plugins,
+            ok: report.ok,
+            invalid: report.invalid.length,
+            skipped: report.skipped.length,
+            durationMs: report.durationMs,
+          },
           'plugin discovery finished',
         );
         await processes.start();
@@ -300,7 +360,8 @@ export async function createHost(config: HostConfig, extra: { logger?: Logger; h
           httpClosed.then(() => true),
           new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownDrainMs).unref()),
         ]);
-        if (!drained) logger.warn('in-flight requests still running after the drain period; stopping instances');
+        if (!drained)
+          logger.warn('in-flight requests still running after the drain period; stopping instances');
         await instances.close();
         await processes.close();
         await httpClosed;
@@ -319,14 +380,30 @@ function installEnv(hostEnv: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(hostEnv)) {
     if (v === undefined) continue;
-    if (['PATH', 'HOME', 'LANG', 'TMPDIR', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'].includes(k) || k.startsWith('npm_config_'))
+    if (
+      ['PATH', 'HOME', 'LANG', 'TMPDIR', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'].includes(k) ||
+      k.startsWith('npm_config_')
+    )
       out[k] = v;
   }
   return out;
 }
 
 function stopCause(reason: string): string {
-  const causes = ['idle', 'crash', 'limit', 'timeout', 'evict', 'disabled', 'changed', 'shutdown', 'unhealthy', 'health', 'missing', 'configuration'];
+  const causes = [
+    'idle',
+    'crash',
+    'limit',
+    'timeout',
+    'evict',
+    'disabled',
+    'changed',
+    'shutdown',
+    'unhealthy',
+    'health',
+    'missing',
+    'configuration',
+  ];
   const r = reason.toLowerCase();
   return causes.find((c) => r.includes(c)) ?? 'other';
 }
@@ -348,6 +425,12 @@ async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSetting
   const used = new Set<string>();
   for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
   for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
-  audit.record({ organizationId: null, actor: 'admin', action: 'secrets.rotate', outcome: 'ok', details: { keyId, reencrypted } });
+  audit.record({
+    organizationId: null,
+    actor: 'admin',
+    action: 'secrets.rotate',
+    outcome: 'ok',
+    details: { keyId, reencrypted },
+  });
   return { reencrypted, keyId };
 }

@@ -16,7 +16,11 @@ export interface ApiServices {
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;
     uninstallPlugin(orgId: string, pluginId: string, actor: string): Promise<{ success: true }>;
-    rollbackPlugin(orgId: string, pluginId: string, actor: string): Promise<{ pluginId: string; version: string }>;
+    rollbackPlugin(
+      orgId: string,
+      pluginId: string,
+      actor: string,
+    ): Promise<{ pluginId: string; version: string }>;
   };
 }
 
@@ -34,7 +38,8 @@ const t = initTRPC.context<ApiContext>().create({
     const cause = error.cause;
     return {
       ...shape,
-      message: error.code === 'INTERNAL_SERVER_ERROR' && !isHayError(cause) ? 'Internal error' : shape.message,
+      message:
+        error.code === 'INTERNAL_SERVER_ERROR' && !isHayError(cause) ? 'Internal error' : shape.message,
       data: {
         code: shape.data.code,
         httpStatus: shape.data.httpStatus,
@@ -52,8 +57,10 @@ const errors = t.middleware(async ({ ctx, next, path }) => {
   if (!result.ok) {
     const err = result.error;
     const cause = err.cause;
-    if (isHayError(cause)) throw new TRPCError({ code: TRPC_CODE[cause.code], message: cause.message, cause });
-    if (err.code === 'INTERNAL_SERVER_ERROR') ctx.services.logger.error({ err: cause ?? err, path }, 'request failed');
+    if (isHayError(cause))
+      throw new TRPCError({ code: TRPC_CODE[cause.code], message: cause.message, cause });
+    if (err.code === 'INTERNAL_SERVER_ERROR')
+      ctx.services.logger.error({ err: cause ?? err, path }, 'request failed');
   }
   return result;
 });
@@ -88,15 +95,24 @@ export const adminProcedure = authed.use(({ ctx, next }) => {
 export const orgProcedure = authed.use(({ ctx, next }) => {
   const p = ctx.principal;
   if (p.kind !== 'org')
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'this call needs an organization API key, not the admin token' });
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: 'this call needs an organization API key, not the admin token',
+    });
   return next({
-    ctx: { caller: { organizationId: p.organizationId, actor: `key:${p.keyPrefix}`, keyId: p.keyId }, role: p.role },
+    ctx: {
+      caller: { organizationId: p.organizationId, actor: `key:${p.keyPrefix}`, keyId: p.keyId },
+      role: p.role,
+    },
   });
 });
 
 /** Organization procedures that change state: need a key with the admin role. */
 export const orgAdminProcedure = orgProcedure.use(({ ctx, next }) => {
   if (ctx.role !== 'admin')
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'this call needs an organization API key with the admin role' });
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: 'this call needs an organization API key with the admin role',
+    });
   return next();
 });

@@ -64,7 +64,10 @@ export class AuditLog {
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
-    private readonly options: { flushIntervalMs: number; maxBuffered: number } = { flushIntervalMs: 500, maxBuffered: 500 },
+    private readonly options: { flushIntervalMs: number; maxBuffered: number } = {
+      flushIntervalMs: 500,
+      maxBuffered: 500,
+    },
   ) {}
 
   record(entry: AuditEntry): void {

@@ -21,11 +21,15 @@ Configuration (environment variable, flag, default):
 type Out = { out: (s: string) => void; err: (s: string) => void };
 
 /** Runs the CLI; resolves to the process exit code (serve resolves when the host has stopped). */
-export async function main(argv: readonly string[], io: Out = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: Out = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) },
+): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     io.out(HELP);
-    for (const c of describeConfig()) io.out(`  ${c.env.padEnd(36)} ${c.flag.padEnd(36)} ${String(c.default ?? '(unset)')}\n`);
+    for (const c of describeConfig())
+      io.out(`  ${c.env.padEnd(36)} ${c.flag.padEnd(36)} ${String(c.default ?? '(unset)')}\n`);
     return command === undefined ? 1 : 0;
   }
   try {

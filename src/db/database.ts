@@ -26,7 +26,10 @@ const MIGRATION_LOCK_KEY = 7_301_455_221;
  * generated migrations (drizzle/); with real Postgres they run under an advisory lock so several host
  * nodes booting together migrate once.
  */
-export async function openDatabase(options: { databaseUrl: string | undefined; dataDir: string }): Promise<Database> {
+export async function openDatabase(options: {
+  databaseUrl: string | undefined;
+  dataDir: string;
+}): Promise<Database> {
   const migrationsFolder = path.join(packageRoot(), 'drizzle');
   if (options.databaseUrl === undefined) {
     const dir = path.join(options.dataDir, 'pglite');

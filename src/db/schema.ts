@@ -70,7 +70,9 @@ export const pluginRegistry = pgTable(
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
   (t) => [
-    uniqueIndex('plugin_registry_core_uq').on(t.pluginId).where(sql`${t.organizationId} is null`),
+    uniqueIndex('plugin_registry_core_uq')
+      .on(t.pluginId)
+      .where(sql`${t.organizationId} is null`),
     uniqueIndex('plugin_registry_custom_uq')
       .on(t.organizationId, t.pluginId)
       .where(sql`${t.organizationId} is not null`),
@@ -111,7 +113,10 @@ export const auditLog = pgTable(
     outcome: varchar('outcome', { length: 32 }).notNull(),
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
   },
-  (t) => [index('audit_log_org_at_idx').on(t.organizationId, t.id), index('audit_log_action_idx').on(t.action)],
+  (t) => [
+    index('audit_log_org_at_idx').on(t.organizationId, t.id),
+    index('audit_log_action_idx').on(t.action),
+  ],
 );
 
 export const schema = { organizations, apiKeys, pluginRegistry, pluginInstances, auditLog };

@@ -17,7 +17,12 @@ export class ToolArgumentValidator {
   constructor(private readonly maxEntries = 5_000) {}
 
   /** Throws ValidationError('ARGUMENTS_INVALID') naming the JSON path and the rule. */
-  validate(versionKey: string, toolName: string, schema: Record<string, unknown> | undefined, args: unknown): void {
+  validate(
+    versionKey: string,
+    toolName: string,
+    schema: Record<string, unknown> | undefined,
+    args: unknown,
+  ): void {
     if (schema === undefined) return;
     const key = `${versionKey}\u0000${toolName}`;
     let entry = this.cache.get(key);
@@ -63,7 +68,8 @@ function formatErrors(errors: readonly ErrorObject[]): string {
     .slice(0, 5)
     .map((e) => {
       const at = e.instancePath === '' ? '/' : e.instancePath;
-      if (e.keyword === 'required') return `${at} must have required property "${String(e.params.missingProperty)}"`;
+      if (e.keyword === 'required')
+        return `${at} must have required property "${String(e.params.missingProperty)}"`;
       if (e.keyword === 'additionalProperties')
         return `${at} has unknown property "${String(e.params.additionalProperty)}"`;
       return `${at} ${e.message ?? e.keyword}`;

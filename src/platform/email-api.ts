@@ -16,10 +16,19 @@ const sendInput = z.object({
  * `from`; each message carries X-Hay-Org and X-Hay-Plugin headers. Without smtpUrl every call fails
  * with a clear error.
  */
-export function createEmailApi(options: { smtpUrl: string | undefined; from: string; logger: Logger; timeoutMs: number }): PlatformApi {
+export function createEmailApi(options: {
+  smtpUrl: string | undefined;
+  from: string;
+  logger: Logger;
+  timeoutMs: number;
+}): PlatformApi {
   let transport: Transporter | undefined;
   const get = () => {
-    if (!options.smtpUrl) throw new HayError('PLUGIN_NOT_READY', 'the email API is not configured on this host (set HAY_SMTP_URL)');
+    if (!options.smtpUrl)
+      throw new HayError(
+        'PLUGIN_NOT_READY',
+        'the email API is not configured on this host (set HAY_SMTP_URL)',
+      );
     const url = new URL(options.smtpUrl);
     for (const name of ['connectionTimeout', 'greetingTimeout', 'socketTimeout'])
       if (!url.searchParams.has(name)) url.searchParams.set(name, String(options.timeoutMs));
@@ -38,7 +47,10 @@ export function createEmailApi(options: { smtpUrl: string | undefined; from: str
           ...(input.html !== undefined ? { html: input.html } : {}),
           headers: { 'X-Hay-Org': ctx.orgId, 'X-Hay-Plugin': ctx.pluginId },
         });
-        options.logger.info({ orgId: ctx.orgId, pluginId: ctx.pluginId, messageId: info.messageId }, 'email sent');
+        options.logger.info(
+          { orgId: ctx.orgId, pluginId: ctx.pluginId, messageId: info.messageId },
+          'email sent',
+        );
         return { messageId: String(info.messageId), accepted: (info.accepted as unknown[]).map(String) };
       }),
     },

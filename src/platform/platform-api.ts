@@ -24,6 +24,9 @@ export interface PlatformMethod<S extends z.ZodType = z.ZodType> {
   handler(input: z.infer<S>, ctx: PlatformCallContext): Promise<Record<string, unknown>>;
 }
 
-export function method<S extends z.ZodType>(input: S, handler: PlatformMethod<S>['handler']): PlatformMethod<S> {
+export function method<S extends z.ZodType>(
+  input: S,
+  handler: PlatformMethod<S>['handler'],
+): PlatformMethod<S> {
   return { input, handler };
 }

@@ -43,7 +43,14 @@ export function runCommand(options: {
       }
     };
     if (cmd === undefined) {
-      resolve({ ok: false, exitCode: null, signal: null, timedOut: false, tail: 'empty command', durationMs: 0 });
+      resolve({
+        ok: false,
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        tail: 'empty command',
+        durationMs: 0,
+      });
       return;
     }
     const child = spawn(cmd, args, {

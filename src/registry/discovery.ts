@@ -13,7 +13,10 @@ export interface FoundFolder {
 }
 
 export type LoadedFolder = FoundFolder &
-  ({ ok: true; manifest: HayPluginManifest; checksum: string } | { ok: false; error: string; checksum: string });
+  (
+    | { ok: true; manifest: HayPluginManifest; checksum: string }
+    | { ok: false; error: string; checksum: string }
+  );
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -40,7 +43,12 @@ export async function findPluginFolders(
 ): Promise<FoundFolder[]> {
   const out: FoundFolder[] = [];
   for (const name of await subdirs(path.join(pluginsDir, 'core'))) {
-    out.push({ dir: path.join(pluginsDir, 'core', name), relPath: `core/${name}`, sourceType: 'core', organizationId: null });
+    out.push({
+      dir: path.join(pluginsDir, 'core', name),
+      relPath: `core/${name}`,
+      sourceType: 'core',
+      organizationId: null,
+    });
   }
   for (const org of await subdirs(path.join(pluginsDir, 'custom'))) {
     if (!UUID.test(org)) {
@@ -48,7 +56,7 @@ export async function findPluginFolders(
       continue;
     }
     for (const name of await subdirs(path.join(pluginsDir, 'custom', org))) {
-      if (name.startsWith('_') ) continue; // staging and previous versions live in `_`-prefixed folders
+      if (name.startsWith('_')) continue; // staging and previous versions live in `_`-prefixed folders
       out.push({
         dir: path.join(pluginsDir, 'custom', org, name),
         relPath: `custom/${org}/${name}`,
@@ -61,7 +69,11 @@ export async function findPluginFolders(
 }
 
 /** Maps `fn` over `items` with at most `limit` in flight; results keep input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

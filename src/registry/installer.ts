@@ -17,7 +17,12 @@ export interface InstallerOptions {
   retryFailedAfterMs: number;
   /** Host variables passed to install/build commands (npm needs a few); nothing else is inherited. */
   env: Record<string, string>;
-  onPhaseDone?: (event: { pluginId: string; phase: 'install' | 'build'; ok: boolean; durationMs: number }) => void;
+  onPhaseDone?: (event: {
+    pluginId: string;
+    phase: 'install' | 'build';
+    ok: boolean;
+    durationMs: number;
+  }) => void;
   onProgress?: (event: { pluginId: string; phase: 'install' | 'build'; line: string }) => void;
 }
 
@@ -47,7 +52,8 @@ export class PluginInstaller implements PluginPreparer {
     if (plugin.installed && plugin.built) return;
     const runKey = `${plugin.key}:${plugin.checksum}`;
     const failedAt = this.failedAt.get(runKey);
-    if (failedAt !== undefined && Date.now() - failedAt < this.opts.retryFailedAfterMs) this.throwStored(plugin);
+    if (failedAt !== undefined && Date.now() - failedAt < this.opts.retryFailedAfterMs)
+      this.throwStored(plugin);
     return this.share(runKey, () => this.prepare(plugin));
   }
 
@@ -63,7 +69,8 @@ export class PluginInstaller implements PluginPreparer {
 
   private forced(key: string): Promise<void> {
     const plugin = this.opts.registry.getByKey(key);
-    if (!plugin) return Promise.reject(new PreconditionError('PLUGIN_NOT_READY', `plugin ${key} is not registered`));
+    if (!plugin)
+      return Promise.reject(new PreconditionError('PLUGIN_NOT_READY', `plugin ${key} is not registered`));
     const runKey = `${plugin.key}:${plugin.checksum}`;
     this.failedAt.delete(runKey);
     return this.share(runKey, () => this.prepare({ ...plugin, installed: false, built: false }));
@@ -90,8 +97,15 @@ export class PluginInstaller implements PluginPreparer {
         const result = await this.run(plugin, 'install', steps.install, this.opts.installTimeoutMs);
         if (!result.ok) {
           const error = describeFailure(steps.install, result);
-          await registry.setInstallState(plugin.key, plugin.checksum, { installed: false, built: false, installError: error });
-          throw new PreconditionError('INSTALL_FAILED', `install of plugin ${plugin.pluginId} failed: ${error}`);
+          await registry.setInstallState(plugin.key, plugin.checksum, {
+            installed: false,
+            built: false,
+            installError: error,
+          });
+          throw new PreconditionError(
+            'INSTALL_FAILED',
+            `install of plugin ${plugin.pluginId} failed: ${error}`,
+          );
         }
       }
       await registry.setInstallState(plugin.key, plugin.checksum, { installed: true, installError: null });
@@ -109,7 +123,12 @@ export class PluginInstaller implements PluginPreparer {
     }
   }
 
-  private async run(plugin: RegisteredPlugin, phase: 'install' | 'build', argv: readonly string[], timeoutMs: number) {
+  private async run(
+    plugin: RegisteredPlugin,
+    phase: 'install' | 'build',
+    argv: readonly string[],
+    timeoutMs: number,
+  ) {
     const logger = this.opts.logger.child({ pluginId: plugin.pluginId, orgId: plugin.organizationId, phase });
     logger.info({ argv }, `plugin ${phase} started`);
     const result = await runCommand({
@@ -125,32 +144,49 @@ export class PluginInstaller implements PluginPreparer {
       { durationMs: result.durationMs, exitCode: result.exitCode, timedOut: result.timedOut },
       `plugin ${phase} ${result.ok ? 'finished' : 'failed'}`,
     );
-    this.opts.onPhaseDone?.({ pluginId: plugin.pluginId, phase, ok: result.ok, durationMs: result.durationMs });
+    this.opts.onPhaseDone?.({
+      pluginId: plugin.pluginId,
+      phase,
+      ok: result.ok,
+      durationMs: result.durationMs,
+    });
     return result;
   }
 
   private async steps(plugin: RegisteredPlugin): Promise<Steps> {
     const mcp = plugin.manifest?.capabilities?.mcp;
-    let pkg: { dependencies?: Record<string, string>; devDependencies?: Record<string, string>; scripts?: Record<string, string> } = {};
+    let pkg: {
+      dependencies?: Record<string, string>;
+      devDependencies?: Record<string, string>;
+      scripts?: Record<string, string>;
+    } = {};
     try {
       pkg = JSON.parse(await readFile(path.join(plugin.dir, 'package.json'), 'utf8')) as typeof pkg;
     } catch {
       // no package.json: nothing to install or build unless the manifest says so
     }
-    const hasDeps = Object.keys(pkg.dependencies ?? {}).length + Object.keys(pkg.devDependencies ?? {}).length > 0;
+    const hasDeps =
+      Object.keys(pkg.dependencies ?? {}).length + Object.keys(pkg.devDependencies ?? {}).length > 0;
     return {
       install: mcp?.installCommand
         ? parseCommandLine(mcp.installCommand)
         : hasDeps
           ? ['npm', 'install', '--no-audit', '--no-fund', '--loglevel=error']
           : undefined,
-      build: mcp?.buildCommand ? parseCommandLine(mcp.buildCommand) : pkg.scripts?.build ? ['npm', 'run', 'build'] : undefined,
+      build: mcp?.buildCommand
+        ? parseCommandLine(mcp.buildCommand)
+        : pkg.scripts?.build
+          ? ['npm', 'run', 'build']
+          : undefined,
     };
   }
 
   private throwStored(plugin: RegisteredPlugin): never {
     if (plugin.installError)
-      throw new PreconditionError('INSTALL_FAILED', `install of plugin ${plugin.pluginId} failed: ${plugin.installError}`);
+      throw new PreconditionError(
+        'INSTALL_FAILED',
+        `install of plugin ${plugin.pluginId} failed: ${plugin.installError}`,
+      );
     throw new PreconditionError(
       'BUILD_FAILED',
       `build of plugin ${plugin.pluginId} failed: ${plugin.buildError ?? 'unknown error'}`,

@@ -9,7 +9,13 @@ import { computePluginChecksum } from '../manifest/checksum.js';
 import type { HayPluginManifest } from '../manifest/types.js';
 import type { ManifestValidator } from '../manifest/validator.js';
 import type { PluginSpec } from '../runtime/ports.js';
-import { describeLoadError, findPluginFolders, mapLimit, type FoundFolder, type LoadedFolder } from './discovery.js';
+import {
+  describeLoadError,
+  findPluginFolders,
+  mapLimit,
+  type FoundFolder,
+  type LoadedFolder,
+} from './discovery.js';
 
 /** A read-only snapshot of one registry row, with its absolute folder. */
 export interface RegisteredPlugin {
@@ -171,14 +177,21 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
       const scopeKey = `${scope}/${pluginId}`;
       const first = seen.get(scopeKey);
       if (first !== undefined) {
-        skipped.push({ relPath: folder.relPath, reason: `duplicate plugin id "${pluginId}" (already used by ${first})` });
+        skipped.push({
+          relPath: folder.relPath,
+          reason: `duplicate plugin id "${pluginId}" (already used by ${first})`,
+        });
         continue;
       }
       seen.set(scopeKey, folder.relPath);
       let row = this.rowFor(folder, pluginId);
       if (folder.sourceType === 'core' && folder.ok) coreIds.add(pluginId);
       if (folder.sourceType === 'custom' && coreIds.has(pluginId)) {
-        row = { ...row, status: 'invalid', validationError: `plugin id "${pluginId}" is reserved by a core plugin` };
+        row = {
+          ...row,
+          status: 'invalid',
+          validationError: `plugin id "${pluginId}" is reserved by a core plugin`,
+        };
       }
       wanted.push({ folder, pluginId, row });
     }
@@ -209,7 +222,9 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
         .set({
           ...w.row,
           updatedAt: new Date(),
-          ...(checksumChanged ? { installed: false, built: false, installError: null, buildError: null } : {}),
+          ...(checksumChanged
+            ? { installed: false, built: false, installError: null, buildError: null }
+            : {}),
         })
         .where(eq(pluginRegistry.id, prev.id));
       if (checksumChanged && prev.status !== 'missing') {
@@ -218,7 +233,8 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
       }
     }
     if (inserts.length > 0) {
-      for (let i = 0; i < inserts.length; i += 500) await db.insert(pluginRegistry).values(inserts.slice(i, i + 500));
+      for (let i = 0; i < inserts.length; i += 500)
+        await db.insert(pluginRegistry).values(inserts.slice(i, i + 500));
     }
     const vanished = existing.filter((r) => !matched.has(r.id) && r.status !== 'missing').map((r) => r.id);
     if (vanished.length > 0) {
@@ -261,15 +277,23 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private async load(folder: FoundFolder): Promise<LoadedFolder> {
-    const display = path.join(path.relative(process.cwd(), this.opts.pluginsDir) || '.', folder.relPath, 'manifest.json');
+    const display = path.join(
+      path.relative(process.cwd(), this.opts.pluginsDir) || '.',
+      folder.relPath,
+      'manifest.json',
+    );
     let checksum = '';
     try {
       checksum = await computePluginChecksum(folder.dir);
-      const text = await readFile(path.join(folder.dir, 'manifest.json'), 'utf8').catch((err: NodeJS.ErrnoException) => {
-        throw new Error(
-          err.code === 'ENOENT' ? `${display}: file not found` : `${display}: cannot read (${err.code ?? err.message})`,
-        );
-      });
+      const text = await readFile(path.join(folder.dir, 'manifest.json'), 'utf8').catch(
+        (err: NodeJS.ErrnoException) => {
+          throw new Error(
+            err.code === 'ENOENT'
+              ? `${display}: file not found`
+              : `${display}: cannot read (${err.code ?? err.message})`,
+          );
+        },
+      );
       const manifest = this.opts.validator.parse(text, display);
       return { ...folder, ok: true, manifest, checksum };
     } catch (err) {

@@ -64,7 +64,10 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
    * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
-  async endpointFor(orgId: string, spec: PluginSpec): Promise<{ url: string; headers: Record<string, string> }> {
+  async endpointFor(
+    orgId: string,
+    spec: PluginSpec,
+  ): Promise<{ url: string; headers: Record<string, string> }> {
     const values = await this.values(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
     const override = values.serverUrl;
@@ -98,5 +101,9 @@ function substitute(template: string, values: PluginConfigValues): string | unde
 
 /** Whether a plugin's process needs the host's network (declared network, or platform APIs over HTTP). */
 export function needsNetwork(manifest: HayPluginManifest): boolean {
-  return Boolean(manifest.permissions?.network?.all || manifest.permissions?.network?.hosts?.length || manifest.permissions?.api?.length);
+  return Boolean(
+    manifest.permissions?.network?.all ||
+    manifest.permissions?.network?.hosts?.length ||
+    manifest.permissions?.api?.length,
+  );
 }

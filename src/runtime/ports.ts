@@ -118,5 +118,9 @@ export interface PluginConnection {
 
 export interface ConnectionFactory {
   /** Starts (local) or connects (remote) and completes MCP initialize. Rejects on timeout/abort/failure. */
-  connect(orgId: string, spec: PluginSpec, options: { signal?: AbortSignal; timeoutMs: number }): Promise<PluginConnection>;
+  connect(
+    orgId: string,
+    spec: PluginSpec,
+    options: { signal?: AbortSignal; timeoutMs: number },
+  ): Promise<PluginConnection>;
 }

@@ -8,8 +8,7 @@ import { generateApiKey, hashApiKey } from '../security/api-keys.js';
 export type Role = 'admin' | 'member';
 
 export type Principal =
-  | { kind: 'admin' }
-  | { kind: 'org'; organizationId: string; role: Role; keyId: string; keyPrefix: string };
+  { kind: 'admin' } | { kind: 'org'; organizationId: string; role: Role; keyId: string; keyPrefix: string };
 
 export interface Organization {
   id: string;
@@ -61,7 +60,8 @@ export class OrganizationService {
   }
 
   async createApiKey(organizationId: string, role: Role): Promise<{ plain: string; info: ApiKeyInfo }> {
-    if (!(await this.get(organizationId))) throw new NotFoundError('ORG_NOT_FOUND', `organization ${organizationId} not found`);
+    if (!(await this.get(organizationId)))
+      throw new NotFoundError('ORG_NOT_FOUND', `organization ${organizationId} not found`);
     const key = generateApiKey();
     const [row] = await this.db
       .insert(apiKeys)
@@ -96,7 +96,8 @@ export class OrganizationService {
 
   /** Resolves a bearer token to a principal; throws AuthError('UNAUTHORIZED') naming what was wrong. */
   async authenticate(token: string | undefined): Promise<Principal> {
-    if (token === undefined || token === '') throw new AuthError('UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
+    if (token === undefined || token === '')
+      throw new AuthError('UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
     const digest = createHash('sha256').update(token).digest();
     if (timingSafeEqual(digest, this.adminDigest)) return { kind: 'admin' };
     const now = Date.now();

@@ -4,7 +4,11 @@ import type { Db } from '../db/database.js';
 import { pluginInstances } from '../db/schema.js';
 import type { ConfigField } from '../manifest/types.js';
 import type { PluginConfigValues } from '../runtime/ports.js';
-import { applyConfigurationUpdate, maskConfiguration, openConfiguration } from '../security/config-secrets.js';
+import {
+  applyConfigurationUpdate,
+  maskConfiguration,
+  openConfiguration,
+} from '../security/config-secrets.js';
 import type { SecretBox } from '../security/secret-box.js';
 
 export interface PluginSettings {
@@ -49,7 +53,12 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
     const rows = await this.db
       .select({ key: pluginInstances.pluginRegistryId, enabled: pluginInstances.enabled })
       .from(pluginInstances)
-      .where(and(eq(pluginInstances.organizationId, organizationId), inArray(pluginInstances.pluginRegistryId, [...pluginKeys])));
+      .where(
+        and(
+          eq(pluginInstances.organizationId, organizationId),
+          inArray(pluginInstances.pluginRegistryId, [...pluginKeys]),
+        ),
+      );
     return new Map(rows.map((r) => [r.key, r.enabled]));
   }
 
@@ -61,11 +70,21 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
    * Enables with a full configuration (validated, defaults applied; omitted secrets keep their stored
    * value). Returns the names of fields that changed. Throws ValidationError naming the field.
    */
-  async enable(organizationId: string, pluginKey: string, schema: Schema, input: Record<string, unknown>): Promise<string[]> {
+  async enable(
+    organizationId: string,
+    pluginKey: string,
+    schema: Schema,
+    input: Record<string, unknown>,
+  ): Promise<string[]> {
     return this.write(organizationId, pluginKey, schema, input, true);
   }
 
-  async configure(organizationId: string, pluginKey: string, schema: Schema, input: Record<string, unknown>): Promise<string[]> {
+  async configure(
+    organizationId: string,
+    pluginKey: string,
+    schema: Schema,
+    input: Record<string, unknown>,
+  ): Promise<string[]> {
     const row = await this.row(organizationId, pluginKey);
     return this.write(organizationId, pluginKey, schema, input, row?.enabled ?? false);
   }
@@ -74,14 +93,23 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
     const [row] = await this.db
       .update(pluginInstances)
       .set({ enabled: false, updatedAt: new Date() })
-      .where(and(eq(pluginInstances.organizationId, organizationId), eq(pluginInstances.pluginRegistryId, pluginKey)))
+      .where(
+        and(
+          eq(pluginInstances.organizationId, organizationId),
+          eq(pluginInstances.pluginRegistryId, pluginKey),
+        ),
+      )
       .returning();
     if (row) this.emit('changed', { organizationId, pluginKey, enabled: false, fields: [] });
     return row !== undefined;
   }
 
   /** Decrypted values with defaults: for building the plugin process environment only. */
-  async runtimeValues(organizationId: string, pluginKey: string, schema: Schema): Promise<PluginConfigValues> {
+  async runtimeValues(
+    organizationId: string,
+    pluginKey: string,
+    schema: Schema,
+  ): Promise<PluginConfigValues> {
     const row = await this.row(organizationId, pluginKey);
     return openConfiguration(schema, row?.configuration ?? {}, this.box);
   }
@@ -91,13 +119,17 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
       await this.db
         .update(pluginInstances)
         .set({ lastActivityAt: e.at })
-        .where(and(eq(pluginInstances.organizationId, e.orgId), eq(pluginInstances.pluginRegistryId, e.pluginKey)));
+        .where(
+          and(eq(pluginInstances.organizationId, e.orgId), eq(pluginInstances.pluginRegistryId, e.pluginKey)),
+        );
     }
   }
 
   /** Every stored configuration, for key rotation. */
   async allStored(): Promise<{ id: string; configuration: Record<string, unknown> }[]> {
-    return this.db.select({ id: pluginInstances.id, configuration: pluginInstances.configuration }).from(pluginInstances);
+    return this.db
+      .select({ id: pluginInstances.id, configuration: pluginInstances.configuration })
+      .from(pluginInstances);
   }
 
   async replaceStored(id: string, configuration: Record<string, unknown>): Promise<void> {
@@ -112,7 +144,12 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
     enabled: boolean,
   ): Promise<string[]> {
     const before = await this.row(organizationId, pluginKey);
-    const { stored: configuration, changed: fields } = applyConfigurationUpdate(schema, input, before?.configuration, this.box);
+    const { stored: configuration, changed: fields } = applyConfigurationUpdate(
+      schema,
+      input,
+      before?.configuration,
+      this.box,
+    );
     const now = new Date();
     await this.db
       .insert(pluginInstances)
@@ -130,7 +167,12 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
     const [row] = await this.db
       .select()
       .from(pluginInstances)
-      .where(and(eq(pluginInstances.organizationId, organizationId), eq(pluginInstances.pluginRegistryId, pluginKey)));
+      .where(
+        and(
+          eq(pluginInstances.organizationId, organizationId),
+          eq(pluginInstances.pluginRegistryId, pluginKey),
+        ),
+      );
     return row;
   }
 }

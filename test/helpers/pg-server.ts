@@ -31,7 +31,8 @@ export async function startPgServer(): Promise<PgServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hay-pg-'));
   chmodSync(dir, 0o755);
   const isRoot = process.getuid?.() === 0;
-  const asPg = (cmd: string, args: string[]) => (isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const : [cmd, args] as const);
+  const asPg = (cmd: string, args: string[]) =>
+    isRoot ? (['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const) : ([cmd, args] as const);
   if (isRoot) {
     const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
     const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());

@@ -11,7 +11,11 @@ import { descendantPids, waitFor } from '../helpers/processes.js';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 // Ref'd handles only: unref'd timers are not listed by Node (the instance manager's own test counts timers).
 const HANDLE_TYPES = new Set(['TCPServerWrap', 'TCPSocketWrap', 'PipeWrap', 'ProcessWrap', 'TTYWrap']);
-const handles = () => process.getActiveResourcesInfo().filter((t) => HANDLE_TYPES.has(t)).sort();
+const handles = () =>
+  process
+    .getActiveResourcesInfo()
+    .filter((t) => HANDLE_TYPES.has(t))
+    .sort();
 
 async function trpc(url: string, proc: string, token: string, body: unknown) {
   const res = await fetch(`${url}/trpc/${proc}`, {
@@ -53,7 +57,10 @@ describe('host lifecycle', () => {
       toolName: 'echo',
       arguments: { message: 'lifecycle' },
     });
-    expect(call.json.result?.data).toEqual({ content: [{ type: 'text', text: 'lifecycle' }], structuredContent: { message: 'lifecycle' } });
+    expect(call.json.result?.data).toEqual({
+      content: [{ type: 'text', text: 'lifecycle' }],
+      structuredContent: { message: 'lifecycle' },
+    });
     expect(descendantPids().length).toBeGreaterThanOrEqual(1);
     const port = Number(new URL(host.url).port);
 
@@ -72,6 +79,9 @@ describe('host lifecycle', () => {
     expect(refused).toBe(true);
     await expect(host.services.database.db.execute('select 1')).rejects.toThrow();
     // the test's own keep-alive client socket closes once it sees the server's FIN
-    await waitFor(() => handles().join() === before.join(), `handles back to ${before.join()}; now ${handles().join()}`);
+    await waitFor(
+      () => handles().join() === before.join(),
+      `handles back to ${before.join()}; now ${handles().join()}`,
+    );
   });
 });

@@ -20,7 +20,9 @@ function manifest(id: string, extra: Record<string, unknown> = {}) {
     name: `Plugin ${id}`,
     version: '1.0.0',
     type: ['mcp-connector'],
-    capabilities: { mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node index.js' } },
+    capabilities: {
+      mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node index.js' },
+    },
     ...extra,
   };
 }
@@ -52,7 +54,13 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
     writePlugin(path.join(pluginsDir, `custom/${orgA}/alpha`), manifest('alpha'));
     writePlugin(path.join(pluginsDir, `custom/${orgB}/mine`), manifest('mine', { version: '2.0.0' }));
     mkdirSync(path.join(pluginsDir, 'custom/not-an-org/x'), { recursive: true });
-    registry = new PluginRegistry({ db: t.database.db, logger, pluginsDir, validator, defaultMaxConcurrentInstances: 10 });
+    registry = new PluginRegistry({
+      db: t.database.db,
+      logger,
+      pluginsDir,
+      validator,
+      defaultMaxConcurrentInstances: 10,
+    });
   });
 
   afterAll(async () => {
@@ -63,13 +71,18 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
 
   it('discovers core and custom plugins and records invalid ones with their error', async () => {
     const report = await registry.scan();
-    const ok = registry.listAll().filter((p) => p.status === 'ok').map((p) => p.relPath);
+    const ok = registry
+      .listAll()
+      .filter((p) => p.status === 'ok')
+      .map((p) => p.relPath);
     expect(ok).toEqual(['core/alpha', 'core/beta', `custom/${orgA}/mine`, `custom/${orgB}/mine`]);
     const broken = registry.get(null, 'broken');
     expect(broken?.status).toBe('invalid');
     expect(broken?.validationError).toMatch(/core\/broken\/manifest\.json: \/version must match pattern/);
     expect(registry.get(null, 'badjson')?.validationError).toMatch(/invalid JSON at line 1/);
-    expect(registry.get(null, 'empty')?.validationError).toMatch(/core\/empty\/manifest\.json: file not found/);
+    expect(registry.get(null, 'empty')?.validationError).toMatch(
+      /core\/empty\/manifest\.json: file not found/,
+    );
     expect(report.skipped).toEqual(
       expect.arrayContaining([
         { relPath: 'core/beta-copy', reason: 'duplicate plugin id "beta" (already used by core/beta)' },
@@ -114,7 +127,12 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
     const mine = registry.get(orgB, 'mine') as RegisteredPlugin;
     await t.database.db
       .insert(pluginInstances)
-      .values({ organizationId: org!.id, pluginRegistryId: mine.key, enabled: true, configuration: { x: 1 } });
+      .values({
+        organizationId: org!.id,
+        pluginRegistryId: mine.key,
+        enabled: true,
+        configuration: { x: 1 },
+      });
     const missing: string[] = [];
     registry.on('missing', (p) => missing.push(p.relPath));
     rmSync(path.join(pluginsDir, `custom/${orgB}/mine`), { recursive: true });
@@ -159,22 +177,41 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
         path.join(pluginsDir, 'core/builds'),
         manifest('builds', {
           capabilities: {
-            mcp: { connection: { type: 'local' }, startCommand: 'node index.js', buildCommand: 'node build.js' },
+            mcp: {
+              connection: { type: 'local' },
+              startCommand: 'node index.js',
+              buildCommand: 'node build.js',
+            },
           },
         }),
-        { 'build.js': `require('fs').appendFileSync(${JSON.stringify(counter)}, 'x'); setTimeout(() => {}, 300);`, 'package.json': '{}' },
+        {
+          'build.js': `require('fs').appendFileSync(${JSON.stringify(counter)}, 'x'); setTimeout(() => {}, 300);`,
+          'package.json': '{}',
+        },
       );
       writePlugin(
         path.join(pluginsDir, 'core/fails'),
         manifest('fails', {
-          capabilities: { mcp: { connection: { type: 'local' }, startCommand: 'node index.js', buildCommand: 'node fail.js' } },
+          capabilities: {
+            mcp: {
+              connection: { type: 'local' },
+              startCommand: 'node index.js',
+              buildCommand: 'node fail.js',
+            },
+          },
         }),
         { 'fail.js': 'console.error("compile error: missing semicolon"); process.exit(3);' },
       );
       writePlugin(
         path.join(pluginsDir, 'core/hangs'),
         manifest('hangs', {
-          capabilities: { mcp: { connection: { type: 'local' }, startCommand: 'node index.js', installCommand: 'node hang.js' } },
+          capabilities: {
+            mcp: {
+              connection: { type: 'local' },
+              startCommand: 'node index.js',
+              installCommand: 'node hang.js',
+            },
+          },
         }),
         { 'hang.js': 'setInterval(() => {}, 1000);' },
       );
@@ -185,7 +222,11 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
 
     it('builds once for concurrent requests and records success', async () => {
       const installer = makeInstaller();
-      await Promise.all([installer.ensureReady(spec('builds')), installer.ensureReady(spec('builds')), installer.ensureReady(spec('builds'))]);
+      await Promise.all([
+        installer.ensureReady(spec('builds')),
+        installer.ensureReady(spec('builds')),
+        installer.ensureReady(spec('builds')),
+      ]);
       expect(readFileSync(path.join(pluginsDir, 'runs.log'), 'utf8')).toBe('x');
       const p = registry.get(null, 'builds');
       expect([p?.installed, p?.built, p?.buildError]).toEqual([true, true, null]);
@@ -202,7 +243,9 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
       const installer = makeInstaller();
       await expect(installer.ensureReady(spec('fails'))).rejects.toMatchObject({
         code: 'BUILD_FAILED',
-        message: expect.stringMatching(/`node fail.js` exited with code 3; output: compile error: missing semicolon/),
+        message: expect.stringMatching(
+          /`node fail.js` exited with code 3; output: compile error: missing semicolon/,
+        ),
       });
       const p = registry.get(null, 'fails');
       expect(p?.built).toBe(false);

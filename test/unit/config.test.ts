@@ -5,14 +5,24 @@ import { DEFAULTS, loadConfig } from '../../src/config.js';
 describe('loadConfig', () => {
   it('uses the documented defaults', () => {
     const c = loadConfig({}, []);
-    expect([c.host, c.port, c.databaseUrl, c.idleTimeoutMs, c.queueTimeoutMs]).toEqual(['127.0.0.1', 3000, undefined, 300_000, 30_000]);
+    expect([c.host, c.port, c.databaseUrl, c.idleTimeoutMs, c.queueTimeoutMs]).toEqual([
+      '127.0.0.1',
+      3000,
+      undefined,
+      300_000,
+      30_000,
+    ]);
     expect(c.dataDir).toBe(path.resolve('.hay'));
     expect(c.pluginsDir).toBe(path.resolve('plugins'));
     expect(c.defaultMaxConcurrentInstances).toBe(DEFAULTS.defaultMaxConcurrentInstances);
   });
 
   it('reads env, then flags win', () => {
-    const c = loadConfig({ HAY_PORT: '4000', HAY_HOST: '0.0.0.0' }, ['--port', '5000', '--idle-timeout-ms=10']);
+    const c = loadConfig({ HAY_PORT: '4000', HAY_HOST: '0.0.0.0' }, [
+      '--port',
+      '5000',
+      '--idle-timeout-ms=10',
+    ]);
     expect([c.host, c.port, c.idleTimeoutMs]).toEqual(['0.0.0.0', 5000, 10]);
   });
 
