@@ -15,6 +15,7 @@ import { ProcessStdioTransport } from '../process/stdio-transport.js';
 import { abortReason } from './call-scope.js';
 import { McpPluginConnection } from './plugin-connection.js';
 import { createRemoteTransport, remoteTransportOrder } from './remote-transports.js';
+import { dataDirRoot } from './roots.js';
 
 export interface McpConnectionFactoryOptions {
   logger: Logger;
@@ -25,12 +26,17 @@ export interface McpConnectionFactoryOptions {
   limits: Required<ResourceLimits>;
   /** Timeout of connection calls (listTools, callTool, ping) that pass no timeoutMs. */
   callTimeoutMs: number;
+  /** Wait after a local plugin's first roots/list answer before connect resolves. Default 50. */
+  rootsSettleMs?: number;
 }
 
 /**
  * Starts local plugins (stdio, via the ProcessManager) or connects to remote ones (Streamable HTTP, SSE,
  * WebSocket, alternatives tried in manifest order) and completes MCP initialize. `timeoutMs` bounds the
  * whole connect (environment, spawn, initialize, every fallback). On any failure nothing is left running.
+ * A local plugin is offered one MCP root: its data folder as the process sees it (file:///data inside
+ * bubblewrap, the host folder otherwise); connect resolves once a server that asks for roots at start has
+ * been answered (see McpPluginConnection.settleRoots). Remote plugins are offered no roots.
  */
 export class McpConnectionFactory implements ConnectionFactory {
   constructor(private readonly opts: McpConnectionFactoryOptions) {}
@@ -86,6 +92,8 @@ export class McpConnectionFactory implements ConnectionFactory {
       logger: this.opts.logger.child({ orgId, pluginId: spec.pluginId, pid: proc.pid }),
       callTimeoutMs: this.opts.callTimeoutMs,
       process: proc,
+      ...(proc.dataDir !== undefined ? { roots: [dataDirRoot(proc.dataDir)] } : {}),
+      ...(this.opts.rootsSettleMs !== undefined ? { rootsSettleMs: this.opts.rootsSettleMs } : {}),
     });
     try {
       await connection.open(new ProcessStdioTransport(proc), { signal, timeoutMs: remaining(deadline) });

@@ -1,9 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
   EmptyResultSchema,
   ErrorCode,
+  ListRootsRequestSchema,
   ListToolsResultSchema,
   McpError,
   ToolListChangedNotificationSchema,
@@ -14,6 +16,7 @@ import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool
 import type { ManagedProcess } from '../process/managed-process.js';
 import { groupUsage } from '../process/proc-stats.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
+import { DEFAULT_ROOTS_SETTLE_MS, type ClientRoot } from './roots.js';
 
 export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
 
@@ -32,6 +35,13 @@ export interface McpPluginConnectionOptions {
   callTimeoutMs: number;
   /** The local process behind a stdio transport. */
   process?: ManagedProcess;
+  /**
+   * Roots offered to the server: set = the client declares the `roots` capability (listChanged: false) and
+   * answers roots/list with exactly these. Unset = no roots capability.
+   */
+  roots?: readonly ClientRoot[];
+  /** Wait after the server's first roots/list was answered at open(). Default DEFAULT_ROOTS_SETTLE_MS. */
+  rootsSettleMs?: number;
 }
 
 function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
@@ -65,10 +75,21 @@ export class McpPluginConnection implements PluginConnection {
   private ended: ConnectionEnd | undefined;
   private closing: Promise<void> | undefined;
   private opened = false;
+  private rootsListed = false;
 
   constructor(private readonly opts: McpPluginConnectionOptions) {
     this.transport = opts.transport;
-    this.client = new Client({ ...HOST_CLIENT_INFO }, { capabilities: {} });
+    const roots = opts.roots;
+    this.client = new Client(
+      { ...HOST_CLIENT_INFO },
+      { capabilities: roots ? { roots: { listChanged: false } } : {} },
+    );
+    if (roots) {
+      this.client.setRequestHandler(ListRootsRequestSchema, () => {
+        this.rootsListed = true;
+        return { roots: roots.map((r) => ({ ...r })) };
+      });
+    }
     this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       for (const listener of this.toolsListeners) this.safely(listener);
     });
@@ -89,13 +110,15 @@ export class McpPluginConnection implements PluginConnection {
   }
 
   /**
-   * Connects `transport` and completes MCP initialize within `timeoutMs`. Rejects with TimeoutError,
-   * the caller's abort reason, or InstanceError('INSTANCE_FAILED'); the caller closes the connection then.
+   * Connects `transport` and completes MCP initialize within `timeoutMs` (roots settling included, see
+   * settleRoots). Rejects with TimeoutError, the caller's abort reason, or InstanceError('INSTANCE_FAILED');
+   * the caller closes the connection then.
    */
   async open(transport: Transport, options: { signal?: AbortSignal; timeoutMs: number }): Promise<void> {
     const scope = callScope(options, options.timeoutMs);
     try {
       await this.client.connect(transport, { signal: scope.signal, timeout: scope.timeoutMs + 1_000 });
+      if (this.opts.roots) await this.settleRoots(scope);
     } catch (err) {
       if (scope.callerAborted()) throw abortReason(options.signal);
       if (scope.timedOut()) {
@@ -112,6 +135,38 @@ export class McpPluginConnection implements PluginConnection {
       throw new InstanceError('INSTANCE_FAILED', `Plugin ${this.opts.pluginId} failed to start: ${what}`);
     }
     this.opened = true;
+  }
+
+  /**
+   * Contract, for connections that offer roots: a server that asks roots/list when it receives
+   * `notifications/initialized` (as server-filesystem does) has sent that request before it answers a ping
+   * sent afterwards, and denies every call until it has applied the answer. So open() sends one ping; if
+   * roots/list was asked by then, it waits until the answer is written, pings again (the server has read the
+   * answer) and waits rootsSettleMs more (the server applies roots asynchronously, e.g. realpath + stat),
+   * so the first tool call after open() sees the roots. A server that does not ask costs one ping round trip;
+   * one without ping support is not waited for. Best effort: a server that takes longer than rootsSettleMs
+   * to apply roots may still deny a call made right after open().
+   */
+  private async settleRoots(scope: CallScope): Promise<void> {
+    const ping = (): Promise<unknown> =>
+      this.client.request({ method: 'ping' }, EmptyResultSchema, {
+        signal: scope.signal,
+        timeout: scope.timeoutMs + 1_000,
+      });
+    try {
+      await ping();
+    } catch (err) {
+      if (err instanceof McpError && err.code === Number(ErrorCode.MethodNotFound)) return;
+      throw err;
+    }
+    if (!this.rootsListed) return;
+    // The SDK writes the roots/list answer after the handler's promise settles: let that happen first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await ping();
+    await sleep(this.opts.rootsSettleMs ?? DEFAULT_ROOTS_SETTLE_MS, undefined, {
+      signal: scope.signal,
+      ref: false,
+    });
   }
 
   async listTools(options?: CallOptions): Promise<Tool[]> {
