@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { InstanceError } from '../errors.js';
 import type { HayPluginManifest } from '../manifest/types.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
@@ -15,15 +17,18 @@ export interface PluginEnvOptions {
   hostEnv: NodeJS.ProcessEnv;
   /** Host variables the operator lets plugins request through manifest permissions.env. */
   operatorAllowedEnv: readonly string[];
-  /** Per-(org, plugin) writable data folder on the host (the sandbox remaps it to /data). */
+  /**
+   * Per-(org, plugin) writable data folder on the host (the sandbox remaps it to /data). envFor creates it
+   * (mode 0700) when missing.
+   */
   dataDirFor: (orgId: string, spec: PluginSpec) => string;
 }
 
 /**
- * Builds a plugin process's complete environment: the base allow-list, the host variables the plugin
- * requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID / HAY_PLUGIN_DATA_DIR / HAY_API_URL /
- * HAY_API_TOKEN (a short-lived token bound to the org, plugin and its declared permissions.api), then
- * the organization's configuration mapped through configSchema `env` names.
+ * Builds a plugin process's complete environment (creating the plugin's data folder if missing): the base
+ * allow-list, the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
+ * HAY_PLUGIN_DATA_DIR / HAY_API_URL / HAY_API_TOKEN (a short-lived token bound to the org, plugin and its
+ * declared permissions.api), then the organization's configuration mapped through configSchema `env` names.
  */
 export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
   constructor(private readonly o: PluginEnvOptions) {}
@@ -40,6 +45,15 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
     }
     env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
     const dataDir = this.o.dataDirFor(orgId, spec);
+    try {
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Could not create the data folder of plugin ${spec.pluginId} (${dataDir}): ${reason}; check that the host may write there`,
+      );
+    }
     env.HOME = dataDir;
     env.HAY_ORG_ID = orgId;
     env.HAY_PLUGIN_ID = spec.pluginId;
