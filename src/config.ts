@@ -56,6 +56,8 @@ export interface HostConfig {
 
   toolCacheMaxEntries: number;
   batchConcurrency: number;
+  /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
+  warmupMaxInstances: number;
   platformTokenTtlMs: number;
 }
 
@@ -106,6 +108,7 @@ export const DEFAULTS: HostConfig = {
 
   toolCacheMaxEntries: 10_000,
   batchConcurrency: 16,
+  warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
 };
 
@@ -171,6 +174,7 @@ const FIELDS: readonly Field[] = [
   f('sandboxMaxOpenFiles', 'HAY_SANDBOX_MAX_OPEN_FILES', 'int', { min: 16 }),
   f('toolCacheMaxEntries', 'HAY_TOOL_CACHE_MAX_ENTRIES'),
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
+  f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
 ];
 

@@ -27,6 +27,7 @@ import { InstanceManager } from './runtime/instance/index.js';
 import { PluginEnvironment } from './runtime/plugin-env.js';
 import { ProcessManager } from './runtime/process/process-manager.js';
 import { createSandbox } from './runtime/sandbox/index.js';
+import { InstanceWarmup } from './runtime/warmup.js';
 import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
 import { PlatformTokens } from './security/platform-token.js';
@@ -63,6 +64,7 @@ export interface HostServices {
   metrics: Metrics;
   keyRing: KeyRing;
   http: FastifyInstance;
+  warmup: InstanceWarmup;
 }
 
 /**
@@ -217,6 +219,24 @@ export async function createHost(
       });
   });
 
+  const warmup = new InstanceWarmup({
+    db,
+    logger: logger.child({ component: 'warmup' }),
+    instances,
+    registry: {
+      specByKey: (key) => {
+        const p = registry.getByKey(key);
+        return p ? registry.toSpec(p) : undefined;
+      },
+    },
+    options: {
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxInstances: config.warmupMaxInstances,
+      concurrency: 2,
+      timeoutMs: config.startTimeoutMs,
+    },
+  });
+
   const plugins = new PluginService({
     logger,
     registry,
@@ -327,6 +347,7 @@ export async function createHost(
       metrics,
       keyRing,
       http,
+      warmup,
     },
     start() {
       starting ??= (async () => {
@@ -348,6 +369,7 @@ export async function createHost(
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
+        warmup.start();
       })();
       return starting;
     },
@@ -362,6 +384,7 @@ export async function createHost(
         ]);
         if (!drained)
           logger.warn('in-flight requests still running after the drain period; stopping instances');
+        await warmup.close();
         await instances.close();
         await processes.close();
         await httpClosed;
