@@ -81,7 +81,10 @@ export class McpConnectionFactory implements ConnectionFactory {
       cwd: spec.rootDir,
       env,
       limits: { ...this.opts.limits, ...definedOnly(manifest.runtime?.limits ?? {}) },
-      network: { all: network?.all ?? false, hosts: network?.hosts ?? [] },
+      network: {
+        all: (network?.all ?? false) || (manifest.permissions?.api?.length ?? 0) > 0,
+        hosts: network?.hosts ?? [],
+      },
       readPaths: manifest.permissions?.filesystem?.read ?? [],
     };
     checkTime(spec, signal, deadline);
