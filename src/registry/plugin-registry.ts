@@ -77,6 +77,8 @@ type InstallPatch = Partial<Pick<PluginRegistryRow, 'installed' | 'built' | 'ins
 export class PluginRegistry extends EventEmitter<RegistryEvents> {
   private readonly opts: PluginRegistryOptions;
   private byKey = new Map<string, RegisteredPlugin>();
+  /** Rows sharing a plugin id (one core and/or one per organization); rebuilt with byKey. */
+  private byPluginId = new Map<string, RegisteredPlugin[]>();
   private scanning: Promise<ScanReport> | undefined;
 
   constructor(options: PluginRegistryOptions) {
@@ -97,9 +99,10 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
 
   /** The plugin `pluginId` as seen by `orgId`: a core plugin, or that organization's own custom plugin. */
   get(orgId: string | null, pluginId: string): RegisteredPlugin | undefined {
+    const same = this.byPluginId.get(pluginId);
+    if (!same) return undefined;
     let custom: RegisteredPlugin | undefined;
-    for (const p of this.byKey.values()) {
-      if (p.pluginId !== pluginId) continue;
+    for (const p of same) {
       if (p.sourceType === 'core') return p;
       if (orgId !== null && p.organizationId === orgId) custom = p;
     }
@@ -146,7 +149,7 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
       .set({ ...patch, updatedAt: new Date() })
       .where(eq(pluginRegistry.id, key))
       .returning();
-    if (row) this.byKey.set(key, this.toPlugin(row));
+    if (row) this.put(this.toPlugin(row));
   }
 
   /** Re-reads one row (e.g. after another component changed it). */
@@ -154,11 +157,27 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
     const [row] = await this.opts.db.select().from(pluginRegistry).where(eq(pluginRegistry.id, key));
     if (!row) {
       this.byKey.delete(key);
+      this.reindex();
       return undefined;
     }
     const p = this.toPlugin(row);
-    this.byKey.set(key, p);
+    this.put(p);
     return p;
+  }
+
+  private put(p: RegisteredPlugin): void {
+    this.byKey.set(p.key, p);
+    this.reindex();
+  }
+
+  private reindex(): void {
+    const index = new Map<string, RegisteredPlugin[]>();
+    for (const p of this.byKey.values()) {
+      const list = index.get(p.pluginId);
+      if (list) list.push(p);
+      else index.set(p.pluginId, [p]);
+    }
+    this.byPluginId = index;
   }
 
   private async doScan(): Promise<ScanReport> {
@@ -246,6 +265,7 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
 
     const rows = await db.select().from(pluginRegistry);
     this.byKey = new Map(rows.map((r) => [r.id, this.toPlugin(r)]));
+    this.reindex();
 
     const invalid = wanted
       .filter((w) => w.row.status === 'invalid')
