@@ -279,8 +279,6 @@ export class PluginService {
     }
     if (!entry.enabled)
       throw new PreconditionError('PLUGIN_NOT_ENABLED', `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`);
-    if (plugin.installError)
-      throw new PreconditionError('INSTALL_FAILED', `plugin ${pluginId} failed to install: ${plugin.installError}`);
     const spec = this.d.registry.toSpec(plugin);
     if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
     return { plugin, spec };
