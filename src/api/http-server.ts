@@ -2,6 +2,7 @@ import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/a
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
+import { registerInvokeRoute } from './invoke-route.js';
 import { appRouter, type AppRouter } from './router.js';
 import type { ApiServices } from './trpc.js';
 
@@ -17,10 +18,18 @@ export interface HttpServerDeps {
 
 /**
  * The host's HTTP surface: `GET /healthz` (200 once ready, 503 before/while shutting down), tRPC at
- * `/trpc` (plain JSON, no transformer), `GET /metrics` (admin token), plus routes from `register`.
+ * `/trpc` (plain JSON, no transformer), `GET /metrics` (admin token), `POST /v1/invoke` (plugins.invokeTool
+ * without tRPC, src/api/invoke-route.ts), plus routes from `register`.
  */
 export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes, forceCloseConnections: true });
+  // maxParamLength: tRPC batch URLs name every procedure (`/trpc/a,b,c?batch=1`); fastify's default of 100
+  // characters answered 414 for batches of more than about five calls
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimitBytes,
+    forceCloseConnections: true,
+    maxParamLength: 8192,
+  });
   app.get('/healthz', async (_req, reply) =>
     deps.isReady() ? reply.send({ status: 'ok' }) : reply.status(503).send({ status: 'starting' }),
   );
@@ -30,8 +39,12 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       .authenticate(header?.startsWith('Bearer ') ? header.slice(7) : undefined)
       .catch(() => undefined);
     if (principal?.kind !== 'admin')
-      return reply.status(401).send({ error: { code: 'UNAUTHORIZED', message: 'GET /metrics needs the admin token' } });
-    return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+      return reply
+        .status(401)
+        .send({ error: { code: 'UNAUTHORIZED', message: 'GET /metrics needs the admin token' } });
+    return reply
+      .header('content-type', deps.metrics.registry.contentType)
+      .send(await deps.metrics.registry.metrics());
   });
   void app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
@@ -52,6 +65,12 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
         };
       },
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
+  });
+  registerInvokeRoute(app, {
+    organizations: deps.organizations,
+    plugins: deps.services.plugins,
+    audit: deps.services.audit,
+    logger: deps.services.logger,
   });
   deps.register?.(app);
   return app;

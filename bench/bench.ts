@@ -1,0 +1,230 @@
+// `npm run bench`: the host's cost per tool call against baselines, in one run and one process tree.
+// Sizes come from BENCH_* environment variables (see CONFIG) so the test suite can run it tiny.
+import Fastify from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { measureDiscovery } from './lib/discovery.js';
+import { JsonHttpClient } from './lib/http-client.js';
+import { checkEcho, PLUGIN_ID, startBenchHost, unwrapTrpc, type BenchHost } from './lib/host-fixture.js';
+import { connectDirect, GATEWAY_HEADERS, gatewayCall, startGateway } from './lib/mcp-baselines.js';
+import { median, runLoad, summarize, timeSequential, type LoadResult, type Summary } from './lib/stats.js';
+import { TrpcBatcher } from './lib/trpc-batcher.js';
+
+const int = (name: string, fallback: number) => {
+  const raw = process.env[name];
+  const n = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer; got "${raw}"`);
+  return n;
+};
+
+const CONFIG = {
+  /** Sequential timed calls per latency measurement (a, b, c). */
+  calls: int('BENCH_CALLS', 3000),
+  warmup: int('BENCH_WARMUP', 500),
+  /** Total calls of each 100-in-flight run (d, e). */
+  loadCalls: int('BENCH_LOAD_CALLS', 20000),
+  concurrency: int('BENCH_CONCURRENCY', 100),
+  /** Cold starts measured per side (f) and warm first calls (g). */
+  coldRuns: int('BENCH_COLD_RUNS', 7),
+  discoveryPlugins: int('BENCH_DISCOVERY_PLUGINS', 1000),
+  /** 1: also measure the host's cold start with sandbox 'auto' (adds the ~10 s sandbox probe). */
+  sandbox: int('BENCH_SANDBOX', 1),
+  /** Which host load run feeds throughputRatio: 'batch' (tRPC batching) or 'trpc' (one request per call). */
+  loadMode: process.env.BENCH_LOAD_MODE === 'trpc' ? 'trpc' : 'batch',
+};
+
+const rows: [string, string][] = [];
+const fmt = (x: number, digits = 3) => x.toFixed(digits);
+const lat = (s: Summary) => `p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  (n=${s.n})`;
+const load = (r: LoadResult) =>
+  `${Math.round(r.throughput)} calls/s  p50 ${fmt(r.latency.p50, 2)} ms  p99 ${fmt(r.latency.p99, 2)} ms  errors ${r.errors}/${r.total}` +
+  (r.firstError ? `  first error: ${r.firstError.slice(0, 120)}` : '');
+const row = (name: string, value: string) => {
+  rows.push([name, value]);
+  process.stderr.write(`  ${name}: ${value}\n`);
+};
+
+async function directStdio(): Promise<{ seq: Summary; coldMs: number[] }> {
+  const client = await connectDirect();
+  try {
+    const seq = summarize(
+      await timeSequential(CONFIG.calls, CONFIG.warmup, async (i) => {
+        const r = await client.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+        checkEcho(r, `m${i}`);
+      }),
+    );
+    return { seq, coldMs: [] };
+  } finally {
+    await client.close();
+  }
+}
+
+async function directColdStart(): Promise<number> {
+  const t0 = performance.now();
+  const client = await connectDirect();
+  const r = await client.callTool({ name: 'echo', arguments: { message: 'cold' } });
+  const ms = performance.now() - t0;
+  checkEcho(r, 'cold');
+  await client.close();
+  return ms;
+}
+
+async function fastifyEcho(): Promise<Summary> {
+  const app = Fastify({ logger: false });
+  app.post('/echo', async (req) => req.body);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const http = new JsonHttpClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+  try {
+    return summarize(
+      await timeSequential(CONFIG.calls, CONFIG.warmup, async (i) => {
+        const res = await http.post('/echo', { message: `m${i}` });
+        if (res.status !== 200) throw new Error(`echo route answered ${res.status}`);
+      }),
+    );
+  } finally {
+    http.close();
+    await app.close();
+  }
+}
+
+const invokeInput = (message: string) => ({ pluginId: PLUGIN_ID, toolName: 'echo', arguments: { message } });
+
+async function hostInvoke(h: BenchHost, apiKey: string, message: string): Promise<void> {
+  const res = await h.http.post('/trpc/plugins.invokeTool', invokeInput(message), { authorization: `Bearer ${apiKey}` });
+  checkEcho(unwrapTrpc(res.body, 'plugins.invokeTool'), message);
+}
+
+async function gatewayLoad(): Promise<LoadResult> {
+  const gw = await startGateway();
+  const http = new JsonHttpClient(gw.url);
+  const call = async (i: number) => {
+    const res = await http.post('/mcp', gatewayCall(i, `m${i}`), GATEWAY_HEADERS);
+    const body = res.body as { result?: unknown; error?: { message?: string } };
+    if (res.status !== 200 || !body?.result) throw new Error(`gateway answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
+    checkEcho(body.result, `m${i}`);
+  };
+  try {
+    for (let i = 0; i < Math.min(CONFIG.warmup, 200); i++) await call(i);
+    return await runLoad(CONFIG.loadCalls, CONFIG.concurrency, call);
+  } finally {
+    http.close();
+    await gw.close();
+  }
+}
+
+async function hostColdStart(h: BenchHost, run: number): Promise<number> {
+  const org = await h.newOrgWithPlugin(`cold-${run}`);
+  const t0 = performance.now();
+  await hostInvoke(h, org.apiKey, 'cold');
+  const ms = performance.now() - t0;
+  const p = h.host.services.registry.get(org.organizationId, PLUGIN_ID);
+  if (p) await h.host.services.instances.stopInstance(org.organizationId, p.key, 'bench cleanup');
+  return ms;
+}
+
+async function main(): Promise<void> {
+  process.stderr.write(`hay bench: ${JSON.stringify(CONFIG)}\n`);
+  let errors = 0;
+
+  const a = await directStdio();
+  row('(a) direct SDK client -> echo server over stdio, sequential', lat(a.seq));
+  const b = await fastifyEcho();
+  row('(b) bare fastify JSON echo round trip, sequential', lat(b));
+
+  const h = await startBenchHost();
+  let c: Summary;
+  let dTrpc: LoadResult;
+  let dBatch: LoadResult;
+  const hostCold: number[] = [];
+  const directCold: number[] = [];
+  const warmFirst: number[] = [];
+  try {
+    const org = await h.newOrgWithPlugin('bench');
+    c = summarize(await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvoke(h, org.apiKey, `m${i}`)));
+    row('(c) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
+
+    dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
+    row(`(d1) host, ${CONFIG.concurrency} in flight, one tRPC request per call`, load(dTrpc));
+    const batcher = new TrpcBatcher(h.http, 'plugins.invokeTool', org.apiKey, CONFIG.concurrency);
+    dBatch = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, async (i) => checkEcho(await batcher.call(invokeInput(`m${i}`)), `m${i}`));
+    row(`(d2) host, ${CONFIG.concurrency} in flight, tRPC batching (httpBatchLink wire format)`, load(dBatch));
+    errors += dTrpc.errors + dBatch.errors;
+
+    for (let i = 0; i < CONFIG.coldRuns; i++) {
+      directCold.push(await directColdStart());
+      hostCold.push(await hostColdStart(h, i));
+    }
+    row('(f) cold start, direct spawn + initialize + call, median', `${fmt(median(directCold), 1)} ms  runs ${directCold.map((x) => x.toFixed(0)).join(' ')}`);
+    row('(f) cold start, host first call (new org, instance stopped), median', `${fmt(median(hostCold), 1)} ms  runs ${hostCold.map((x) => x.toFixed(0)).join(' ')}`);
+
+    for (let i = 0; i < CONFIG.coldRuns; i++) {
+      const o = await h.newOrgWithPlugin(`warm-${i}`);
+      const p = h.host.services.registry.get(o.organizationId, PLUGIN_ID);
+      const spec = p && h.host.services.registry.toSpec(p);
+      if (!p || !spec) throw new Error('test plugin not registered');
+      await h.host.services.warmup.warm(o.organizationId, spec);
+      const t0 = performance.now();
+      await hostInvoke(h, o.apiKey, 'first');
+      warmFirst.push(performance.now() - t0);
+      await h.host.services.instances.stopInstance(o.organizationId, p.key, 'bench cleanup');
+    }
+    row('(g) first call with a warm instance (new org, warmed), median', `${fmt(median(warmFirst))} ms  runs ${warmFirst.map((x) => x.toFixed(2)).join(' ')}`);
+  } finally {
+    await h.close();
+  }
+
+  const e = await gatewayLoad();
+  row(`(e) SDK Streamable HTTP gateway -> one stdio client, ${CONFIG.concurrency} in flight`, load(e));
+  errors += e.errors;
+
+  let sandboxCold: number[] = [];
+  if (CONFIG.sandbox) {
+    const hs = await startBenchHost({ sandbox: 'auto' });
+    try {
+      for (let i = 0; i < CONFIG.coldRuns; i++) sandboxCold.push(await hostColdStart(hs, i));
+    } finally {
+      await hs.close();
+    }
+    row("(f') cold start, host first call with sandbox 'auto', median", `${fmt(median(sandboxCold), 1)} ms  runs ${sandboxCold.map((x) => x.toFixed(0)).join(' ')}`);
+  } else sandboxCold = [];
+
+  const disc = CONFIG.discoveryPlugins > 0 ? await measureDiscovery(CONFIG.discoveryPlugins) : { plugins: 0, ok: 0, firstScanMs: 0, rescanMs: 0 };
+  row(`(h) discovery of ${disc.plugins} plugin folders (${disc.ok} valid), first scan / rescan`, `${fmt(disc.firstScanMs, 0)} ms / ${fmt(disc.rescanMs, 0)} ms`);
+
+  const d = CONFIG.loadMode === 'batch' ? dBatch : dTrpc;
+  const result = {
+    overheadRatio: round((c.p50 - a.seq.p50) / b.p50),
+    throughputRatio: round(d.throughput / e.throughput),
+    coldStartRatio: round(median(hostCold) / median(directCold)),
+    warmFirstCallRatio: round(median(warmFirst) / c.p50),
+    discovery1000Ms: Math.round(disc.firstScanMs),
+    errors,
+    loadMode: CONFIG.loadMode,
+    directP50Ms: round(a.seq.p50),
+    httpEchoP50Ms: round(b.p50),
+    hostP50Ms: round(c.p50),
+    hostP99Ms: round(c.p99),
+    hostThroughputTrpc: Math.round(dTrpc.throughput),
+    hostThroughputBatch: Math.round(dBatch.throughput),
+    gatewayThroughput: Math.round(e.throughput),
+    coldHostMs: round(median(hostCold)),
+    coldDirectMs: round(median(directCold)),
+    ...(sandboxCold.length ? { coldHostSandboxMs: round(median(sandboxCold)) } : {}),
+    warmFirstCallMs: round(median(warmFirst)),
+    discoveryPlugins: disc.plugins,
+    rescanMs: Math.round(disc.rescanMs),
+  };
+
+  const width = Math.max(...rows.map(([n]) => n.length));
+  console.log('\nHay plugin host benchmark');
+  for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value}`);
+  console.log(JSON.stringify(result));
+}
+
+function round(x: number): number {
+  return Number.isFinite(x) ? Math.round(x * 1000) / 1000 : 0;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
