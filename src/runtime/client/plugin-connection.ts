@@ -141,8 +141,8 @@ export class McpPluginConnection implements PluginConnection {
    * Contract, for connections that offer roots: a server that asks roots/list when it receives
    * `notifications/initialized` (as server-filesystem does) has sent that request before it answers a ping
    * sent afterwards, and denies every call until it has applied the answer. So open() sends one ping; if
-   * roots/list was asked by then, it waits until the answer is written, pings again (the server has read the
-   * answer) and waits rootsSettleMs more (the server applies roots asynchronously, e.g. realpath + stat),
+   * roots/list was asked by then (handled and answered within one event-loop turn after the ping answer),
+   * it pings again (the server has read the answer) and waits rootsSettleMs more (the server applies roots asynchronously, e.g. realpath + stat),
    * so the first tool call after open() sees the roots. A server that does not ask costs one ping round trip;
    * one without ping support is not waited for. Best effort: a server that takes longer than rootsSettleMs
    * to apply roots may still deny a call made right after open().
@@ -159,9 +159,10 @@ export class McpPluginConnection implements PluginConnection {
       if (err instanceof McpError && err.code === Number(ErrorCode.MethodNotFound)) return;
       throw err;
     }
-    if (!this.rootsListed) return;
-    // The SDK writes the roots/list answer after the handler's promise settles: let that happen first.
+    // A roots/list request read together with the ping answer reaches the handler only after some
+    // microtasks, and the SDK writes the answer after the handler's promise settles: let both happen.
     await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!this.rootsListed) return;
     await ping();
     await sleep(this.opts.rootsSettleMs ?? DEFAULT_ROOTS_SETTLE_MS, undefined, {
       signal: scope.signal,

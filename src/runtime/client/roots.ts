@@ -7,7 +7,7 @@ export interface ClientRoot {
 }
 
 /** Default wait after answering roots/list at connect, for the server to apply the roots. */
-export const DEFAULT_ROOTS_SETTLE_MS = 50;
+export const DEFAULT_ROOTS_SETTLE_MS = 200;
 
 /**
  * The single root a local plugin gets: its private data folder as the plugin process sees it (`/data` inside
