@@ -28,8 +28,11 @@ const CONFIG = {
   discoveryPlugins: int('BENCH_DISCOVERY_PLUGINS', 1000),
   /** 1: also measure the host's cold start with sandbox 'auto' (adds the ~10 s sandbox probe). */
   sandbox: int('BENCH_SANDBOX', 1),
-  /** Which host load run feeds throughputRatio: 'batch' (tRPC batching) or 'trpc' (one request per call). */
-  loadMode: process.env.BENCH_LOAD_MODE === 'trpc' ? 'trpc' : 'batch',
+  /**
+   * Which host route feeds overheadRatio and throughputRatio: 'fast' (POST /v1/invoke), 'batch' (tRPC
+   * batching; overhead from sequential tRPC) or 'trpc' (one tRPC request per call). All are printed.
+   */
+  route: (['fast', 'batch', 'trpc'] as const).find((m) => m === process.env.BENCH_ROUTE) ?? 'fast',
 };
 
 const rows: [string, string][] = [];
@@ -93,6 +96,13 @@ async function hostInvoke(h: BenchHost, apiKey: string, message: string): Promis
   checkEcho(unwrapTrpc(res.body, 'plugins.invokeTool'), message);
 }
 
+/** The same call through `POST /v1/invoke` (plugins.invokeTool without tRPC). */
+async function hostInvokeFast(h: BenchHost, apiKey: string, message: string): Promise<void> {
+  const res = await h.http.post('/v1/invoke', invokeInput(message), { authorization: `Bearer ${apiKey}` });
+  if (res.status !== 200) throw new Error(`POST /v1/invoke answered ${res.status}: ${JSON.stringify(res.body).slice(0, 200)}`);
+  checkEcho(res.body, message);
+}
+
 async function gatewayLoad(): Promise<LoadResult> {
   const gw = await startGateway();
   const http = new JsonHttpClient(gw.url);
@@ -132,6 +142,8 @@ async function main(): Promise<void> {
 
   const h = await startBenchHost();
   let c: Summary;
+  let cFast: Summary;
+  let dFast: LoadResult;
   let dTrpc: LoadResult;
   let dBatch: LoadResult;
   const hostCold: number[] = [];
@@ -140,14 +152,18 @@ async function main(): Promise<void> {
   try {
     const org = await h.newOrgWithPlugin('bench');
     c = summarize(await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvoke(h, org.apiKey, `m${i}`)));
-    row('(c) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
+    row('(c1) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
+    cFast = summarize(await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvokeFast(h, org.apiKey, `m${i}`)));
+    row('(c2) host POST /v1/invoke (same procedure, no tRPC), warm, sequential', lat(cFast));
 
     dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
     row(`(d1) host, ${CONFIG.concurrency} in flight, one tRPC request per call`, load(dTrpc));
     const batcher = new TrpcBatcher(h.http, 'plugins.invokeTool', org.apiKey, CONFIG.concurrency);
     dBatch = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, async (i) => checkEcho(await batcher.call(invokeInput(`m${i}`)), `m${i}`));
     row(`(d2) host, ${CONFIG.concurrency} in flight, tRPC batching (httpBatchLink wire format)`, load(dBatch));
-    errors += dTrpc.errors + dBatch.errors;
+    dFast = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvokeFast(h, org.apiKey, `m${i}`));
+    row(`(d3) host, ${CONFIG.concurrency} in flight, POST /v1/invoke`, load(dFast));
+    errors += dTrpc.errors + dBatch.errors + dFast.errors;
 
     for (let i = 0; i < CONFIG.coldRuns; i++) {
       directCold.push(await directColdStart());
@@ -190,21 +206,30 @@ async function main(): Promise<void> {
   const disc = CONFIG.discoveryPlugins > 0 ? await measureDiscovery(CONFIG.discoveryPlugins) : { plugins: 0, ok: 0, firstScanMs: 0, rescanMs: 0 };
   row(`(h) discovery of ${disc.plugins} plugin folders (${disc.ok} valid), first scan / rescan`, `${fmt(disc.firstScanMs, 0)} ms / ${fmt(disc.rescanMs, 0)} ms`);
 
-  const d = CONFIG.loadMode === 'batch' ? dBatch : dTrpc;
+  const d = CONFIG.route === 'fast' ? dFast : CONFIG.route === 'batch' ? dBatch : dTrpc;
+  const cRoute = CONFIG.route === 'fast' ? cFast : c;
   const result = {
-    overheadRatio: round((c.p50 - a.seq.p50) / b.p50),
+    overheadRatio: round((cRoute.p50 - a.seq.p50) / b.p50),
     throughputRatio: round(d.throughput / e.throughput),
     coldStartRatio: round(median(hostCold) / median(directCold)),
     warmFirstCallRatio: round(median(warmFirst) / c.p50),
+    route: CONFIG.route,
+    overheadRatioTrpc: round((c.p50 - a.seq.p50) / b.p50),
+    overheadRatioFast: round((cFast.p50 - a.seq.p50) / b.p50),
+    throughputRatioTrpc: round(dTrpc.throughput / e.throughput),
+    throughputRatioBatch: round(dBatch.throughput / e.throughput),
+    throughputRatioFast: round(dFast.throughput / e.throughput),
     discovery1000Ms: Math.round(disc.firstScanMs),
     errors,
-    loadMode: CONFIG.loadMode,
     directP50Ms: round(a.seq.p50),
     httpEchoP50Ms: round(b.p50),
-    hostP50Ms: round(c.p50),
-    hostP99Ms: round(c.p99),
+    hostTrpcP50Ms: round(c.p50),
+    hostTrpcP99Ms: round(c.p99),
+    hostFastP50Ms: round(cFast.p50),
+    hostFastP99Ms: round(cFast.p99),
     hostThroughputTrpc: Math.round(dTrpc.throughput),
     hostThroughputBatch: Math.round(dBatch.throughput),
+    hostThroughputFast: Math.round(dFast.throughput),
     gatewayThroughput: Math.round(e.throughput),
     coldHostMs: round(median(hostCold)),
     coldDirectMs: round(median(directCold)),

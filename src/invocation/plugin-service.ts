@@ -43,8 +43,7 @@ export interface ToolCallInput {
 }
 
 export type BatchResult =
-  | { ok: true; result: CallToolResult }
-  | { ok: false; error: { code: string; message: string } };
+  { ok: true; result: CallToolResult } | { ok: false; error: { code: string; message: string } };
 
 export interface PluginServiceDeps {
   logger: Logger;
@@ -80,7 +79,8 @@ export class PluginService {
       });
       deps.cache.invalidate(e.pluginKey, e.organizationId);
       if (!e.enabled) void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'disabled');
-      else if (e.fields.length > 0) void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'configuration changed');
+      else if (e.fields.length > 0)
+        void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'configuration changed');
     });
     deps.instances.on('toolsChanged', (e) => {
       deps.cache.invalidate(e.pluginKey, e.orgId);
@@ -96,12 +96,20 @@ export class PluginService {
 
   async list(orgId: string): Promise<PluginSummary[]> {
     const plugins = this.d.registry.list(orgId);
-    const enabled = await this.d.settings.enabledMap(orgId, plugins.map((p) => p.key));
+    const enabled = await this.d.settings.enabledMap(
+      orgId,
+      plugins.map((p) => p.key),
+    );
     const instances = new Map(this.d.instances.listInstances({ orgId }).map((i) => [i.pluginKey, i]));
     return plugins.map((p) => summarize(p, enabled.get(p.key) ?? false, instances.get(p.key)));
   }
 
-  async get(orgId: string, pluginId: string): Promise<PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }> {
+  async get(
+    orgId: string,
+    pluginId: string,
+  ): Promise<
+    PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }
+  > {
     const p = this.visible(orgId, pluginId);
     const settings = await this.d.settings.get(orgId, p.key, p.manifest?.configSchema ?? {});
     const instance = this.d.instances.listInstances({ orgId }).find((i) => i.pluginKey === p.key);
@@ -113,7 +121,11 @@ export class PluginService {
     };
   }
 
-  async enable(caller: Caller, pluginId: string, configuration: Record<string, unknown>): Promise<{ success: true }> {
+  async enable(
+    caller: Caller,
+    pluginId: string,
+    configuration: Record<string, unknown>,
+  ): Promise<{ success: true }> {
     const p = this.runnable(caller.organizationId, pluginId);
     const fields = await this.audited(caller, p, 'plugin.enable', () =>
       this.d.settings.enable(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
@@ -129,7 +141,11 @@ export class PluginService {
     return { success: true };
   }
 
-  async configure(caller: Caller, pluginId: string, configuration: Record<string, unknown>): Promise<{ success: true; changed: string[] }> {
+  async configure(
+    caller: Caller,
+    pluginId: string,
+    configuration: Record<string, unknown>,
+  ): Promise<{ success: true; changed: string[] }> {
     const p = this.visible(caller.organizationId, pluginId);
     const changed = await this.audited(caller, p, 'plugin.configure', () =>
       this.d.settings.configure(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
@@ -139,14 +155,18 @@ export class PluginService {
 
   async disable(caller: Caller, pluginId: string): Promise<{ success: true }> {
     const p = this.visible(caller.organizationId, pluginId);
-    await this.audited(caller, p, 'plugin.disable', () => this.d.settings.disable(caller.organizationId, p.key));
+    await this.audited(caller, p, 'plugin.disable', () =>
+      this.d.settings.disable(caller.organizationId, p.key),
+    );
     await this.d.instances.stopInstance(caller.organizationId, p.key, 'disabled');
     return { success: true };
   }
 
   async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
     const { spec } = await this.callable(caller.organizationId, pluginId);
-    return this.d.instances.listTools(caller.organizationId, spec, { timeoutMs: this.d.options.callTimeoutMs });
+    return this.d.instances.listTools(caller.organizationId, spec, {
+      timeoutMs: this.d.options.callTimeoutMs,
+    });
   }
 
   /**
@@ -157,21 +177,38 @@ export class PluginService {
     const started = performance.now();
     const orgId = caller.organizationId;
     let pluginLabel = 'unknown';
+    let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
     try {
       const { plugin, spec } = await this.callable(orgId, input.pluginId);
       pluginLabel = plugin.pluginId;
+      pluginKey = plugin.key;
       this.limit(caller, plugin);
-      const tools = await this.d.instances.listTools(orgId, spec, { signal, timeoutMs: this.d.options.callTimeoutMs });
+      const tools = await this.d.instances.listTools(orgId, spec, {
+        signal,
+        timeoutMs: this.d.options.callTimeoutMs,
+      });
       const tool = tools.find((t) => t.name === input.toolName);
-      if (!tool) throw new NotFoundError('TOOL_NOT_FOUND', `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`);
+      if (!tool)
+        throw new NotFoundError(
+          'TOOL_NOT_FOUND',
+          `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
+        );
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === tool.name);
-      this.d.validator.validate(versionKey(orgId, plugin), tool.name, tool.inputSchema ?? declared?.input_schema, input.arguments);
+      this.d.validator.validate(
+        versionKey(orgId, plugin),
+        tool.name,
+        tool.inputSchema ?? declared?.input_schema,
+        input.arguments,
+      );
       const ttl = declared?.cache?.ttlSeconds ?? 0;
-      const cacheKey = ttl > 0 ? this.d.cache.key(orgId, plugin.key, plugin.checksum, tool.name, input.arguments) : undefined;
+      const cacheKey =
+        ttl > 0
+          ? this.d.cache.key(orgId, plugin.key, plugin.checksum, tool.name, input.arguments)
+          : undefined;
       if (cacheKey) {
         const hit = this.d.cache.get(cacheKey);
-        this.d.metrics.cacheLookups.inc({ plugin: plugin.pluginId, result: hit ? 'hit' : 'miss' });
+        this.d.metrics.recordCacheLookup(plugin.pluginId, hit !== undefined);
         if (hit) {
           outcome = 'cached';
           return hit;
@@ -190,15 +227,26 @@ export class PluginService {
     } finally {
       const ms = performance.now() - started;
       this.d.metrics.recordCall(pluginLabel, input.toolName, outcome, ms / 1000);
-      if (pluginLabel !== 'unknown') {
-        const p = this.d.registry.get(orgId, input.pluginId);
-        if (p) this.usage.record(orgId, p.key, ms, outcome !== 'ok' && outcome !== 'cached');
+      if (this.d.logger.isLevelEnabled('debug'))
+        this.d.logger.debug(
+          {
+            orgId,
+            pluginId: pluginLabel === 'unknown' ? input.pluginId.slice(0, 100) : pluginLabel,
+            tool: input.toolName.slice(0, 100),
+            durationMs: Math.round(ms * 100) / 100,
+            outcome,
+          },
+          'tool call',
+        );
+      if (pluginKey !== undefined) {
+        this.usage.record(orgId, pluginKey, ms, outcome !== 'ok' && outcome !== 'cached');
         this.d.audit.record({
           organizationId: orgId,
           actor: caller.actor,
           action: 'tool.invoke',
           pluginId: pluginLabel,
-          outcome: outcome === 'ok' || outcome === 'cached' ? 'ok' : outcome === 'rate_limited' ? 'denied' : 'error',
+          outcome:
+            outcome === 'ok' || outcome === 'cached' ? 'ok' : outcome === 'rate_limited' ? 'denied' : 'error',
           details: {
             tool: input.toolName.slice(0, 100),
             durationMs: Math.round(ms * 100) / 100,
@@ -211,7 +259,11 @@ export class PluginService {
   }
 
   /** Runs calls in parallel (bounded), one result per call in order; one failure never fails the others. */
-  async invokeToolsBatch(caller: Caller, calls: readonly ToolCallInput[], signal?: AbortSignal): Promise<BatchResult[]> {
+  async invokeToolsBatch(
+    caller: Caller,
+    calls: readonly ToolCallInput[],
+    signal?: AbortSignal,
+  ): Promise<BatchResult[]> {
     const results = new Array<BatchResult>(calls.length);
     let next = 0;
     const worker = async () => {
@@ -224,12 +276,17 @@ export class PluginService {
         } catch (err) {
           results[i] = {
             ok: false,
-            error: { code: isHayError(err) ? err.code : 'INTERNAL', message: isHayError(err) ? err.message : 'Internal error' },
+            error: {
+              code: isHayError(err) ? err.code : 'INTERNAL',
+              message: isHayError(err) ? err.message : 'Internal error',
+            },
           };
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.d.options.batchConcurrency, calls.length) }, worker));
+    await Promise.all(
+      Array.from({ length: Math.min(this.d.options.batchConcurrency, calls.length) }, worker),
+    );
     return results;
   }
 
@@ -239,7 +296,9 @@ export class PluginService {
 
   metricsFor(orgId: string, pluginId: string): PluginMetrics {
     const p = this.visible(orgId, pluginId);
-    const active = this.d.instances.listInstances({ orgId }).filter((i) => i.pluginKey === p.key && i.state === 'running').length;
+    const active = this.d.instances
+      .listInstances({ orgId })
+      .filter((i) => i.pluginKey === p.key && i.state === 'running').length;
     return this.usage.get(orgId, p.key, active);
   }
 
@@ -254,7 +313,10 @@ export class PluginService {
     return p;
   }
 
-  private runnable(orgId: string, pluginId: string): RegisteredPlugin & { manifest: NonNullable<RegisteredPlugin['manifest']> } {
+  private runnable(
+    orgId: string,
+    pluginId: string,
+  ): RegisteredPlugin & { manifest: NonNullable<RegisteredPlugin['manifest']> } {
     const p = this.visible(orgId, pluginId);
     if (p.status === 'missing' || p.manifest === null)
       throw new PreconditionError(
@@ -264,21 +326,33 @@ export class PluginService {
           : `plugin ${pluginId} has an invalid manifest: ${p.validationError ?? 'unknown error'}`,
       );
     if (p.status === 'invalid')
-      throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is unavailable: ${p.validationError ?? 'invalid'}`);
+      throw new PreconditionError(
+        'PLUGIN_NOT_READY',
+        `plugin ${pluginId} is unavailable: ${p.validationError ?? 'invalid'}`,
+      );
     return p as RegisteredPlugin & { manifest: NonNullable<RegisteredPlugin['manifest']> };
   }
 
-  private async callable(orgId: string, pluginId: string): Promise<{ plugin: RegisteredPlugin; spec: PluginSpec }> {
+  private async callable(
+    orgId: string,
+    pluginId: string,
+  ): Promise<{ plugin: RegisteredPlugin; spec: PluginSpec }> {
     const plugin = this.runnable(orgId, pluginId);
     const cacheKey = `${orgId}\u0000${plugin.key}`;
     const now = Date.now();
     let entry = this.enabledCache.get(cacheKey);
     if (!entry || entry.until <= now) {
-      entry = { enabled: await this.d.settings.isEnabled(orgId, plugin.key), until: now + this.d.options.enabledCacheMs };
+      entry = {
+        enabled: await this.d.settings.isEnabled(orgId, plugin.key),
+        until: now + this.d.options.enabledCacheMs,
+      };
       this.enabledCache.set(cacheKey, entry);
     }
     if (!entry.enabled)
-      throw new PreconditionError('PLUGIN_NOT_ENABLED', `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`);
+      throw new PreconditionError(
+        'PLUGIN_NOT_ENABLED',
+        `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`,
+      );
     const spec = this.d.registry.toSpec(plugin);
     if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
     return { plugin, spec };
@@ -299,7 +373,12 @@ export class PluginService {
     );
   }
 
-  private async audited<T>(caller: Caller, p: RegisteredPlugin, action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure', fn: () => Promise<T>): Promise<T> {
+  private async audited<T>(
+    caller: Caller,
+    p: RegisteredPlugin,
+    action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure',
+    fn: () => Promise<T>,
+  ): Promise<T> {
     try {
       const out = await fn();
       this.d.audit.record({

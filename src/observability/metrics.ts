@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Outcome label values; a bounded set. */
-export type CallOutcome = 'ok' | 'tool_error' | 'error' | 'timeout' | 'rate_limited' | 'capacity' | 'invalid' | 'cached';
+export type CallOutcome =
+  'ok' | 'tool_error' | 'error' | 'timeout' | 'rate_limited' | 'capacity' | 'invalid' | 'cached';
 
 /**
  * The host's Prometheus metrics on a private registry (no global state). Label values are bounded:
@@ -61,12 +62,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly cacheTallies = new Map<string, { hits: number; lookups: number }>();
+
   constructor(collect: {
     activeInstances: () => { plugin: string; count: number }[];
     queueDepth: () => { plugin: string; depth: number }[];
     usage: () => Promise<{ plugin: string; instance: string; rssBytes: number; cpuSeconds: number }[]>;
   }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'hay_host_' });
+    const tallies = this.cacheTallies;
+    new Gauge({
+      name: 'hay_tool_cache_hit_ratio',
+      help: 'Tool-result cache hits / lookups since boot, per plugin (cached tools only)',
+      labelNames: ['plugin'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [plugin, t] of tallies) this.set({ plugin }, t.lookups ? t.hits / t.lookups : 0);
+      },
+    });
     new Gauge({
       name: 'hay_active_instances',
       help: 'Running instances per plugin',
@@ -117,6 +131,18 @@ export class Metrics {
         for (const u of lastUsage) this.set({ plugin: u.plugin, instance: u.instance }, u.cpuSeconds);
       },
     });
+  }
+
+  /** Counts one tool-result cache lookup (counter by result, and the per-plugin hit ratio). */
+  recordCacheLookup(plugin: string, hit: boolean): void {
+    this.cacheLookups.inc({ plugin, result: hit ? 'hit' : 'miss' });
+    let t = this.cacheTallies.get(plugin);
+    if (!t) {
+      t = { hits: 0, lookups: 0 };
+      this.cacheTallies.set(plugin, t);
+    }
+    t.lookups++;
+    if (hit) t.hits++;
   }
 
   recordCall(plugin: string, tool: string, outcome: CallOutcome, seconds: number): void {
