@@ -29,6 +29,11 @@ export interface TestHostOptions {
   databaseUrl?: string;
   logger?: Logger;
   hostEnv?: NodeJS.ProcessEnv;
+  /**
+   * Reopen the data of an earlier test host (e.g. to test a restart): its `dataDir` and `pluginsDir`.
+   * Folders passed in are left in place by close().
+   */
+  reuse?: { dataDir: string; pluginsDir: string };
 }
 
 export interface TestHost {
@@ -46,8 +51,10 @@ export interface TestHost {
   createOrganization(name: string): Promise<{ organizationId: string; apiKey: string; hay: HayClient }>;
   /** Writes a plugin folder under the plugins directory (only for an isolated directory). */
   writePlugin(relPath: string, files: PluginFiles): string;
-  /** Closes the host and removes every temp folder. Idempotent. */
+  /** Closes the host and removes the temp folders it created. Idempotent. */
   close(): Promise<void>;
+  /** Closes the host but keeps its folders; returns them for `reuse`. */
+  stop(): Promise<{ dataDir: string; pluginsDir: string }>;
 }
 
 /** Writes `files` into `dir` (creating folders); objects become pretty JSON. */
@@ -84,10 +91,14 @@ export function makePluginsDir(
  * template) unless `databaseUrl` is given, port 0 on 127.0.0.1, sandbox off, silent logs.
  */
 export async function startTestHost(options: TestHostOptions = {}): Promise<TestHost> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hay-host-'));
-  const isolated = options.corePlugins !== undefined || options.plugins !== undefined;
-  const pluginsDir = isolated ? makePluginsDir(options.corePlugins ?? [], options.plugins) : REPO_PLUGINS_DIR;
-  if (options.databaseUrl === undefined)
+  const reused = options.reuse;
+  const dataDir = reused?.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'hay-host-'));
+  const isolated = reused !== undefined || options.corePlugins !== undefined || options.plugins !== undefined;
+  const ownsPluginsDir = reused === undefined && isolated;
+  const pluginsDir =
+    reused?.pluginsDir ??
+    (isolated ? makePluginsDir(options.corePlugins ?? [], options.plugins) : REPO_PLUGINS_DIR);
+  if (options.databaseUrl === undefined && !reused)
     cpSync(inject('pgliteTemplateDir'), path.join(dataDir, 'pglite'), { recursive: true });
   const config = loadConfig({}, [], {
     port: 0,
@@ -109,8 +120,8 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
   });
   let closing: Promise<void> | undefined;
   const cleanup = () => {
-    rmSync(dataDir, { recursive: true, force: true });
-    if (isolated) rmSync(pluginsDir, { recursive: true, force: true });
+    if (!reused) rmSync(dataDir, { recursive: true, force: true });
+    if (ownsPluginsDir) rmSync(pluginsDir, { recursive: true, force: true });
   };
   try {
     await host.start();
@@ -144,6 +155,11 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
     close() {
       closing ??= host.close().finally(cleanup);
       return closing;
+    },
+    async stop() {
+      closing ??= host.close();
+      await closing;
+      return { dataDir, pluginsDir };
     },
   };
 }
