@@ -92,14 +92,17 @@ async function fastifyEcho(): Promise<Summary> {
 const invokeInput = (message: string) => ({ pluginId: PLUGIN_ID, toolName: 'echo', arguments: { message } });
 
 async function hostInvoke(h: BenchHost, apiKey: string, message: string): Promise<void> {
-  const res = await h.http.post('/trpc/plugins.invokeTool', invokeInput(message), { authorization: `Bearer ${apiKey}` });
+  const res = await h.http.post('/trpc/plugins.invokeTool', invokeInput(message), {
+    authorization: `Bearer ${apiKey}`,
+  });
   checkEcho(unwrapTrpc(res.body, 'plugins.invokeTool'), message);
 }
 
 /** The same call through `POST /v1/invoke` (plugins.invokeTool without tRPC). */
 async function hostInvokeFast(h: BenchHost, apiKey: string, message: string): Promise<void> {
   const res = await h.http.post('/v1/invoke', invokeInput(message), { authorization: `Bearer ${apiKey}` });
-  if (res.status !== 200) throw new Error(`POST /v1/invoke answered ${res.status}: ${JSON.stringify(res.body).slice(0, 200)}`);
+  if (res.status !== 200)
+    throw new Error(`POST /v1/invoke answered ${res.status}: ${JSON.stringify(res.body).slice(0, 200)}`);
   checkEcho(res.body, message);
 }
 
@@ -109,7 +112,8 @@ async function gatewayLoad(): Promise<LoadResult> {
   const call = async (i: number) => {
     const res = await http.post('/mcp', gatewayCall(i, `m${i}`), GATEWAY_HEADERS);
     const body = res.body as { result?: unknown; error?: { message?: string } };
-    if (res.status !== 200 || !body?.result) throw new Error(`gateway answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
+    if (res.status !== 200 || !body?.result)
+      throw new Error(`gateway answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
     checkEcho(body.result, `m${i}`);
   };
   try {
@@ -151,17 +155,28 @@ async function main(): Promise<void> {
   const warmFirst: number[] = [];
   try {
     const org = await h.newOrgWithPlugin('bench');
-    c = summarize(await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvoke(h, org.apiKey, `m${i}`)));
+    c = summarize(
+      await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvoke(h, org.apiKey, `m${i}`)),
+    );
     row('(c1) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
-    cFast = summarize(await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvokeFast(h, org.apiKey, `m${i}`)));
+    cFast = summarize(
+      await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvokeFast(h, org.apiKey, `m${i}`)),
+    );
     row('(c2) host POST /v1/invoke (same procedure, no tRPC), warm, sequential', lat(cFast));
 
     dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
     row(`(d1) host, ${CONFIG.concurrency} in flight, one tRPC request per call`, load(dTrpc));
     const batcher = new TrpcBatcher(h.http, 'plugins.invokeTool', org.apiKey, CONFIG.concurrency);
-    dBatch = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, async (i) => checkEcho(await batcher.call(invokeInput(`m${i}`)), `m${i}`));
-    row(`(d2) host, ${CONFIG.concurrency} in flight, tRPC batching (httpBatchLink wire format)`, load(dBatch));
-    dFast = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvokeFast(h, org.apiKey, `m${i}`));
+    dBatch = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, async (i) =>
+      checkEcho(await batcher.call(invokeInput(`m${i}`)), `m${i}`),
+    );
+    row(
+      `(d2) host, ${CONFIG.concurrency} in flight, tRPC batching (httpBatchLink wire format)`,
+      load(dBatch),
+    );
+    dFast = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) =>
+      hostInvokeFast(h, org.apiKey, `m${i}`),
+    );
     row(`(d3) host, ${CONFIG.concurrency} in flight, POST /v1/invoke`, load(dFast));
     errors += dTrpc.errors + dBatch.errors + dFast.errors;
 
@@ -169,8 +184,14 @@ async function main(): Promise<void> {
       directCold.push(await directColdStart());
       hostCold.push(await hostColdStart(h, i));
     }
-    row('(f) cold start, direct spawn + initialize + call, median', `${fmt(median(directCold), 1)} ms  runs ${directCold.map((x) => x.toFixed(0)).join(' ')}`);
-    row('(f) cold start, host first call (new org, instance stopped), median', `${fmt(median(hostCold), 1)} ms  runs ${hostCold.map((x) => x.toFixed(0)).join(' ')}`);
+    row(
+      '(f) cold start, direct spawn + initialize + call, median',
+      `${fmt(median(directCold), 1)} ms  runs ${directCold.map((x) => x.toFixed(0)).join(' ')}`,
+    );
+    row(
+      '(f) cold start, host first call (new org, instance stopped), median',
+      `${fmt(median(hostCold), 1)} ms  runs ${hostCold.map((x) => x.toFixed(0)).join(' ')}`,
+    );
 
     for (let i = 0; i < CONFIG.coldRuns; i++) {
       const o = await h.newOrgWithPlugin(`warm-${i}`);
@@ -183,7 +204,10 @@ async function main(): Promise<void> {
       warmFirst.push(performance.now() - t0);
       await h.host.services.instances.stopInstance(o.organizationId, p.key, 'bench cleanup');
     }
-    row('(g) first call with a warm instance (new org, warmed), median', `${fmt(median(warmFirst))} ms  runs ${warmFirst.map((x) => x.toFixed(2)).join(' ')}`);
+    row(
+      '(g) first call with a warm instance (new org, warmed), median',
+      `${fmt(median(warmFirst))} ms  runs ${warmFirst.map((x) => x.toFixed(2)).join(' ')}`,
+    );
   } finally {
     await h.close();
   }
@@ -200,11 +224,20 @@ async function main(): Promise<void> {
     } finally {
       await hs.close();
     }
-    row("(f') cold start, host first call with sandbox 'auto', median", `${fmt(median(sandboxCold), 1)} ms  runs ${sandboxCold.map((x) => x.toFixed(0)).join(' ')}`);
+    row(
+      "(f') cold start, host first call with sandbox 'auto', median",
+      `${fmt(median(sandboxCold), 1)} ms  runs ${sandboxCold.map((x) => x.toFixed(0)).join(' ')}`,
+    );
   } else sandboxCold = [];
 
-  const disc = CONFIG.discoveryPlugins > 0 ? await measureDiscovery(CONFIG.discoveryPlugins) : { plugins: 0, ok: 0, firstScanMs: 0, rescanMs: 0 };
-  row(`(h) discovery of ${disc.plugins} plugin folders (${disc.ok} valid), first scan / rescan`, `${fmt(disc.firstScanMs, 0)} ms / ${fmt(disc.rescanMs, 0)} ms`);
+  const disc =
+    CONFIG.discoveryPlugins > 0
+      ? await measureDiscovery(CONFIG.discoveryPlugins)
+      : { plugins: 0, ok: 0, firstScanMs: 0, rescanMs: 0 };
+  row(
+    `(h) discovery of ${disc.plugins} plugin folders (${disc.ok} valid), first scan / rescan`,
+    `${fmt(disc.firstScanMs, 0)} ms / ${fmt(disc.rescanMs, 0)} ms`,
+  );
 
   const d = CONFIG.route === 'fast' ? dFast : CONFIG.route === 'batch' ? dBatch : dTrpc;
   const cRoute = CONFIG.route === 'fast' ? cFast : c;

@@ -24,12 +24,18 @@ export async function measureDiscovery(count: number): Promise<DiscoveryResult> 
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'hay-bench-disc-'));
   try {
     const pluginsDir = path.join(tmp, 'plugins');
-    const manifest = JSON.parse(readFileSync(path.join(testPluginDir(), 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    const manifest = JSON.parse(readFileSync(path.join(testPluginDir(), 'manifest.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     for (let i = 0; i < count; i++) {
       const id = `bench-plugin-${String(i).padStart(4, '0')}`;
       const dir = path.join(pluginsDir, 'core', id);
       mkdirSync(dir, { recursive: true });
-      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...manifest, id, name: `Bench plugin ${i}` }, null, 2));
+      writeFileSync(
+        path.join(dir, 'manifest.json'),
+        JSON.stringify({ ...manifest, id, name: `Bench plugin ${i}` }, null, 2),
+      );
       cpSync(path.join(testPluginDir(), 'mcp'), path.join(dir, 'mcp'), { recursive: true });
     }
     const database = await openDatabase({ databaseUrl: undefined, dataDir: path.join(tmp, 'data') });

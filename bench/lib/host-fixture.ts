@@ -52,7 +52,10 @@ export async function startBenchHost(overrides: Partial<HostConfig> = {}): Promi
     http,
     trpc,
     async newOrgWithPlugin(name) {
-      const org = (await trpc('admin.createOrganization', host.adminToken, { name })) as { apiKey: string; organizationId: string };
+      const org = (await trpc('admin.createOrganization', host.adminToken, { name })) as {
+        apiKey: string;
+        organizationId: string;
+      };
       await trpc('plugins.enable', org.apiKey, { pluginId: PLUGIN_ID, configuration: {} });
       return { apiKey: org.apiKey, organizationId: org.organizationId };
     },
@@ -74,5 +77,6 @@ export function unwrapTrpc(body: unknown, what: string): unknown {
 /** Checks an echo result and throws if it is not the expected text. */
 export function checkEcho(data: unknown, message: string): void {
   const r = data as { content?: { text?: string }[]; isError?: boolean } | undefined;
-  if (r?.isError || r?.content?.[0]?.text !== message) throw new Error(`unexpected echo result: ${JSON.stringify(data).slice(0, 200)}`);
+  if (r?.isError || r?.content?.[0]?.text !== message)
+    throw new Error(`unexpected echo result: ${JSON.stringify(data).slice(0, 200)}`);
 }

@@ -23,7 +23,12 @@ export class JsonHttpClient {
   }
 
   /** POSTs `body` as JSON; resolves with the status and the parsed response (any status). */
-  post(path: string, body: unknown, extraHeaders: Record<string, string> = {}, timeoutMs = 30_000): Promise<JsonResponse> {
+  post(
+    path: string,
+    body: unknown,
+    extraHeaders: Record<string, string> = {},
+    timeoutMs = 30_000,
+  ): Promise<JsonResponse> {
     const payload = JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -47,7 +52,10 @@ export class JsonHttpClient {
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             try {
-              resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : undefined });
+              resolve({
+                status: res.statusCode ?? 0,
+                body: text ? (JSON.parse(text) as unknown) : undefined,
+              });
             } catch {
               resolve({ status: res.statusCode ?? 0, body: text });
             }

@@ -46,13 +46,20 @@ export async function startGateway(): Promise<Gateway> {
         const mcp = new Server({ name: 'gateway', version: '1.0.0' }, { capabilities: { tools: {} } });
         mcp.setRequestHandler(ListToolsRequestSchema, () => upstream.listTools());
         mcp.setRequestHandler(CallToolRequestSchema, (r) => upstream.callTool(r.params) as never);
-        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+        const transport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: undefined,
+          enableJsonResponse: true,
+        });
         res.on('close', () => {
           void transport.close();
           void mcp.close();
         });
         await mcp.connect(transport);
-        await transport.handleRequest(req, res, JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
+        await transport.handleRequest(
+          req,
+          res,
+          JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown,
+        );
       })().catch(() => {
         if (!res.headersSent) res.writeHead(500).end();
       });
@@ -76,4 +83,7 @@ export function gatewayCall(id: number, message: string): unknown {
   return { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message } } };
 }
 
-export const GATEWAY_HEADERS = { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
+export const GATEWAY_HEADERS = {
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-06-18',
+};

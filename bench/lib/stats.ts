@@ -17,15 +17,28 @@ export function percentile(sorted: readonly number[], p: number): number {
 export function summarize(samples: readonly number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   const mean = sorted.length ? sorted.reduce((s, x) => s + x, 0) / sorted.length : 0;
-  return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), mean };
+  return {
+    n: sorted.length,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    mean,
+  };
 }
 
 export function median(samples: readonly number[]): number {
-  return percentile([...samples].sort((a, b) => a - b), 50);
+  return percentile(
+    [...samples].sort((a, b) => a - b),
+    50,
+  );
 }
 
 /** Times `n` sequential runs of `fn` (after `warmup` untimed runs); milliseconds per run. */
-export async function timeSequential(n: number, warmup: number, fn: (i: number) => Promise<void>): Promise<number[]> {
+export async function timeSequential(
+  n: number,
+  warmup: number,
+  fn: (i: number) => Promise<void>,
+): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn(i);
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -50,7 +63,11 @@ export interface LoadResult {
  * Runs `total` calls with `concurrency` in flight; a call that rejects counts as an error (the run
  * goes on). Latency is per call, from issue to settle.
  */
-export async function runLoad(total: number, concurrency: number, call: (i: number) => Promise<void>): Promise<LoadResult> {
+export async function runLoad(
+  total: number,
+  concurrency: number,
+  call: (i: number) => Promise<void>,
+): Promise<LoadResult> {
   let next = 0;
   let errors = 0;
   let firstError: string | undefined;

@@ -41,11 +41,14 @@ export class TrpcBatcher {
       const procs = batch.map(() => this.proc).join(',');
       this.http.post(`/trpc/${procs}?batch=1`, body, { authorization: `Bearer ${this.token}` }).then(
         (res) => {
-          const items = Array.isArray(res.body) ? (res.body as { result?: { data?: unknown }; error?: { message?: string } }[]) : [];
+          const items = Array.isArray(res.body)
+            ? (res.body as { result?: { data?: unknown }; error?: { message?: string } }[])
+            : [];
           batch.forEach((p, i) => {
             const item = items[i];
             if (item?.result) p.resolve(item.result.data);
-            else p.reject(new Error(item?.error?.message ?? `batch response ${res.status} without entry ${i}`));
+            else
+              p.reject(new Error(item?.error?.message ?? `batch response ${res.status} without entry ${i}`));
           });
         },
         (err: unknown) => batch.forEach((p) => p.reject(err instanceof Error ? err : new Error(String(err)))),

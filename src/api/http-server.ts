@@ -28,7 +28,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     logger: false,
     bodyLimit: deps.bodyLimitBytes,
     forceCloseConnections: true,
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
   });
   app.get('/healthz', async (_req, reply) =>
     deps.isReady() ? reply.send({ status: 'ok' }) : reply.status(503).send({ status: 'starting' }),
