@@ -6,7 +6,15 @@ import { measureDiscovery } from './lib/discovery.js';
 import { JsonHttpClient } from './lib/http-client.js';
 import { checkEcho, PLUGIN_ID, startBenchHost, unwrapTrpc, type BenchHost } from './lib/host-fixture.js';
 import { connectDirect, GATEWAY_HEADERS, gatewayCall, startGateway } from './lib/mcp-baselines.js';
-import { median, runLoad, summarize, timeSequential, type LoadResult, type Summary } from './lib/stats.js';
+import {
+  median,
+  runLoad,
+  summarize,
+  timeInterleaved,
+  timeSequential,
+  type LoadResult,
+  type Summary,
+} from './lib/stats.js';
 import { TrpcBatcher } from './lib/trpc-batcher.js';
 
 const int = (name: string, fallback: number) => {
@@ -155,13 +163,13 @@ async function main(): Promise<void> {
   const warmFirst: number[] = [];
   try {
     const org = await h.newOrgWithPlugin('bench');
-    c = summarize(
-      await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvoke(h, org.apiKey, `m${i}`)),
-    );
+    const [trpcMs, fastMs] = await timeInterleaved(CONFIG.calls, CONFIG.warmup, [
+      (i) => hostInvoke(h, org.apiKey, `m${i}`),
+      (i) => hostInvokeFast(h, org.apiKey, `m${i}`),
+    ]);
+    c = summarize(trpcMs ?? []);
+    cFast = summarize(fastMs ?? []);
     row('(c1) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
-    cFast = summarize(
-      await timeSequential(CONFIG.calls, CONFIG.warmup, (i) => hostInvokeFast(h, org.apiKey, `m${i}`)),
-    );
     row('(c2) host POST /v1/invoke (same procedure, no tRPC), warm, sequential', lat(cFast));
 
     dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));

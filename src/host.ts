@@ -206,6 +206,7 @@ export async function createHost(
   });
 
   instances.on('state', (e) => {
+    metrics.observeInstanceState(e);
     if (e.to === 'stopped' || e.to === 'failed')
       metrics.instanceStops.inc({ plugin: e.pluginId, cause: stopCause(e.reason) });
     if (e.to === 'failed' && e.reason.includes('killed by the sandbox'))

@@ -49,6 +49,30 @@ export async function timeSequential(
   return out;
 }
 
+/**
+ * Times `n` sequential runs of each of `fns`, alternating blocks of `block` runs so machine-load drift
+ * hits all of them alike (after `warmup` untimed runs of each). Milliseconds per run, one array per fn.
+ */
+export async function timeInterleaved(
+  n: number,
+  warmup: number,
+  fns: readonly ((i: number) => Promise<void>)[],
+  block = 100,
+): Promise<number[][]> {
+  for (const fn of fns) for (let i = 0; i < warmup; i++) await fn(i);
+  const out = fns.map(() => [] as number[]);
+  for (let done = 0; done < n; done += block) {
+    for (const [k, fn] of fns.entries()) {
+      for (let i = done; i < Math.min(n, done + block); i++) {
+        const t0 = performance.now();
+        await fn(i);
+        out[k]?.push(performance.now() - t0);
+      }
+    }
+  }
+  return out;
+}
+
 /** Result of a closed-loop load run: `concurrency` workers issue `total` calls back to back. */
 export interface LoadResult {
   total: number;

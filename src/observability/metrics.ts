@@ -63,6 +63,7 @@ export class Metrics {
   });
 
   private readonly cacheTallies = new Map<string, { hits: number; lookups: number }>();
+  private readonly startingSince = new Map<string, number>();
 
   constructor(collect: {
     activeInstances: () => { plugin: string; count: number }[];
@@ -131,6 +132,22 @@ export class Metrics {
         for (const u of lastUsage) this.set({ plugin: u.plugin, instance: u.instance }, u.cpuSeconds);
       },
     });
+  }
+
+  /**
+   * Feeds instance state changes: the time from `starting` to `running` is observed as the instance
+   * startup duration (spawn or connect, MCP initialize). Entries live only while an instance starts.
+   */
+  observeInstanceState(e: { orgId: string; pluginKey: string; pluginId: string; to: string }): void {
+    const key = `${e.orgId}\u0000${e.pluginKey}`;
+    if (e.to === 'starting') {
+      this.startingSince.set(key, performance.now());
+      return;
+    }
+    const since = this.startingSince.get(key);
+    this.startingSince.delete(key);
+    if (e.to === 'running' && since !== undefined)
+      this.instanceStartup.observe({ plugin: e.pluginId }, (performance.now() - since) / 1000);
   }
 
   /** Counts one tool-result cache lookup (counter by result, and the per-plugin hit ratio). */
