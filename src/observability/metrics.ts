@@ -110,26 +110,34 @@ export class Metrics {
         for (const { plugin, depth } of collect.queueDepth()) this.set({ plugin }, depth);
       },
     });
-    let lastUsage: { plugin: string; instance: string; rssBytes: number; cpuSeconds: number }[] = [];
+    // memory and CPU come from one process-tree read per scrape, shared by both gauges (prom-client runs
+    // collect functions concurrently, so a scrape reuses a read younger than one second)
+    let usageRead: { at: number; rows: ReturnType<typeof collect.usage> } | undefined;
+    const usage = () => {
+      const now = performance.now();
+      if (!usageRead || now - usageRead.at > 1000) usageRead = { at: now, rows: collect.usage() };
+      return usageRead.rows;
+    };
     new Gauge({
       name: 'hay_instance_memory_bytes',
       help: 'Resident memory per instance (process tree)',
       labelNames: ['plugin', 'instance'] as const,
       registers: [this.registry],
       async collect() {
-        lastUsage = await collect.usage();
+        const rows = await usage();
         this.reset();
-        for (const u of lastUsage) this.set({ plugin: u.plugin, instance: u.instance }, u.rssBytes);
+        for (const u of rows) this.set({ plugin: u.plugin, instance: u.instance }, u.rssBytes);
       },
     });
     new Gauge({
       name: 'hay_instance_cpu_seconds',
-      help: 'CPU seconds used per instance (process tree); read in the same scrape as memory',
+      help: 'CPU seconds used per instance (process tree)',
       labelNames: ['plugin', 'instance'] as const,
       registers: [this.registry],
-      collect() {
+      async collect() {
+        const rows = await usage();
         this.reset();
-        for (const u of lastUsage) this.set({ plugin: u.plugin, instance: u.instance }, u.cpuSeconds);
+        for (const u of rows) this.set({ plugin: u.plugin, instance: u.instance }, u.cpuSeconds);
       },
     });
   }
