@@ -4,6 +4,7 @@ import {
   boolean,
   index,
   integer,
+  json,
   jsonb,
   pgTable,
   text,
@@ -54,7 +55,8 @@ export const pluginRegistry = pgTable(
     version: varchar('version', { length: 64 }).notNull(),
     /** Relative to the plugins directory, posix separators. */
     pluginPath: varchar('plugin_path', { length: 500 }).notNull(),
-    manifest: jsonb('manifest').$type<HayPluginManifest | null>(),
+    /** json, not jsonb: keeps the manifest's key order (configSchema field order matters to forms). */
+    manifest: json('manifest').$type<HayPluginManifest | null>(),
     checksum: varchar('checksum', { length: 64 }).notNull(),
     sourceType: varchar('source_type', { length: 20 }).notNull().$type<'core' | 'custom'>(),
     organizationId: uuid('organization_id'),

@@ -1,0 +1,1 @@
+ALTER TABLE "plugin_registry" ALTER COLUMN "manifest" SET DATA TYPE json;
