@@ -26,6 +26,8 @@ export interface HostConfig {
   startTimeoutMs: number;
   installTimeoutMs: number;
   buildTimeoutMs: number;
+  /** A failed install/build is reported from memory, not re-run, for this long. */
+  installRetryAfterMs: number;
   healthIntervalMs: number;
   /** A reused instance idle longer than this is pinged before the call. */
   pingBeforeReuseAfterMs: number;
@@ -80,6 +82,7 @@ export const DEFAULTS: HostConfig = {
   startTimeoutMs: 30_000,
   installTimeoutMs: 10 * 60_000,
   buildTimeoutMs: 5 * 60_000,
+  installRetryAfterMs: 60_000,
   healthIntervalMs: 30_000,
   pingBeforeReuseAfterMs: 60_000,
   stopGraceMs: 2_000,
@@ -150,6 +153,7 @@ const FIELDS: readonly Field[] = [
   f('startTimeoutMs', 'HAY_START_TIMEOUT_MS', 'int', { min: 1 }),
   f('installTimeoutMs', 'HAY_INSTALL_TIMEOUT_MS', 'int', { min: 1 }),
   f('buildTimeoutMs', 'HAY_BUILD_TIMEOUT_MS', 'int', { min: 1 }),
+  f('installRetryAfterMs', 'HAY_INSTALL_RETRY_AFTER_MS'),
   f('healthIntervalMs', 'HAY_HEALTH_INTERVAL_MS', 'int', { min: 1 }),
   f('pingBeforeReuseAfterMs', 'HAY_PING_BEFORE_REUSE_AFTER_MS'),
   f('stopGraceMs', 'HAY_STOP_GRACE_MS'),

@@ -133,7 +133,7 @@ export async function createHost(
     installTimeoutMs: config.installTimeoutMs,
     buildTimeoutMs: config.buildTimeoutMs,
     killGraceMs: config.killGraceMs,
-    retryFailedAfterMs: 60_000,
+    retryFailedAfterMs: config.installRetryAfterMs,
     env: installEnv(hostEnv),
     onPhaseDone: (e) =>
       metrics.installDuration.observe(
