@@ -6,13 +6,14 @@ import { ValidationError } from '../errors.js';
 const addFormats = addFormatsModule.default;
 
 /**
- * Validates tool arguments against the tool's input schema. Validators are compiled once per
- * (plugin version, tool, schema text) and reused; the cache is bounded.
+ * Validates tool arguments against the tool's input schema. Validators are compiled once per schema
+ * text and reused by every (organization, plugin version, tool) with that schema; both maps are bounded.
  */
 export class ToolArgumentValidator {
   private readonly ajv07 = this.make(false);
   private readonly ajv2020 = this.make(true);
   private readonly cache = new Map<string, ValidateFunction | Error>();
+  private readonly bySchema = new Map<string, ValidateFunction | Error>();
 
   constructor(private readonly maxEntries = 5_000) {}
 
@@ -27,7 +28,15 @@ export class ToolArgumentValidator {
     const key = `${versionKey}\u0000${toolName}`;
     let entry = this.cache.get(key);
     if (entry === undefined) {
-      entry = this.compile(schema);
+      // compiled code depends only on the schema text: organizations of one plugin version share it
+      const text = JSON.stringify(schema);
+      entry = this.bySchema.get(text);
+      if (entry === undefined) {
+        entry = this.compile(schema);
+        if (this.bySchema.size >= this.maxEntries)
+          this.bySchema.delete(this.bySchema.keys().next().value as string);
+        this.bySchema.set(text, entry);
+      }
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, entry);
     }
