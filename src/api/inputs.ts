@@ -15,7 +15,11 @@ const jsonBytesAtMost = (max: number, what: string) => (value: unknown, ctx: z.R
   if (size > max) ctx.addIssue({ code: 'custom', message: `${what} is ${size} bytes; the limit is ${max}` });
 };
 
-export const pluginId = z.string().min(1).max(LIMITS.pluginIdChars).regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be a plugin id (lowercase letters, digits, hyphens)');
+export const pluginId = z
+  .string()
+  .min(1)
+  .max(LIMITS.pluginIdChars)
+  .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be a plugin id (lowercase letters, digits, hyphens)');
 export const uuid = z.uuid();
 const object = z.record(z.string(), z.unknown());
 

@@ -14,7 +14,13 @@ import { httpStatusOf } from './error-map.js';
  */
 export function registerPlatformRoutes(
   app: FastifyInstance,
-  deps: { apis: readonly PlatformApi[]; tokens: PlatformTokens; audit: AuditLog; metrics: Metrics; logger: Logger },
+  deps: {
+    apis: readonly PlatformApi[];
+    tokens: PlatformTokens;
+    audit: AuditLog;
+    metrics: Metrics;
+    logger: Logger;
+  },
 ): void {
   const byName = new Map(deps.apis.map((a) => [a.name as string, a]));
   app.post<{ Params: { api: string; method: string } }>('/v1/platform/:api/:method', async (req, reply) => {
@@ -27,7 +33,8 @@ export function registerPlatformRoutes(
       pluginId = claims.pluginId;
       const api = byName.get(req.params.api);
       const method = api?.methods[req.params.method];
-      if (!api || !method) throw new HayError('PLUGIN_NOT_FOUND', `no platform API ${req.params.api}.${req.params.method}`);
+      if (!api || !method)
+        throw new HayError('PLUGIN_NOT_FOUND', `no platform API ${req.params.api}.${req.params.method}`);
       if (!claims.apis.includes(api.name)) {
         deps.metrics.permissionDenied.inc({ plugin: claims.pluginId, api: api.name });
         deps.audit.record({
@@ -48,12 +55,18 @@ export function registerPlatformRoutes(
         );
       const controller = new AbortController();
       req.raw.once('close', () => controller.abort());
-      const result = await method.handler(parsed.data, { orgId: claims.orgId, pluginId: claims.pluginId, signal: controller.signal });
+      const result = await method.handler(parsed.data, {
+        orgId: claims.orgId,
+        pluginId: claims.pluginId,
+        signal: controller.signal,
+      });
       return reply.send(result);
     } catch (err) {
       const code = isHayError(err) ? err.code : 'INTERNAL';
       if (!isHayError(err)) deps.logger.error({ err, orgId, pluginId }, 'platform API call failed');
-      return reply.status(httpStatusOf(code)).send({ error: { code, message: isHayError(err) ? err.message : 'Internal error' } });
+      return reply
+        .status(httpStatusOf(code))
+        .send({ error: { code, message: isHayError(err) ? err.message : 'Internal error' } });
     }
   });
 }

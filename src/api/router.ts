@@ -25,36 +25,66 @@ function auditQuery(i: {
 const adminRouter = router({
   createOrganization: adminProcedure.input(inputs.createOrganization).mutation(async ({ ctx, input }) => {
     const { organization, apiKey } = await ctx.services.organizations.create(input.name);
-    ctx.services.audit.record({ organizationId: organization.id, actor: 'admin', action: 'org.create', outcome: 'ok', details: { name: organization.name } });
+    ctx.services.audit.record({
+      organizationId: organization.id,
+      actor: 'admin',
+      action: 'org.create',
+      outcome: 'ok',
+      details: { name: organization.name },
+    });
     return { organizationId: organization.id, name: organization.name, apiKey };
   }),
   listOrganizations: adminProcedure.query(({ ctx }) => ctx.services.organizations.list()),
   createApiKey: adminProcedure.input(inputs.createApiKey).mutation(async ({ ctx, input }) => {
     const { plain, info } = await ctx.services.organizations.createApiKey(input.organizationId, input.role);
-    ctx.services.audit.record({ organizationId: input.organizationId, actor: 'admin', action: 'apikey.create', outcome: 'ok', details: { prefix: info.prefix, role: info.role } });
+    ctx.services.audit.record({
+      organizationId: input.organizationId,
+      actor: 'admin',
+      action: 'apikey.create',
+      outcome: 'ok',
+      details: { prefix: info.prefix, role: info.role },
+    });
     return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role };
   }),
   revokeApiKey: adminProcedure.input(inputs.revokeApiKey).mutation(async ({ ctx, input }) => {
     const info = await ctx.services.organizations.revokeApiKey(input.keyId);
-    ctx.services.audit.record({ organizationId: info.organizationId, actor: 'admin', action: 'apikey.revoke', outcome: 'ok', details: { prefix: info.prefix } });
+    ctx.services.audit.record({
+      organizationId: info.organizationId,
+      actor: 'admin',
+      action: 'apikey.revoke',
+      outcome: 'ok',
+      details: { prefix: info.prefix },
+    });
     return { success: true as const, keyId: info.id, revokedAt: info.revokedAt };
   }),
   rescanPlugins: adminProcedure.mutation(({ ctx }) => ctx.services.plugins.rescan()),
   rotateEncryptionKey: adminProcedure.mutation(({ ctx }) => ctx.services.admin.rotateKeys()),
-  auditLog: adminProcedure.input(inputs.audit).query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
+  auditLog: adminProcedure
+    .input(inputs.audit)
+    .query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
 });
 
 const pluginsRouter = router({
   list: orgProcedure.query(({ ctx }) => ctx.services.plugins.list(ctx.caller.organizationId)),
-  get: orgProcedure.input(inputs.pluginRef).query(({ ctx, input }) => ctx.services.plugins.get(ctx.caller.organizationId, input.pluginId)),
+  get: orgProcedure
+    .input(inputs.pluginRef)
+    .query(({ ctx, input }) => ctx.services.plugins.get(ctx.caller.organizationId, input.pluginId)),
   enable: orgAdminProcedure
     .input(inputs.enable)
-    .mutation(({ ctx, input }) => ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration)),
-  disable: orgAdminProcedure.input(inputs.pluginRef).mutation(({ ctx, input }) => ctx.services.plugins.disable(ctx.caller, input.pluginId)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration),
+    ),
+  disable: orgAdminProcedure
+    .input(inputs.pluginRef)
+    .mutation(({ ctx, input }) => ctx.services.plugins.disable(ctx.caller, input.pluginId)),
   configure: orgAdminProcedure
     .input(inputs.configure)
-    .mutation(({ ctx, input }) => ctx.services.plugins.configure(ctx.caller, input.pluginId, input.configuration)),
-  listTools: orgProcedure.input(inputs.pluginRef).query(({ ctx, input }) => ctx.services.plugins.listTools(ctx.caller, input.pluginId)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.plugins.configure(ctx.caller, input.pluginId, input.configuration),
+    ),
+  listTools: orgProcedure
+    .input(inputs.pluginRef)
+    .query(({ ctx, input }) => ctx.services.plugins.listTools(ctx.caller, input.pluginId)),
   invokeTool: orgProcedure
     .input(inputs.invokeTool)
     .mutation(({ ctx, input }) => ctx.services.plugins.invokeTool(ctx.caller, input, ctx.signal)),
@@ -62,19 +92,27 @@ const pluginsRouter = router({
     .input(inputs.invokeToolsBatch)
     .mutation(({ ctx, input }) => ctx.services.plugins.invokeToolsBatch(ctx.caller, input.calls, ctx.signal)),
   instances: orgProcedure.query(({ ctx }) => ctx.services.plugins.instances(ctx.caller.organizationId)),
-  metrics: orgProcedure.input(inputs.pluginRef).query(({ ctx, input }) => ctx.services.plugins.metricsFor(ctx.caller.organizationId, input.pluginId)),
+  metrics: orgProcedure
+    .input(inputs.pluginRef)
+    .query(({ ctx, input }) => ctx.services.plugins.metricsFor(ctx.caller.organizationId, input.pluginId)),
   uninstall: orgAdminProcedure
     .input(inputs.pluginRef)
-    .mutation(({ ctx, input }) => ctx.services.admin.uninstallPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.admin.uninstallPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
+    ),
   rollback: orgAdminProcedure
     .input(inputs.pluginRef)
-    .mutation(({ ctx, input }) => ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor)),
+    .mutation(({ ctx, input }) =>
+      ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
+    ),
 });
 
 const auditRouter = router({
   list: orgProcedure
     .input(inputs.audit.omit({ organizationId: true }))
-    .query(({ ctx, input }) => ctx.services.audit.query(auditQuery({ ...input, organizationId: ctx.caller.organizationId }))),
+    .query(({ ctx, input }) =>
+      ctx.services.audit.query(auditQuery({ ...input, organizationId: ctx.caller.organizationId })),
+    ),
 });
 
 export const appRouter = router({ admin: adminRouter, plugins: pluginsRouter, audit: auditRouter });

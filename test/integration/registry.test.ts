@@ -125,14 +125,12 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
   it('marks a vanished folder missing and keeps organization configuration', async () => {
     const [org] = await t.database.db.insert(organizations).values({ name: 'b' }).returning();
     const mine = registry.get(orgB, 'mine') as RegisteredPlugin;
-    await t.database.db
-      .insert(pluginInstances)
-      .values({
-        organizationId: org!.id,
-        pluginRegistryId: mine.key,
-        enabled: true,
-        configuration: { x: 1 },
-      });
+    await t.database.db.insert(pluginInstances).values({
+      organizationId: org!.id,
+      pluginRegistryId: mine.key,
+      enabled: true,
+      configuration: { x: 1 },
+    });
     const missing: string[] = [];
     registry.on('missing', (p) => missing.push(p.relPath));
     rmSync(path.join(pluginsDir, `custom/${orgB}/mine`), { recursive: true });
