@@ -66,6 +66,11 @@ export class ToolResultCache {
 
   stats(): { size: number; hits: number; misses: number; hitRate: number } {
     const total = this.hits + this.misses;
-    return { size: this.entries.size, hits: this.hits, misses: this.misses, hitRate: total ? this.hits / total : 0 };
+    return {
+      size: this.entries.size,
+      hits: this.hits,
+      misses: this.misses,
+      hitRate: total ? this.hits / total : 0,
+    };
   }
 }
