@@ -207,7 +207,8 @@ export async function createHost(
 
   instances.on('state', (e) => {
     metrics.observeInstanceState(e);
-    if (e.to === 'stopped' || e.to === 'failed')
+    // one count per end of a process: failed -> stopped is bookkeeping of an end already counted
+    if (e.to === 'failed' || (e.to === 'stopped' && e.from !== 'failed'))
       metrics.instanceStops.inc({ plugin: e.pluginId, cause: stopCause(e.reason) });
     if (e.to === 'failed' && e.reason.includes('killed by the sandbox'))
       audit.record({

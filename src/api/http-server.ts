@@ -1,7 +1,9 @@
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
+import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
+import { LIMITS } from './inputs.js';
 import { registerInvokeRoute } from './invoke-route.js';
 import { appRouter, type AppRouter } from './router.js';
 import type { ApiServices } from './trpc.js';
@@ -50,9 +52,12 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     prefix: '/trpc',
     trpcOptions: {
       router: appRouter,
+      maxBatchSize: LIMITS.batchCalls,
       createContext: ({ req, res }) => {
         const header = req.headers.authorization;
         const controller = new AbortController();
+        // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
+        setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
         // the client went away before the answer was written: cancel the work
         res.raw.once('close', () => {
           if (!res.raw.writableFinished) controller.abort();
