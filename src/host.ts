@@ -140,6 +140,7 @@ export async function createHost(
         { plugin: e.pluginId, phase: e.phase, outcome: e.ok ? 'ok' : 'error' },
         e.durationMs / 1000,
       ),
+    onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
   });
 
   const sandbox = await createSandbox({
@@ -399,6 +400,24 @@ export async function createHost(
     },
   };
   return host;
+}
+
+/**
+ * Progress of long installs/builds at info level: at most one output line per plugin and phase every
+ * `everyMs` (every line is at debug level already).
+ */
+function progressLogger(logger: Logger, everyMs: number) {
+  const last = new Map<string, number>();
+  return (e: { pluginId: string; phase: 'install' | 'build'; line: string }) => {
+    const key = `${e.pluginId}:${e.phase}`;
+    const now = Date.now();
+    if (now - (last.get(key) ?? 0) < everyMs) return;
+    last.set(key, now);
+    logger.info(
+      { pluginId: e.pluginId, phase: e.phase, line: e.line.slice(0, 300) },
+      `plugin ${e.phase} in progress`,
+    );
+  };
 }
 
 function installEnv(hostEnv: NodeJS.ProcessEnv): Record<string, string> {
