@@ -7,6 +7,7 @@ import { LIMITS } from './inputs.js';
 import { registerInvokeRoute } from './invoke-route.js';
 import { appRouter, type AppRouter } from './router.js';
 import type { ApiServices } from './trpc.js';
+import { bearerToken } from './bearer.js';
 
 export interface HttpServerDeps {
   services: ApiServices;
@@ -37,9 +38,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   );
   app.get('/metrics', async (req, reply) => {
     const header = req.headers.authorization;
-    const principal = await deps.organizations
-      .authenticate(header?.startsWith('Bearer ') ? header.slice(7) : undefined)
-      .catch(() => undefined);
+    const principal = await deps.organizations.authenticate(bearerToken(header)).catch(() => undefined);
     if (principal?.kind !== 'admin')
       return reply
         .status(401)
@@ -64,7 +63,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
         });
         return {
           services: deps.services,
-          token: header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined,
+          token: bearerToken(header),
           signal: controller.signal,
           ip: req.ip,
         };

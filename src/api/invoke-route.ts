@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { httpStatusOf } from './error-map.js';
 import { inputs } from './inputs.js';
+import { bearerToken } from './bearer.js';
 
 /**
  * `POST /v1/invoke`: the same operation as the tRPC mutation `plugins.invokeTool` (same input schema,
@@ -21,7 +22,7 @@ export function registerInvokeRoute(
   app.post('/v1/invoke', async (req, reply) => {
     try {
       const header = req.headers.authorization;
-      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      const token = bearerToken(header);
       const principal = await deps.organizations.authenticate(token).catch((err: unknown) => {
         deps.audit.record({
           organizationId: null,

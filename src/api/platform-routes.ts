@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { PlatformApi } from '../platform/platform-api.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import { httpStatusOf } from './error-map.js';
+import { bearerToken } from './bearer.js';
 
 /**
  * Mounts `POST /v1/platform/<api>/<method>` for each platform API. The caller is a plugin process with
@@ -28,7 +29,7 @@ export function registerPlatformRoutes(
     let pluginId: string | undefined;
     try {
       const header = req.headers.authorization;
-      const claims = deps.tokens.verify(header?.startsWith('Bearer ') ? header.slice(7) : undefined);
+      const claims = deps.tokens.verify(bearerToken(header));
       orgId = claims.orgId;
       pluginId = claims.pluginId;
       const api = byName.get(req.params.api);

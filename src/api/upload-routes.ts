@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js';
 import type { PluginUploadService } from '../registry/uploads.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { httpStatusOf } from './error-map.js';
+import { bearerToken } from './bearer.js';
 
 export interface UploadRouteDeps {
   organizations: OrganizationService;
@@ -90,7 +91,7 @@ async function authorize(
   deps: UploadRouteDeps,
 ): Promise<{ organizationId: string; actor: string }> {
   const header = req.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  const token = bearerToken(header);
   let principal;
   try {
     principal = await deps.organizations.authenticate(token);

@@ -68,8 +68,10 @@ async function serve(args: readonly string[], io: Out): Promise<number> {
         resolve();
       });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // `on`, not `once`: a signal may arrive twice (e.g. to the process group and forwarded by `npm start`);
+    // a repeated signal must not fall back to the default action and kill the host mid-shutdown.
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   try {
     await host.start();
