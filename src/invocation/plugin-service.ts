@@ -184,40 +184,44 @@ export class PluginService {
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
       this.limit(caller, plugin);
-      const tools = await this.d.instances.listTools(orgId, spec, {
-        signal,
-        timeoutMs: this.d.options.callTimeoutMs,
-      });
-      const tool = tools.find((t) => t.name === input.toolName);
-      if (!tool)
-        throw new NotFoundError(
-          'TOOL_NOT_FOUND',
-          `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
-        );
-      const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === tool.name);
-      this.d.validator.validate(
-        versionKey(orgId, plugin),
-        tool.name,
-        tool.inputSchema ?? declared?.input_schema,
-        input.arguments,
-      );
+      const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
-          ? this.d.cache.key(orgId, plugin.key, plugin.checksum, tool.name, input.arguments)
+          ? this.d.cache.key(orgId, plugin.key, plugin.checksum, input.toolName, input.arguments)
           : undefined;
-      if (cacheKey) {
-        const hit = this.d.cache.get(cacheKey);
-        this.d.metrics.recordCacheLookup(plugin.pluginId, hit !== undefined);
-        if (hit) {
-          outcome = 'cached';
+      let cached = false;
+      // tool lookup, validation and cache run inside the same use of the instance as the call
+      const result = await this.d.instances.callTool(
+        orgId,
+        spec,
+        input.toolName,
+        input.arguments,
+        { signal, timeoutMs: this.d.options.callTimeoutMs },
+        (tools) => {
+          const tool = tools.find((t) => t.name === input.toolName);
+          if (!tool)
+            throw new NotFoundError(
+              'TOOL_NOT_FOUND',
+              `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
+            );
+          this.d.validator.validate(
+            versionKey(orgId, plugin),
+            tool.name,
+            tool.inputSchema ?? declared?.input_schema,
+            input.arguments,
+          );
+          if (!cacheKey) return undefined;
+          const hit = this.d.cache.get(cacheKey);
+          this.d.metrics.recordCacheLookup(plugin.pluginId, hit !== undefined);
+          cached = hit !== undefined;
           return hit;
-        }
+        },
+      );
+      if (cached) {
+        outcome = 'cached';
+        return result;
       }
-      const result = await this.d.instances.callTool(orgId, spec, tool.name, input.arguments, {
-        signal,
-        timeoutMs: this.d.options.callTimeoutMs,
-      });
       if (cacheKey) this.d.cache.set(cacheKey, result, ttl);
       outcome = result.isError ? 'tool_error' : 'ok';
       return result;

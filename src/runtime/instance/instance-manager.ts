@@ -132,37 +132,68 @@ export class InstanceManager {
    * (TimeoutError). A connection ending mid-call fails with InstanceError INSTANCE_CRASHED naming the exit
    * code, signal or limit. An `isError` result resolves.
    */
-  callTool(
+  /**
+   * Calls a tool. With `beforeCall`, the tool list (cached) is read and handed to it within the same use
+   * of the instance as the call, so the instance cannot be evicted or restarted between the two.
+   * `beforeCall` may throw to refuse the call (the error reaches the caller unchanged, at once) or return
+   * a result to answer without calling the plugin (e.g. a cache hit).
+   */
+  async callTool(
     orgId: string,
     spec: PluginSpec,
     toolName: string,
     args: Record<string, unknown>,
     options?: CallOptions,
+    beforeCall?: (tools: readonly Tool[]) => CallToolResult | undefined,
   ): Promise<CallToolResult> {
-    return this.useInstance(orgId, spec, `tools/call "${toolName}"`, options, (live, callOptions) =>
-      live.conn.callTool(toolName, args, callOptions),
+    let refused: { err: unknown } | undefined;
+    const result = await this.useInstance(
+      orgId,
+      spec,
+      `tools/call "${toolName}"`,
+      options,
+      async (live, callOptions) => {
+        if (beforeCall) {
+          const tools = await this.loadTools(live, callOptions);
+          try {
+            const early = beforeCall(tools);
+            if (early) return early;
+          } catch (err) {
+            refused = { err };
+            return undefined;
+          }
+        }
+        return live.conn.callTool(toolName, args, callOptions);
+      },
     );
+    if (refused) throw refused.err;
+    return result as CallToolResult;
   }
 
   /** Tools of the pair's instance; cached per running connection until it announces tools/list_changed. */
   listTools(orgId: string, spec: PluginSpec, options?: CallOptions): Promise<Tool[]> {
-    return this.useInstance(orgId, spec, 'tools/list', options, async (live, callOptions) => {
-      if (live.tools) return [...live.tools];
-      if (!live.toolsLoad) {
-        const version = live.toolsVersion;
-        const timeoutMs = callOptions.timeoutMs ?? this.opts.callTimeoutMs;
-        live.toolsLoad = live.conn
-          .listTools({ signal: live.abort.signal, timeoutMs })
-          .then((tools) => {
-            if (live.toolsVersion === version && !live.gone) live.tools = tools;
-            return tools;
-          })
-          .finally(() => {
-            live.toolsLoad = undefined;
-          });
-      }
-      return [...(await live.toolsLoad)];
-    });
+    return this.useInstance(orgId, spec, 'tools/list', options, (live, callOptions) =>
+      this.loadTools(live, callOptions),
+    );
+  }
+
+  /** The connection's tools: cached until tools/list_changed; concurrent loads share one request. */
+  private async loadTools(live: LiveConnection, callOptions: CallOptions): Promise<Tool[]> {
+    if (live.tools) return [...live.tools];
+    if (!live.toolsLoad) {
+      const version = live.toolsVersion;
+      const timeoutMs = callOptions.timeoutMs ?? this.opts.callTimeoutMs;
+      live.toolsLoad = live.conn
+        .listTools({ signal: live.abort.signal, timeoutMs })
+        .then((tools) => {
+          if (live.toolsVersion === version && !live.gone) live.tools = tools;
+          return tools;
+        })
+        .finally(() => {
+          live.toolsLoad = undefined;
+        });
+    }
+    return [...(await live.toolsLoad)];
   }
 
   /** Marks the pair active now, in memory; persisted by the next batch flush. */
