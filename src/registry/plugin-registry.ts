@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { pluginRegistry, type PluginRegistryRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { computePluginChecksum } from '../manifest/checksum.js';
+import { loadManifest } from '../manifest/load.js';
 import type { HayPluginManifest } from '../manifest/types.js';
 import type { ManifestValidator } from '../manifest/validator.js';
 import type { PluginSpec } from '../runtime/ports.js';
@@ -305,16 +305,7 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
     let checksum = '';
     try {
       checksum = await computePluginChecksum(folder.dir);
-      const text = await readFile(path.join(folder.dir, 'manifest.json'), 'utf8').catch(
-        (err: NodeJS.ErrnoException) => {
-          throw new Error(
-            err.code === 'ENOENT'
-              ? `${display}: file not found`
-              : `${display}: cannot read (${err.code ?? err.message})`,
-          );
-        },
-      );
-      const manifest = this.opts.validator.parse(text, display);
+      const { manifest } = await loadManifest(folder.dir, this.opts.validator, display);
       return { ...folder, ok: true, manifest, checksum };
     } catch (err) {
       return { ...folder, ok: false, error: describeLoadError(err), checksum: checksum || '0'.repeat(64) };

@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { InstanceError } from '../errors.js';
-import type { HayPluginManifest } from '../manifest/types.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import type { EnvProvider, PluginConfigValues, PluginSpec, RemoteEndpointProvider } from './ports.js';
@@ -111,13 +110,4 @@ function substitute(template: string, values: PluginConfigValues): string | unde
     return String(v);
   });
   return missing ? undefined : out;
-}
-
-/** Whether a plugin's process needs the host's network (declared network, or platform APIs over HTTP). */
-export function needsNetwork(manifest: HayPluginManifest): boolean {
-  return Boolean(
-    manifest.permissions?.network?.all ||
-    manifest.permissions?.network?.hosts?.length ||
-    manifest.permissions?.api?.length,
-  );
 }
