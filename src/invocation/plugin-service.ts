@@ -2,6 +2,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { HayError, NotFoundError, PreconditionError, RateLimitError, isHayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, CallOutcome } from '../observability/metrics.js';
+import { mapLimit } from '../registry/discovery.js';
 import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
@@ -268,30 +269,19 @@ export class PluginService {
     calls: readonly ToolCallInput[],
     signal?: AbortSignal,
   ): Promise<BatchResult[]> {
-    const results = new Array<BatchResult>(calls.length);
-    let next = 0;
-    const worker = async () => {
-      for (;;) {
-        const i = next++;
-        const call = calls[i];
-        if (call === undefined) return;
-        try {
-          results[i] = { ok: true, result: await this.invokeTool(caller, call, signal) };
-        } catch (err) {
-          results[i] = {
-            ok: false,
-            error: {
-              code: isHayError(err) ? err.code : 'INTERNAL',
-              message: isHayError(err) ? err.message : 'Internal error',
-            },
-          };
-        }
+    return mapLimit(calls, this.d.options.batchConcurrency, async (call): Promise<BatchResult> => {
+      try {
+        return { ok: true, result: await this.invokeTool(caller, call, signal) };
+      } catch (err) {
+        return {
+          ok: false,
+          error: {
+            code: isHayError(err) ? err.code : 'INTERNAL',
+            message: isHayError(err) ? err.message : 'Internal error',
+          },
+        };
       }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.d.options.batchConcurrency, calls.length) }, worker),
-    );
-    return results;
+    });
   }
 
   instances(orgId: string): (InstanceInfo & { pluginId: string })[] {
