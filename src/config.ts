@@ -55,6 +55,17 @@ export interface HostConfig {
   sandboxCpuPercent: number;
   sandboxMaxProcesses: number;
   sandboxMaxOpenFiles: number;
+  /**
+   * Operator opt-out: run uploaded (tenant) plugins even where a tenant sandbox layer (bubblewrap, non-root
+   * uid, rlimit) is missing. Logged loudly at boot and shown in /healthz. Ignored by HAY_SANDBOX=strict.
+   */
+  allowUnsandboxedTenantCode: boolean;
+  /** Registry tenant `npm install` steps fetch from (inside the sandbox). */
+  npmRegistry: string;
+  /** Host paths uploaded plugins' permissions.filesystem.read may lie inside (comma-separated). */
+  filesystemReadAllow: string[];
+  /** Plugin stderr lines logged per process and minute (burst the same); the rest are counted and dropped. */
+  pluginStderrLinesPerMinute: number;
 
   toolCacheMaxEntries: number;
   batchConcurrency: number;
@@ -108,6 +119,10 @@ export const DEFAULTS: HostConfig = {
   sandboxCpuPercent: 100,
   sandboxMaxProcesses: 64,
   sandboxMaxOpenFiles: 1024,
+  allowUnsandboxedTenantCode: false,
+  npmRegistry: 'https://registry.npmjs.org/',
+  filesystemReadAllow: [],
+  pluginStderrLinesPerMinute: 600,
 
   toolCacheMaxEntries: 10_000,
   batchConcurrency: 16,
@@ -115,7 +130,7 @@ export const DEFAULTS: HostConfig = {
   platformTokenTtlMs: 60 * 60_000,
 };
 
-type Kind = 'string' | 'int' | 'enum';
+type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
 interface Field {
   key: keyof HostConfig;
   env: string;
@@ -176,6 +191,10 @@ const FIELDS: readonly Field[] = [
   f('sandboxCpuPercent', 'HAY_SANDBOX_CPU_PERCENT', 'int', { min: 1 }),
   f('sandboxMaxProcesses', 'HAY_SANDBOX_MAX_PROCESSES', 'int', { min: 1 }),
   f('sandboxMaxOpenFiles', 'HAY_SANDBOX_MAX_OPEN_FILES', 'int', { min: 16 }),
+  f('allowUnsandboxedTenantCode', 'HAY_ALLOW_UNSANDBOXED_TENANT_CODE', 'bool'),
+  f('npmRegistry', 'HAY_NPM_REGISTRY', 'string'),
+  f('filesystemReadAllow', 'HAY_FILESYSTEM_READ_ALLOW', 'list'),
+  f('pluginStderrLinesPerMinute', 'HAY_PLUGIN_STDERR_LINES_PER_MINUTE', 'int', { min: 1 }),
   f('toolCacheMaxEntries', 'HAY_TOOL_CACHE_MAX_ENTRIES'),
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
@@ -225,15 +244,29 @@ export function loadConfig(
   cfg.pluginsDir = path.resolve(cfg.pluginsDir);
   if (cfg.crashBackoffMaxMs < cfg.crashBackoffBaseMs)
     throw new ConfigError('HAY_CRASH_BACKOFF_MAX_MS must be >= HAY_CRASH_BACKOFF_BASE_MS');
+  if (!/^https?:\/\/[^/]+/.test(cfg.npmRegistry))
+    throw new ConfigError(`HAY_NPM_REGISTRY must be an http(s) URL; got "${cfg.npmRegistry}"`);
+  for (const p of cfg.filesystemReadAllow)
+    if (!path.isAbsolute(p))
+      throw new ConfigError(`HAY_FILESYSTEM_READ_ALLOW entries must be absolute paths; got "${p}"`);
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
   return cfg;
 }
 
-function parseValue(field: Field, raw: string, source: string): string | number {
+function parseValue(field: Field, raw: string, source: string): string | number | boolean | string[] {
   switch (field.kind) {
     case 'string':
       return raw;
+    case 'bool':
+      if (['1', 'true'].includes(raw)) return true;
+      if (['0', 'false'].includes(raw)) return false;
+      throw new ConfigError(`${source} must be 1, true, 0 or false; got "${raw}"`);
+    case 'list':
+      return raw
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
     case 'enum':
       if (!field.values?.includes(raw))
         throw new ConfigError(`${source} must be one of ${field.values?.join(', ')}; got "${raw}"`);

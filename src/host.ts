@@ -26,7 +26,7 @@ import { McpConnectionFactory } from './runtime/client/connection-factory.js';
 import { InstanceManager } from './runtime/instance/index.js';
 import { PluginEnvironment } from './runtime/plugin-env.js';
 import { ProcessManager } from './runtime/process/process-manager.js';
-import { createSandbox } from './runtime/sandbox/index.js';
+import { wireSandbox } from './runtime/sandbox/wiring.js';
 import { InstanceWarmup } from './runtime/warmup.js';
 import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
@@ -73,7 +73,7 @@ export interface HostServices {
  */
 export async function createHost(
   config: HostConfig,
-  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv } = {},
+  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv; hideSandboxLayers?: readonly string[] } = {},
 ): Promise<Host> {
   const logger = extra.logger ?? createLogger({ level: config.logLevel });
   const hostEnv = extra.hostEnv ?? process.env;
@@ -127,7 +127,14 @@ export async function createHost(
         cpuSeconds: u.cpuSeconds,
       })),
   });
+  const sandboxing = await wireSandbox(config, {
+    logger: logger.child({ component: 'sandbox' }),
+    hostEnv,
+    ...(extra.hideSandboxLayers ? { hideLayers: extra.hideSandboxLayers } : {}),
+  });
+  const sandbox = sandboxing.sandbox;
   const installer = new PluginInstaller({
+    ...sandboxing.tenantInstall,
     registry,
     logger: logger.child({ component: 'installer' }),
     installTimeoutMs: config.installTimeoutMs,
@@ -143,14 +150,6 @@ export async function createHost(
     onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
   });
 
-  const sandbox = await createSandbox({
-    logger: logger.child({ component: 'sandbox' }),
-    mode: config.sandbox,
-    dataDir: config.dataDir,
-    pluginDataRoot: path.join(config.dataDir, 'plugin-data'),
-    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules')],
-    protectedPaths: [config.dataDir],
-  });
   const layers = sandbox.describe();
   logger.info({ active: layers.active }, 'sandbox layers active');
   for (const u of layers.unavailable)
@@ -161,6 +160,8 @@ export async function createHost(
     sandbox,
     stopGraceMs: config.stopGraceMs,
     killGraceMs: config.killGraceMs,
+    stderrLinesPerMinute: config.pluginStderrLinesPerMinute,
+    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: e.pluginId }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;
   const environment = new PluginEnvironment({
@@ -294,6 +295,7 @@ export async function createHost(
       maxUncompressedBytes: config.uploadMaxUncompressedBytes,
     },
     extractTimeoutMs: 60_000,
+    readPaths: sandboxing.readPaths,
   });
 
   const services: ApiServices = {
@@ -314,6 +316,7 @@ export async function createHost(
     organizations,
     bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
     isReady: () => ready,
+    health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
       registerUploadRoutes(app, {
@@ -354,6 +357,7 @@ export async function createHost(
     },
     start() {
       starting ??= (async () => {
+        await uploads.repair();
         const report = await registry.scan();
         logger.info(
           {

@@ -15,3 +15,23 @@ export function sanitizeArguments(value: unknown, depth = 0): unknown {
   }
   return out;
 }
+
+/**
+ * `text` (command output, an error message) with the plugin's own folder shown as `.` and every other given
+ * host path (data dir, plugins dir, install root...) as `<host>`, so nothing tells a caller where or what is
+ * outside the plugin's own folder. Longer paths are replaced first; control characters but \n and \t go.
+ */
+export function redactHostPaths(
+  text: string,
+  paths: { pluginDir: string; hostPaths: readonly string[] },
+): string {
+  const pairs: [string, string][] = [
+    [paths.pluginDir, '.'] as [string, string],
+    ...paths.hostPaths.map((p): [string, string] => [p, '<host>']),
+  ].filter((pair) => pair[0].length > 1);
+  pairs.sort((a, b) => b[0].length - a[0].length);
+  let out = text;
+  for (const [p, replacement] of pairs) out = out.split(p).join(replacement);
+  // eslint-disable-next-line no-control-regex
+  return out.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
+}

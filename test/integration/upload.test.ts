@@ -22,7 +22,8 @@ let org: Awaited<ReturnType<typeof createOrg>>;
 let url: string;
 
 beforeAll(async () => {
-  t = await startTestHost({ sandbox: 'off', uploadMaxBytes: 256 * 1024 });
+  // about uploads, not isolation (security.test.ts): uploaded plugins run unsandboxed by explicit opt-out
+  t = await startTestHost({ sandbox: 'off', allowUnsandboxedTenantCode: true, uploadMaxBytes: 256 * 1024 });
   url = t.host.url;
   org = await createOrg(t, 'uploader');
 });
