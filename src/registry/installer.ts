@@ -261,7 +261,10 @@ export class PluginInstaller implements PluginPreparer {
         : r.signal
           ? `killed by ${r.signal}`
           : `exited with code ${r.exitCode ?? 'unknown'}`;
-    const text = `\`${argv.join(' ')}\` ${how}${r.tail ? `; output: ${r.tail.slice(-1500)}` : ''}`;
-    return redactHostPaths(text, { pluginDir: plugin.dir, hostPaths: this.opts.hostPaths });
+    const paths = { pluginDir: plugin.dir, hostPaths: this.opts.hostPaths };
+    // redact before cutting, then start at a line boundary: a cut never leaves half a host path behind
+    let tail = redactHostPaths(r.tail, paths);
+    if (tail.length > 1500) tail = tail.slice(tail.indexOf('\n', tail.length - 1500) + 1);
+    return redactHostPaths(`\`${argv.join(' ')}\` ${how}${tail ? `; output: ${tail}` : ''}`, paths);
   }
 }

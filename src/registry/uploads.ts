@@ -142,7 +142,10 @@ export class PluginUploadService {
       });
     }
     for (const a of actions)
-      this.d.logger[a.action === 'kept' ? 'error' : 'warn'](a, 'repaired an interrupted custom plugin operation');
+      this.d.logger[a.action === 'kept' ? 'error' : 'warn'](
+        a,
+        'repaired an interrupted custom plugin operation',
+      );
     return actions;
   }
 

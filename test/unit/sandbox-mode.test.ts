@@ -149,7 +149,9 @@ describe('tenant code (custom/uploaded plugins)', () => {
     const sb = sandbox('auto', { ...noLayers, prlimit: allLayers.prlimit });
     const err = await rejection(sb.prepare(tenant()));
     expect(err.code).toBe('SANDBOX_UNAVAILABLE');
-    expect(err.message).toMatch(/^Plugin p is an uploaded \(tenant\) plugin and runs only inside the sandbox/);
+    expect(err.message).toMatch(
+      /^Plugin p is an uploaded \(tenant\) plugin and runs only inside the sandbox/,
+    );
     expect(err.message).toContain('bubblewrap (bwrap binary not found; apt-get install bubblewrap)');
     expect(err.details).toEqual({ missing: ['bubblewrap', 'non-root-uid'] });
     expect(err.message).not.toContain('cgroups');
@@ -178,7 +180,9 @@ describe('tenant code (custom/uploaded plugins)', () => {
     const prepared = await sb.prepare(tenant());
     expect(prepared.argv).toContain('/usr/bin/bwrap');
     await prepared.release();
-    const noRlimit = await rejection(sandbox('auto', { ...allLayers, prlimit: noLayers.prlimit }).prepare(tenant()));
+    const noRlimit = await rejection(
+      sandbox('auto', { ...allLayers, prlimit: noLayers.prlimit }).prepare(tenant()),
+    );
     expect(noRlimit.details).toEqual({ missing: ['rlimit-nofile'] });
   });
 
@@ -223,9 +227,7 @@ describe('tenant code (custom/uploaded plugins)', () => {
     const ok = await sb.prepare(tenant({ readPaths: ['/usr/share'] }));
     expect(ok.argv.join(' ')).toContain('--ro-bind-try /usr/share /usr/share');
     await ok.release();
-    const none = await rejection(
-      sandbox('auto', allLayers).prepare(tenant({ readPaths: ['/usr/share'] })),
-    );
+    const none = await rejection(sandbox('auto', allLayers).prepare(tenant({ readPaths: ['/usr/share'] })));
     expect(none.message).toContain('the operator allows no filesystem.read paths for uploaded plugins');
     // core manifests are the operator's: only protected paths apply
     const core = await sandbox('auto', { ...allLayers, cgroup: noLayers.cgroup }).prepare(

@@ -187,7 +187,10 @@ export class ProcessManager {
     const budget = new StderrBudget({
       linesPerMinute: this.opts.stderrLinesPerMinute ?? 600,
       report: (lines) => {
-        logger.warn({ stream: 'stderr', dropped: lines }, `dropped ${lines} plugin stderr lines (rate limit)`);
+        logger.warn(
+          { stream: 'stderr', dropped: lines },
+          `dropped ${lines} plugin stderr lines (rate limit)`,
+        );
         this.opts.onStderrDropped?.({ orgId: launch.orgId, pluginId: launch.pluginId, lines });
       },
     });

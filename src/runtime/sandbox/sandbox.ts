@@ -63,7 +63,8 @@ export const TENANT_REQUIRED_LAYERS: readonly string[] = [LAYER_BUBBLEWRAP, LAYE
 
 const INSTALL_HINTS: Record<string, string> = {
   [LAYER_BUBBLEWRAP]: 'apt-get install bubblewrap',
-  [LAYER_IDENTITY]: 'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root with setpriv (util-linux)',
+  [LAYER_IDENTITY]:
+    'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root with setpriv (util-linux)',
   [LAYER_RLIMIT]: 'apt-get install util-linux',
   [LAYER_CGROUP]: 'delegate a writable cgroup (v2: /sys/fs/cgroup/hay) to the host user',
 };
@@ -127,7 +128,11 @@ export class LayeredSandbox implements SandboxWrapper {
         ? TENANT_REQUIRED_LAYERS.map((layer) => ({ layer, reason: 'HAY_SANDBOX=off' }))
         : this.#missing().filter((m) => TENANT_REQUIRED_LAYERS.includes(m.layer));
     const tenantCode =
-      missing.length === 0 ? 'sandboxed' : optOut && this.#options.mode !== 'strict' ? 'unsandboxed' : 'refused';
+      missing.length === 0
+        ? 'sandboxed'
+        : optOut && this.#options.mode !== 'strict'
+          ? 'unsandboxed'
+          : 'refused';
     return { tenantCode, missing, optOut };
   }
 
@@ -369,7 +374,10 @@ function validateSpec(spec: LaunchSpec): void {
 /** Layers named in `hidden` become unavailable; hiding bubblewrap takes the uid layer (it needs bwrap) too. */
 function hide(layers: DetectedLayers, hidden: readonly string[]): DetectedLayers {
   if (hidden.length === 0) return layers;
-  const gone = (what: string) => ({ ok: false as const, reason: `${what} (hidden by the hideLayers option)` });
+  const gone = (what: string) => ({
+    ok: false as const,
+    reason: `${what} (hidden by the hideLayers option)`,
+  });
   const noBwrap = hidden.includes(LAYER_BUBBLEWRAP);
   return {
     ...layers,

@@ -4,7 +4,7 @@ import type { HostConfig } from '../../config.js';
 import type { Logger } from '../../logger.js';
 import type { ResourceLimits } from '../../manifest/types.js';
 import { packageRoot } from '../../paths.js';
-import { BASE_ENV_ALLOW_LIST } from '../plugin-env.js';
+import { BASE_ENV_ALLOW_LIST, TENANT_PATH } from '../plugin-env.js';
 import { ReadPathPolicy } from './read-paths.js';
 import { createSandbox, type LayeredSandbox, type TenantPolicy } from './sandbox.js';
 
@@ -22,7 +22,12 @@ export interface SandboxWiring {
     hostPaths: string[];
   };
   /** For /healthz: the mode, the active layers and what happens to tenant code. */
-  health(): { mode: HostConfig['sandbox']; active: string[]; tenantCode: TenantPolicy['tenantCode']; missing: string[] };
+  health(): {
+    mode: HostConfig['sandbox'];
+    active: string[];
+    tenantCode: TenantPolicy['tenantCode'];
+    missing: string[];
+  };
 }
 
 /**
@@ -82,11 +87,16 @@ export async function wireSandbox(
  */
 export function tenantInstallEnv(hostEnv: NodeJS.ProcessEnv, registry: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const name of [...BASE_ENV_ALLOW_LIST, 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']) {
+  for (const name of [
+    ...BASE_ENV_ALLOW_LIST.filter((n) => n !== 'PATH'),
+    'HTTP_PROXY',
+    'HTTPS_PROXY',
+    'NO_PROXY',
+  ]) {
     const v = hostEnv[name];
     if (v !== undefined) env[name] = v;
   }
-  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  env.PATH = TENANT_PATH;
   env.npm_config_registry = registry;
   env.npm_config_update_notifier = 'false';
   env.npm_config_fund = 'false';
