@@ -107,26 +107,29 @@ export async function createHost(
   const settings = new PluginSettingsService(db, box);
 
   // collectors read `instances` and `registry` at scrape time, after both exist
-  const metrics = new Metrics({
-    activeInstances: () => {
-      const counts = new Map<string, number>();
-      for (const i of instances.listInstances())
-        if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
-      return [...counts].map(([plugin, count]) => ({ plugin, count }));
+  const metrics = new Metrics(
+    {
+      activeInstances: () => {
+        const counts = new Map<string, number>();
+        for (const i of instances.listInstances())
+          if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
+        return [...counts].map(([plugin, count]) => ({ plugin, count }));
+      },
+      queueDepth: () =>
+        registry
+          .listAll()
+          .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
+          .filter((q) => q.depth > 0),
+      usage: async () =>
+        (await instances.usage()).instances.map((u) => ({
+          plugin: u.pluginId,
+          instance: String(u.pid ?? 'remote'),
+          rssBytes: u.rssBytes,
+          cpuSeconds: u.cpuSeconds,
+        })),
     },
-    queueDepth: () =>
-      registry
-        .listAll()
-        .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
-        .filter((q) => q.depth > 0),
-    usage: async () =>
-      (await instances.usage()).instances.map((u) => ({
-        plugin: u.pluginId,
-        instance: String(u.pid ?? 'remote'),
-        rssBytes: u.rssBytes,
-        cpuSeconds: u.cpuSeconds,
-      })),
-  });
+    { maxSeries: config.metricsMaxSeries },
+  );
   const installer = new PluginInstaller({
     registry,
     logger: logger.child({ component: 'installer' }),
@@ -246,7 +249,10 @@ export async function createHost(
     settings,
     instances,
     validator: new ToolArgumentValidator(),
-    cache: new ToolResultCache(config.toolCacheMaxEntries),
+    cache: new ToolResultCache(config.toolCacheMaxEntries, Date.now, {
+      maxBytes: config.toolCacheMaxBytes,
+      maxBytesPerOrg: config.toolCacheMaxBytesPerOrg,
+    }),
     audit,
     metrics,
     pluginLimiter: new RateLimiter({
