@@ -32,7 +32,8 @@ import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
 import { PlatformTokens } from './security/platform-token.js';
 import { RateLimiter } from './security/rate-limiter.js';
-import { reencryptValues, SecretBox, collectKeyIds } from './security/secret-box.js';
+import { rotateKeys } from './security/key-rotation.js';
+import { SecretBox } from './security/secret-box.js';
 import { OrganizationService } from './tenancy/organizations.js';
 import { PluginSettingsService } from './tenancy/plugin-settings.js';
 
@@ -102,7 +103,11 @@ export async function createHost(
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
   });
-  const audit = new AuditLog(db, logger.child({ component: 'audit' }));
+  const audit = new AuditLog(db, logger.child({ component: 'audit' }), {
+    flushIntervalMs: 500,
+    maxBuffered: 500,
+    authFailureWindowMs: config.authFailureWindowMs,
+  });
   const organizations = new OrganizationService(db, admin.token);
   const settings = new PluginSettingsService(db, box);
 
@@ -456,31 +461,4 @@ function stopCause(reason: string): string {
   ];
   const r = reason.toLowerCase();
   return causes.find((c) => r.includes(c)) ?? 'other';
-}
-
-/**
- * Adds a new current key, re-encrypts every stored configuration with it, then retires keys no stored
- * value uses. An interruption leaves every value readable: old keys are retired last.
- */
-async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSettingsService, audit: AuditLog) {
-  const keyId = await ring.rotate();
-  let reencrypted = 0;
-  for (const row of await settings.allStored()) {
-    const { value, changed } = reencryptValues(row.configuration, box);
-    if (changed > 0) {
-      await settings.replaceStored(row.id, value);
-      reencrypted += changed;
-    }
-  }
-  const used = new Set<string>();
-  for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
-  for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
-  audit.record({
-    organizationId: null,
-    actor: 'admin',
-    action: 'secrets.rotate',
-    outcome: 'ok',
-    details: { keyId, reencrypted },
-  });
-  return { reencrypted, keyId };
 }

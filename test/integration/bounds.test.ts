@@ -83,6 +83,47 @@ describe('metrics cardinality: caller-supplied names never become labels', () =>
   });
 });
 
+describe('audit flood: failed authentications are aggregated per source and window', () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [] });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('5 requests of a 100-call unauthenticated tRPC batch write one row that counts 500', async () => {
+    const forged = `hay_forged12${'x'.repeat(31)}`;
+    const procs = Array(100).fill('plugins.invokeTool').join(',');
+    const body = Object.fromEntries(
+      Array.from({ length: 100 }, (_, i) => [String(i), { pluginId: 'p', toolName: 't', arguments: {} }]),
+    );
+    for (let r = 0; r < 5; r++) {
+      const res = await fetch(`${t.url}/trpc/${procs}?batch=1`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${forged}` },
+        body: JSON.stringify(body),
+      });
+      const out = (await res.json()) as { error: { data: { code: string } } }[];
+      expect(out).toHaveLength(100);
+      expect(out.every((x) => x.error.data.code === 'UNAUTHORIZED')).toBe(true);
+    }
+    const { entries } = await t.admin.admin.auditLog.query({ action: 'auth.failed', limit: 500 });
+    expect(entries).toHaveLength(1);
+    const row = entries[0];
+    expect(row).toMatchObject({ actor: 'ip:127.0.0.1', outcome: 'denied', organizationId: null });
+    expect(row?.details).toMatchObject({
+      count: 500,
+      keyPrefix: 'hay_forged12',
+      reason: 'invalid or revoked API key',
+    });
+    const d = row?.details as { firstAt: string; lastAt: string };
+    expect(Date.parse(d.lastAt)).toBeGreaterThanOrEqual(Date.parse(d.firstAt));
+    expect(JSON.stringify(entries)).not.toContain(forged);
+  });
+});
+
 describe('the API key rate limit runs before any plugin lookup', () => {
   let t: TestHost;
 
