@@ -95,7 +95,16 @@ export async function createHost(
   const db = database.db;
   let schemaPath = manifestSchemaPath(config.pluginsDir);
   if (!existsSync(schemaPath)) schemaPath = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
-  const validator = new ManifestValidator(schemaPath);
+  const validator = new ManifestValidator(schemaPath, {
+    memoryMb: config.manifestMaxMemoryMb,
+    cpuPercent: config.manifestMaxCpuPercent,
+    maxProcesses: config.manifestMaxProcesses,
+    maxOpenFiles: config.manifestMaxOpenFiles,
+    maxConcurrentInstances: config.manifestMaxConcurrentInstances,
+    idleTimeoutMs: config.manifestMaxIdleTimeoutMs,
+    rateLimitPerMinute: config.manifestMaxRateLimitPerMinute,
+    warmInstances: config.manifestMaxWarmInstances,
+  });
   const registry = new PluginRegistry({
     db,
     logger: logger.child({ component: 'registry' }),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
-import { descendantPids, waitFor } from '../helpers/processes.js';
+import { descendantPids } from '../helpers/processes.js';
 
 /**
  * Issue 9, attacks on the host's budgets (metrics labels, rate limits before lookups, regex time),
@@ -128,10 +128,24 @@ describe('the API key rate limit runs before any plugin lookup', () => {
   let t: TestHost;
 
   beforeAll(async () => {
-    t = await startTestHost({ corePlugins: [], config: { rateLimitBurst: 5, apiKeyRateLimitPerMinute: 1 } });
+    t = await startTestHost({
+      corePlugins: [],
+      plugins: { 'core/greedy': toolkitPlugin('greedy', { runtime: { limits: { memoryMb: 1_000_000 } } }) },
+      config: { rateLimitBurst: 5, apiKeyRateLimitPerMinute: 1 },
+    });
   });
   afterAll(async () => {
     await t?.close();
+  });
+
+  it('a manifest above an operator ceiling is registered invalid, naming the ceiling', async () => {
+    const org = await t.createOrganization('greedy');
+    const list = await org.hay.plugins.list.query();
+    const greedy = list.find((p) => p.id === 'greedy');
+    expect(greedy?.status).toBe('invalid');
+    expect(greedy?.error).toContain(
+      "/runtime/limits/memoryMb is 1000000, above this host's ceiling of 4096 (HAY_MANIFEST_MAX_MEMORY_MB)",
+    );
   });
 
   it('unknown plugin ids are refused with 429 once the key bucket is empty', async () => {
@@ -151,5 +165,3 @@ describe('the API key rate limit runs before any plugin lookup', () => {
     expect(text).not.toContain('nope-');
   });
 });
-
-export { toolkitPlugin, waitFor };
