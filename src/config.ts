@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseAllowList } from './egress/policy.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -61,6 +62,19 @@ export interface HostConfig {
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+
+  /**
+   * Internal destinations tenant traffic may reach despite the default deny of private, loopback,
+   * link-local and metadata ranges: CIDRs, addresses or host names, each with an optional :port.
+   */
+  egressAllow: string | undefined;
+  /** Largest remote response body (or single SSE event / WebSocket frame) read for a tenant. */
+  egressMaxResponseBytes: number;
+  egressConnectTimeoutMs: number;
+  /** Open connections of one plugin instance through the egress proxy. */
+  egressMaxConnectionsPerInstance: number;
+  /** A proxied connection or tunnel without traffic for this long is closed. */
+  egressIdleTimeoutMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -113,6 +127,12 @@ export const DEFAULTS: HostConfig = {
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+
+  egressAllow: undefined,
+  egressMaxResponseBytes: 16 * 1024 * 1024,
+  egressConnectTimeoutMs: 10_000,
+  egressMaxConnectionsPerInstance: 64,
+  egressIdleTimeoutMs: 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum';
@@ -180,6 +200,11 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('egressAllow', 'HAY_EGRESS_ALLOW', 'string'),
+  f('egressMaxResponseBytes', 'HAY_EGRESS_MAX_RESPONSE_BYTES', 'int', { min: 1024 }),
+  f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
+  f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
+  f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -227,6 +252,11 @@ export function loadConfig(
     throw new ConfigError('HAY_CRASH_BACKOFF_MAX_MS must be >= HAY_CRASH_BACKOFF_BASE_MS');
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  try {
+    parseAllowList(cfg.egressAllow);
+  } catch (err) {
+    throw new ConfigError(`HAY_EGRESS_ALLOW: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return cfg;
 }
 

@@ -118,11 +118,13 @@ export class LayeredSandbox implements SandboxWrapper {
   }
 
   async prepare(spec: LaunchSpec): Promise<PreparedLaunch> {
-    if (this.#options.mode === 'off') return passthrough(spec);
+    if (this.#options.mode === 'off')
+      return passthrough(spec, spec.egress ? await spec.egress.hostNetwork(spec.env) : {});
     const log = this.#options.logger.child({ orgId: spec.orgId, pluginId: spec.pluginId });
     validateSpec(spec);
     const missing = this.#missing();
-    const wantsAllowList = !spec.network.all && spec.network.hosts.length > 0;
+    // with spec.egress the allow-list is enforced by the egress proxy
+    const wantsAllowList = !spec.egress && !spec.network.all && spec.network.hosts.length > 0;
     if (this.#options.mode === 'strict') {
       if (missing.length > 0) {
         throw new HayError(
@@ -182,6 +184,7 @@ export class LayeredSandbox implements SandboxWrapper {
 
       let argv: string[];
       let env: Record<string, string>;
+      const hostNetEgress = spec.egress && !useBwrap ? await spec.egress.hostNetwork(spec.env) : {};
       if (useBwrap && l.bubblewrap.ok && l.identity.ok) {
         const pluginReadPaths = await this.#checkReadPaths(spec);
         const inv = buildBwrapInvocation({
@@ -193,8 +196,9 @@ export class LayeredSandbox implements SandboxWrapper {
           readOnlyPaths: this.#readOnlyPaths,
           pluginReadPaths,
           hostDataDir,
-          shareNetwork: spec.network.all || spec.network.hosts.length > 0,
+          shareNetwork: !spec.egress && (spec.network.all || spec.network.hosts.length > 0),
           envPath: l.tools.env,
+          ...(spec.egress ? { egress: spec.egress.namespace(spec.env) } : {}),
         });
         await mkdir(this.#runDir, { recursive: true, mode: 0o700 });
         await writeFile(argsFile, inv.argsFile, { mode: 0o600 });
@@ -229,10 +233,10 @@ export class LayeredSandbox implements SandboxWrapper {
           ...procs,
         ];
         argv.push(...rlimit, ...spec.argv);
-        env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir };
+        env = { ...spec.env, ...hostNetEgress, HAY_PLUGIN_DATA_DIR: hostDataDir };
       } else {
         argv = [...rlimit, ...spec.argv];
-        env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir };
+        env = { ...spec.env, ...hostNetEgress, HAY_PLUGIN_DATA_DIR: hostDataDir };
       }
       log.debug({ sandboxId: id, layers: this.describe().active }, 'sandboxed launch prepared');
       const pluginDataDir = useBwrap ? SANDBOX_DATA_DIR : hostDataDir;
@@ -313,8 +317,13 @@ function validateSpec(spec: LaunchSpec): void {
   }
 }
 
-function passthrough(spec: LaunchSpec): PreparedLaunch {
-  return { argv: [...spec.argv], cwd: spec.cwd, env: { ...spec.env }, release: () => Promise.resolve() };
+function passthrough(spec: LaunchSpec, extraEnv: Record<string, string>): PreparedLaunch {
+  return {
+    argv: [...spec.argv],
+    cwd: spec.cwd,
+    env: { ...spec.env, ...extraEnv },
+    release: () => Promise.resolve(),
+  };
 }
 
 /** Detects the available layers (see detectSandboxLayers) and builds the sandbox. 'off' skips detection. */
