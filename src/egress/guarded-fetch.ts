@@ -125,14 +125,27 @@ export function capBody(
     throw note(tooLarge(max, 'a body'));
   }
   let count = 0;
-  let tail = 0;
+  let prev = 0; // last two bytes seen, for a boundary split across chunks
   const counter = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
+      if (chunk.length === 0) return;
+      let start = 0;
       if (isStream) {
-        const boundary = lastEventBoundary(chunk, tail);
-        count = boundary >= 0 ? chunk.length - boundary - 1 : count + chunk.length;
-        tail = ((tail << 8) | (chunk.length > 0 ? (chunk[chunk.length - 1] ?? 0) : 0)) & 0xffff;
-      } else count += chunk.length;
+        for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) {
+          const b1 = i >= 1 ? chunk[i - 1] : prev & 0xff;
+          const b2 = i >= 2 ? chunk[i - 2] : i === 1 ? prev & 0xff : (prev >> 8) & 0xff;
+          if (b1 !== 0x0a && !(b1 === 0x0d && b2 === 0x0a)) continue;
+          if (count + (i + 1 - start) > max) break;
+          count = 0;
+          start = i + 1;
+        }
+        const n = chunk.length;
+        prev =
+          n >= 2
+            ? ((chunk[n - 2] ?? 0) << 8) | (chunk[n - 1] ?? 0)
+            : ((prev << 8) | (chunk[0] ?? 0)) & 0xffff;
+      }
+      count += chunk.length - start;
       if (count > max) {
         controller.error(note(tooLarge(max, isStream ? 'an event' : 'a body')));
         return;
@@ -145,15 +158,4 @@ export function capBody(
     statusText: response.statusText,
     headers: response.headers,
   });
-}
-
-/** Index of the last byte of the last `\n\n` or `\n\r\n` in `chunk` (`prev`: the two bytes before it). */
-function lastEventBoundary(chunk: Uint8Array, prev: number): number {
-  for (let i = chunk.length - 1; i >= 0; i--) {
-    if (chunk[i] !== 0x0a) continue;
-    const b1 = i >= 1 ? chunk[i - 1] : prev & 0xff;
-    const b2 = i >= 2 ? chunk[i - 2] : i === 1 ? prev & 0xff : (prev >> 8) & 0xff;
-    if (b1 === 0x0a || (b1 === 0x0d && b2 === 0x0a)) return i;
-  }
-  return -1;
 }
