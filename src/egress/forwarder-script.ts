@@ -38,6 +38,7 @@ for (const pair of pairs) {
     const done = () => { client.destroy(); upstream.destroy(); };
     client.on('error', done); upstream.on('error', done);
     client.on('close', done); upstream.on('close', done);
+    client.setNoDelay(true);
     upstream.on('connect', () => { client.pipe(upstream); upstream.pipe(client); client.resume(); });
   });
   server.maxConnections = MAX;

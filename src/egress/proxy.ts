@@ -66,6 +66,7 @@ export class EgressProxy {
     const token = randomBytes(18).toString('base64url');
     const sockets = new Set<net.Socket>();
     const track = (s: net.Socket) => {
+      if (sockets.has(s)) return; // a reused keep-alive socket is tracked once
       sockets.add(s);
       s.once('close', () => sockets.delete(s));
     };
