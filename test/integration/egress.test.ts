@@ -37,6 +37,9 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       for (let i = 0; i < 50; i++) res.write('x'.repeat(10_000));
       res.end();
+    } else if (req.url === '/redirect') {
+      res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' });
+      res.end();
     } else if (req.url === '/error') {
       res.writeHead(500, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
       res.end('internal secret: sk-remote-stack-trace');
@@ -129,6 +132,14 @@ describe('guarded fetch (remote plugin connections made for a tenant)', () => {
     const g = guard(`127.0.0.1:${port}`);
     expect((await g.fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
     await expect(g.fetch(`http://127.0.0.1:${port + 1}/`)).rejects.toThrow(EgressError);
+    await g.close();
+  });
+
+  it('a redirect to the metadata address is refused (every hop is checked)', async () => {
+    const g = guard(`127.0.0.1:${port}`);
+    const err = await g.fetch(`http://127.0.0.1:${port}/redirect`).catch((e: unknown) => e);
+    expect((err as EgressError).code).toBe('EGRESS_DENIED');
+    expect((err as EgressError).message).toContain('169.254.169.254:80');
     await g.close();
   });
 
