@@ -1,7 +1,8 @@
 // `npx tsx bench/egress-proxy.ts`: cost per request of the egress proxy, as ratios from one run.
 // Sequential HTTP GETs to a local server: direct, via the proxy's loopback TCP port (plugins without a
 // network namespace), via the in-namespace forwarder + Unix socket (the sandboxed path, measured outside
-// a namespace), and a fresh CONNECT tunnel per request vs a fresh direct connection. Interleaved blocks.
+// a namespace; baseline: the same forwarder piping to a dumb relay, which isolates the extra process hop),
+// and a fresh CONNECT tunnel per request vs a fresh direct connection. Interleaved blocks.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -100,7 +101,18 @@ async function main(): Promise<void> {
   });
   const tcp = new URL(await instance.tcpProxyUrl());
   const auth = `Basic ${Buffer.from(`hay:${tcp.password}`).toString('base64')}`;
+  // Baseline for the sandboxed path: the same forwarder process, piping to a dumb relay (no proxy).
+  const relaySocket = path.join(dir, 'relay.sock');
+  const relay = net.createServer((c) => {
+    const up = net.connect(port, '127.0.0.1');
+    c.pipe(up);
+    up.pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(relaySocket, r));
   const fwdPort = await freePort();
+  const relayPort = await freePort();
   const forwarder = spawn(
     process.execPath,
     [
@@ -108,6 +120,7 @@ async function main(): Promise<void> {
       FORWARDER_SOURCE,
       '--',
       `${fwdPort}=${instance.proxySocket}`,
+      `${relayPort}=${relaySocket}`,
       '--',
       process.execPath,
       '-e',
@@ -117,7 +130,7 @@ async function main(): Promise<void> {
   );
   for (let i = 0; i < 100; i++) {
     const up = await new Promise<boolean>((r) => {
-      const s = net.connect(fwdPort, '127.0.0.1', () => {
+      const s = net.connect(relayPort, '127.0.0.1', () => {
         s.destroy();
         r(true);
       });
@@ -127,12 +140,13 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 
-  const agents = [0, 1, 2].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const agents = [0, 1, 2, 3].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
   const target = `http://127.0.0.1:${port}/`;
-  const [direct, viaTcp, viaForwarder, fresh, tunnel] = await timeInterleaved(N, WARMUP, [
+  const [direct, viaTcp, viaForwarder, viaRelay, fresh, tunnel] = await timeInterleaved(N, WARMUP, [
     () => get(agents[0]!, '127.0.0.1', port, '/'),
     () => get(agents[1]!, '127.0.0.1', Number(tcp.port), target, auth),
     () => get(agents[2]!, '127.0.0.1', fwdPort, target),
+    () => get(agents[3]!, '127.0.0.1', relayPort, '/'),
     () => freshGet(port),
     () => tunnelGet(Number(tcp.port), auth, port),
   ]);
@@ -140,6 +154,7 @@ async function main(): Promise<void> {
     direct: summarize(direct!),
     viaProxyTcp: summarize(viaTcp!),
     viaForwarderUnixSocket: summarize(viaForwarder!),
+    forwarderToDumbRelay: summarize(viaRelay!),
     freshConnectionDirect: summarize(fresh!),
     freshConnectTunnel: summarize(tunnel!),
   };
@@ -153,6 +168,7 @@ async function main(): Promise<void> {
         ratioP50: {
           proxyTcpVsDirect: round(s.viaProxyTcp.p50 / s.direct.p50),
           forwarderVsDirect: round(s.viaForwarderUnixSocket.p50 / s.direct.p50),
+          forwarderProxyVsForwarderRelay: round(s.viaForwarderUnixSocket.p50 / s.forwarderToDumbRelay.p50),
           tunnelVsFreshDirect: round(s.freshConnectTunnel.p50 / s.freshConnectionDirect.p50),
         },
       },
@@ -162,6 +178,7 @@ async function main(): Promise<void> {
   );
   for (const a of agents) a.destroy();
   forwarder.kill('SIGKILL');
+  await new Promise<void>((r) => relay.close(() => r()));
   await proxy.close();
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
