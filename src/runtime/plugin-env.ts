@@ -81,25 +81,26 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
   }
 
   /**
-   * URL: the org's `serverUrl` configuration when the schema has one and it is set, else the manifest's
-   * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
+   * URL: the org's `serverUrl` configuration when the schema has one and it is set (`fromConfiguration`),
+   * else the manifest's connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
   async endpointFor(
     orgId: string,
     spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string> }> {
+  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration: boolean }> {
     const values = await this.values(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
     const override = values.serverUrl;
-    const url = typeof override === 'string' && override !== '' ? override : connection?.url;
+    const fromConfiguration = typeof override === 'string' && override !== '';
+    const url = fromConfiguration ? override : connection?.url;
     if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
     const headers: Record<string, string> = {};
     for (const [name, template] of Object.entries(connection?.headers ?? {})) {
       const filled = substitute(template, values);
       if (filled !== undefined) headers[name] = filled;
     }
-    return { url, headers };
+    return { url, headers, fromConfiguration };
   }
 
   private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
