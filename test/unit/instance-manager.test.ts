@@ -318,17 +318,21 @@ describe('InstanceManager start sharing and reuse', () => {
     expect(new Set(factory.connections.map((c) => c.orgId))).toEqual(new Set(['org-a', 'org-b']));
   });
 
-  it('a failed start reports the cause and backs off', async () => {
+  it('a failed start reports the cause; the next call retries at once, a second failure backs off', async () => {
     const { manager, factory } = setup({}, { fakeClock: true });
-    factory.failures.push(new Error('spawn node ENOENT'));
+    factory.failures.push(new Error('spawn node ENOENT'), new Error('spawn node ENOENT'));
     const spec = makeSpec();
     const err = await rejection(manager.callTool('org-a', spec, 'echo', {}));
     expect(err).toBeInstanceOf(InstanceError);
     expect((err as InstanceError).code).toBe('INSTANCE_FAILED');
     expect((err as Error).message).toContain('spawn node ENOENT');
-    const backoff = await rejection(manager.callTool('org-a', spec, 'echo', {}));
+    expect((err as InstanceError).details).toMatchObject({ retryAfterMs: 0, failures: 1 });
+    const second = await rejection(manager.callTool('org-a', spec, 'echo', {}));
+    expect(factory.connectCalls).toBe(2);
+    expect((second as InstanceError).details).toMatchObject({ retryAfterMs: 100, failures: 2 });
+    const backoff = await rejection(manager.callTool('org-a', spec, 'echo', {}, { timeoutMs: 50 }));
     expect(backoff).toBeInstanceOf(PreconditionError);
-    expect(factory.connectCalls).toBe(1);
+    expect(factory.connectCalls).toBe(2);
   });
 
   it('an aborted caller leaves; the start is aborted only when no caller waits for it', async () => {
@@ -348,7 +352,7 @@ describe('InstanceManager start sharing and reuse', () => {
 });
 
 describe('InstanceManager crashes and backoff', () => {
-  it('a crash mid-call fails with INSTANCE_CRASHED naming the exit code, then a fresh instance serves', async () => {
+  it('a crash mid-call fails with INSTANCE_CRASHED naming the exit code; the next call restarts at once', async () => {
     const { manager, factory, clock } = setup({}, { fakeClock: true });
     const spec = makeSpec();
     await manager.callTool('org-a', spec, 'echo', { text: 'warm' });
@@ -356,19 +360,20 @@ describe('InstanceManager crashes and backoff', () => {
     expect(err).toBeInstanceOf(InstanceError);
     expect((err as InstanceError).code).toBe('INSTANCE_CRASHED');
     expect((err as Error).message).toMatch(/exited with code 1/);
-    expect((err as InstanceError).details).toMatchObject({ retryAfterMs: 100, failures: 1, exitCode: 1 });
+    expect((err as Error).message).toMatch(/restarted on the next call/);
+    expect((err as InstanceError).details).toMatchObject({ retryAfterMs: 0, failures: 1, exitCode: 1 });
     const [info] = manager.listInstances();
-    expect(info).toMatchObject({ state: 'failed', failures: 1, retryAfter: clock.t + 100 });
+    expect(info).toMatchObject({ state: 'failed', failures: 1, retryAfter: clock.t });
     expect(info?.lastError).toMatch(/exited with code 1/);
     expect(factory.connections[0]?.closed).toBe(true);
 
-    clock.t += 100;
+    // same clock instant: no backoff after a single crash
     expect(await manager.callTool('org-a', spec, 'echo', { text: 'again' })).toEqual(text('again'));
     expect(factory.connectCalls).toBe(2);
     expect(manager.listInstances()[0]).toMatchObject({ state: 'running', failures: 0 });
   });
 
-  it('a crash loop backs off exponentially up to the cap and connect is not called during backoff', async () => {
+  it('a crash loop backs off exponentially from the second crash up to the cap; connect is not called during backoff', async () => {
     const { manager, factory, clock } = setup(
       { crashBackoffBaseMs: 100, crashBackoffMaxMs: 500 },
       { fakeClock: true },
@@ -381,9 +386,13 @@ describe('InstanceManager crashes and backoff', () => {
       expect((crash as HayError).code).toBe('INSTANCE_CRASHED');
       const retryAfter = manager.listInstances()[0]?.retryAfter ?? 0;
       delays.push(retryAfter - before);
+      if (i === 0) continue;
 
       const connects = factory.connectCalls;
-      const blocked = await rejection(manager.callTool('org-a', spec, 'echo', {}));
+      // a timeout no longer than the remaining backoff: refused at once instead of waiting
+      const blocked = await rejection(
+        manager.callTool('org-a', spec, 'echo', {}, { timeoutMs: retryAfter - before }),
+      );
       expect(blocked).toBeInstanceOf(PreconditionError);
       expect((blocked as PreconditionError).code).toBe('INSTANCE_FAILED');
       expect((blocked as PreconditionError).details).toMatchObject({
@@ -394,21 +403,55 @@ describe('InstanceManager crashes and backoff', () => {
       expect(factory.connectCalls).toBe(connects);
       clock.t = retryAfter;
     }
-    expect(delays).toEqual([100, 200, 400, 500, 500]);
+    expect(delays).toEqual([0, 100, 200, 400, 500]);
     await manager.callTool('org-a', spec, 'echo', { text: 'ok' });
     expect(manager.listInstances()[0]?.failures).toBe(0);
   });
 
-  it('a crash while idle marks the instance failed and the next call after backoff starts fresh', async () => {
-    const { manager, factory, clock } = setup({}, { fakeClock: true });
+  it('a crash while idle marks the instance failed with the reason; the next call starts fresh at once', async () => {
+    const { manager, factory } = setup({}, { fakeClock: true });
     const spec = makeSpec();
     await manager.callTool('org-a', spec, 'echo', {});
     factory.last().end({ kind: 'exited', code: null, signal: 'SIGKILL', limit: 'memory' });
-    expect(manager.listInstances()[0]?.state).toBe('failed');
-    const blocked = await rejection(manager.callTool('org-a', spec, 'echo', {}));
-    expect((blocked as Error).message).toMatch(/memory limit/);
-    clock.t += 100;
-    await manager.callTool('org-a', spec, 'echo', {});
+    expect(manager.listInstances()[0]).toMatchObject({ state: 'failed', failures: 1 });
+    expect(manager.listInstances()[0]?.lastError).toMatch(/memory limit/);
+    expect(await manager.callTool('org-a', spec, 'echo', { text: 'back' })).toEqual(text('back'));
+    expect(factory.connectCalls).toBe(2);
+  });
+
+  it('a call arriving during a backoff shorter than its timeout waits for the restart instead of failing', async () => {
+    const { manager, factory, events } = setup({ crashBackoffBaseMs: 80, crashBackoffMaxMs: 80 });
+    const spec = makeSpec();
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    const [info] = manager.listInstances();
+    expect(info).toMatchObject({ state: 'failed', failures: 2 });
+    expect((info?.retryAfter ?? 0) - Date.now()).toBeGreaterThan(0);
+    const calls = ['a', 'b', 'c'].map((t) => manager.callTool('org-a', spec, 'echo', { text: t }));
+    expect(await Promise.all(calls)).toEqual([text('a'), text('b'), text('c')]);
+    // the waiters shared one restart, made after the backoff ended
+    expect(factory.connectCalls).toBe(3);
+    const restart = events.filter((e) => e.to === 'starting').at(-1);
+    expect(restart?.from).toBe('failed');
+  });
+
+  it('a caller waiting out a backoff leaves on abort; close() ends the wait with SHUTTING_DOWN', async () => {
+    const { manager, factory } = setup({
+      crashBackoffBaseMs: 60_000,
+      crashBackoffMaxMs: 60_000,
+      callTimeoutMs: 120_000,
+    });
+    const spec = makeSpec();
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    const ac = new AbortController();
+    const aborted = manager.callTool('org-a', spec, 'echo', {}, { signal: ac.signal });
+    const waiting = manager.callTool('org-a', spec, 'echo', {});
+    ac.abort(new Error('caller went away'));
+    expect(((await rejection(aborted)) as Error).message).toBe('caller went away');
+    const closing = manager.close();
+    expect(((await rejection(waiting)) as HayError).code).toBe('SHUTTING_DOWN');
+    await closing;
     expect(factory.connectCalls).toBe(2);
   });
 
@@ -656,12 +699,13 @@ describe('InstanceManager restarts and stops', () => {
   it('restartPlugin clears a failed instance backoff', async () => {
     const { manager, factory } = setup({ crashBackoffBaseMs: 60_000, crashBackoffMaxMs: 60_000 });
     await rejection(manager.callTool('org-a', makeSpec(), 'crash', {}));
+    await rejection(manager.callTool('org-a', makeSpec(), 'crash', {}));
     expect(await rejection(manager.callTool('org-a', makeSpec(), 'echo', {}))).toBeInstanceOf(
       PreconditionError,
     );
     await manager.restartPlugin('pk-echo');
     await manager.callTool('org-a', makeSpec({ checksum: 'sum-2' }), 'echo', {});
-    expect(factory.connectCalls).toBe(2);
+    expect(factory.connectCalls).toBe(3);
   });
 
   it('stopAllForOrganization stops only that organization; stopAllForPlugin only that plugin', async () => {

@@ -13,7 +13,7 @@ import type {
   Tool,
 } from '../ports.js';
 import { ActivityBuffer } from './activity.js';
-import { raceSignal, withDeadline } from './deadline.js';
+import { raceSignal, sleep, withDeadline } from './deadline.js';
 import { describeEnd, errorText } from './describe.js';
 import { SlotPool } from './pool.js';
 import { instanceKey, type InstanceRecord, type LiveConnection, type StartOperation } from './record.js';
@@ -53,6 +53,8 @@ export class InstanceManager {
     toolsChanged: new Set(),
   };
   private readonly pendingCloses = new Set<Promise<void>>();
+  /** Aborted by close(): ends waits (restart backoff) that hold no other handle. */
+  private readonly closeController = new AbortController();
   private sweepTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -107,20 +109,25 @@ export class InstanceManager {
 
   /**
    * Resolves when (orgId, spec.pluginKey) has a running instance of spec.checksum. Concurrent callers share
-   * one preparation, pool slot and connect. Throws PreconditionError INSTANCE_FAILED (details.retryAfterMs)
-   * while a failed instance is backing off, CapacityError when no slot frees within queueTimeoutMs,
-   * InstanceError on start failure or shutdown, or the signal's reason when aborted.
+   * one preparation, pool slot and connect. While a failed instance backs off: with `timeoutMs`, a backoff
+   * ending within it is waited out; otherwise throws PreconditionError INSTANCE_FAILED (details.retryAfterMs).
+   * Throws CapacityError when no slot frees within queueTimeoutMs, InstanceError on start failure or
+   * shutdown, or the signal's reason when aborted.
    */
   async ensureInstanceRunning(
     orgId: string,
     spec: PluginSpec,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<void> {
     this.assertOpen();
     const rec = this.recordFor(orgId, spec);
     rec.users++;
     try {
-      await this.ensureRunning(rec, spec, options.signal);
+      const budget = {
+        deadline: options.timeoutMs === undefined ? undefined : this.now() + options.timeoutMs,
+        waitedMs: 0,
+      };
+      await this.ensureRunning(rec, spec, options.signal, budget);
     } finally {
       this.leave(rec);
     }
@@ -129,11 +136,11 @@ export class InstanceManager {
   /**
    * Calls a tool on the pair's instance, starting it if needed. The call gets options.timeoutMs (default
    * callTimeoutMs); on timeout the instance is considered wedged, stopped and replaced on the next call
-   * (TimeoutError). A connection ending mid-call fails with InstanceError INSTANCE_CRASHED naming the exit
-   * code, signal or limit. An `isError` result resolves.
-   */
-  /**
-   * Calls a tool. With `beforeCall`, the tool list (cached) is read and handed to it within the same use
+   * (TimeoutError). A call arriving while a crashed instance backs off waits for the restart when the
+   * backoff ends within its timeout (the wait is taken from the timeout), else fails at once with
+   * PreconditionError INSTANCE_FAILED (details.retryAfterMs). A connection ending mid-call fails with
+   * InstanceError INSTANCE_CRASHED naming the exit code, signal or limit. An `isError` result resolves.
+   * With `beforeCall`, the tool list (cached) is read and handed to it within the same use
    * of the instance as the call, so the instance cannot be evicted or restarted between the two.
    * `beforeCall` may throw to refuse the call (the error reaches the caller unchanged, at once) or return
    * a result to answer without calling the plugin (e.g. a cache hit).
@@ -340,7 +347,18 @@ export class InstanceManager {
 
   // ---- ensure / start ----------------------------------------------------------------------------------
 
-  private async ensureRunning(rec: InstanceRecord, spec: PluginSpec, signal: AbortSignal | undefined) {
+  /**
+   * `budget.deadline` (clock time) lets a caller wait out a restart backoff that ends before it; the time
+   * waited is added to `budget.waitedMs`. Without a deadline a backoff fails the caller at once.
+   */
+  private async ensureRunning(
+    rec: InstanceRecord,
+    spec: PluginSpec,
+    signal: AbortSignal | undefined,
+    budget: { deadline: number | undefined; waitedMs: number },
+  ) {
+    /** The failed state whose backoff this caller already waited out (the clock may be a fake one). */
+    let waitedOut: InstanceState | undefined;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       this.assertOpen();
       if (signal?.aborted) throw signal.reason;
@@ -368,7 +386,17 @@ export class InstanceManager {
         if (await this.verifyBeforeReuse(rec, live, signal)) return;
         continue;
       }
-      if (state.kind === 'failed' && state.retryAfter > this.now()) throw this.backoffError(rec, state);
+      if (state.kind === 'failed' && state.retryAfter > this.now() && waitedOut !== state) {
+        const now = this.now();
+        const waitMs = state.retryAfter - now;
+        if (budget.deadline === undefined || waitMs >= budget.deadline - now)
+          throw this.backoffError(rec, state);
+        rec.logger.debug({ waitMs }, 'call waits out the restart backoff');
+        await sleep(waitMs, [signal, this.closeController.signal]);
+        budget.waitedMs += waitMs;
+        waitedOut = state;
+        continue;
+      }
       if (state.kind === 'stopped' || state.kind === 'failed') {
         rec.spec = spec;
         await this.joinStart(this.beginStart(rec, spec), signal);
@@ -454,7 +482,7 @@ export class InstanceManager {
       throw new InstanceError(
         'INSTANCE_FAILED',
         `Plugin ${spec.pluginId} could not start for organization ${rec.orgId}: ${errorText(err)}. ` +
-          `The next start is allowed in ${delay} ms.`,
+          (delay > 0 ? `The next start is allowed in ${delay} ms.` : 'The next call retries the start.'),
         err,
         { retryAfterMs: delay, failures: rec.failures },
       );
@@ -573,8 +601,10 @@ export class InstanceManager {
     const rec = this.recordFor(orgId, spec);
     rec.users++;
     try {
+      const timeoutMs = options?.timeoutMs ?? this.opts.callTimeoutMs;
+      const budget = { deadline: this.now() + timeoutMs, waitedMs: 0 };
       for (let round = 0; round < MAX_ROUNDS; round++) {
-        await this.ensureRunning(rec, spec, options?.signal);
+        await this.ensureRunning(rec, spec, options?.signal, budget);
         const live = rec.live;
         if (
           rec.state.kind !== 'running' ||
@@ -587,7 +617,11 @@ export class InstanceManager {
         rec.inFlight++;
         this.touch(rec);
         try {
-          const result = await this.callWithDeadline(rec, live, what, options, run);
+          const callOptions =
+            budget.waitedMs > 0
+              ? { ...options, timeoutMs: Math.max(1, timeoutMs - budget.waitedMs) }
+              : options;
+          const result = await this.callWithDeadline(rec, live, what, callOptions, run);
           rec.failures = 0;
           return result;
         } finally {
@@ -953,6 +987,7 @@ export class InstanceManager {
     this.sweepTimer = undefined;
     this.healthTimer = undefined;
     const err = this.shutdownError();
+    this.closeController.abort(err);
     this.pool.rejectAll(err);
     for (const rec of this.records.values()) rec.start?.controller.abort(err);
 
