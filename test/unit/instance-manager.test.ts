@@ -5,6 +5,7 @@ import { InstanceManager } from '../../src/runtime/instance/index.js';
 import type { InstanceManagerOptions, InstanceStateEvent } from '../../src/runtime/instance/index.js';
 import type {
   ActivityStore,
+  CallMetaProvider,
   CallOptions,
   CallToolResult,
   ConnectionEnd,
@@ -70,8 +71,11 @@ class FakeConnection implements PluginConnection {
     return [...this.tools];
   }
 
-  callTool(name: string, args: Record<string, unknown>, _options?: CallOptions): Promise<CallToolResult> {
+  readonly metas: (Record<string, unknown> | undefined)[] = [];
+
+  callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<CallToolResult> {
     this.calls++;
+    this.metas.push(options?.meta);
     if (this.closed || this.ended) return Promise.reject(new Error('Not connected'));
     switch (name) {
       case 'echo':
@@ -230,7 +234,10 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
 
-function setup(options: Partial<InstanceManagerOptions> = {}, opts: { fakeClock?: boolean } = {}): Harness {
+function setup(
+  options: Partial<InstanceManagerOptions> = {},
+  opts: { fakeClock?: boolean; callMeta?: CallMetaProvider } = {},
+): Harness {
   const factory = new FakeFactory();
   const preparer = new CountingPreparer();
   const activity = new RecordingActivity();
@@ -242,6 +249,7 @@ function setup(options: Partial<InstanceManagerOptions> = {}, opts: { fakeClock?
     activity,
     options: { ...BASE_OPTIONS, ...options },
     ...(opts.fakeClock ? { now: () => clock.t } : {}),
+    ...(opts.callMeta ? { callMeta: opts.callMeta } : {}),
   });
   const events: InstanceStateEvent[] = [];
   manager.on('state', (e) => events.push(e));
@@ -905,5 +913,55 @@ describe('InstanceManager close', () => {
     gate.resolve();
     await closing;
     expect(factory.open()).toEqual([]);
+  });
+});
+
+describe('InstanceManager shared instances (manifest runtime.shared, core plugins)', () => {
+  const sharedSpec = (overrides: Partial<PluginSpec> = {}) => {
+    const base = makeSpec(overrides);
+    return { ...base, manifest: { ...base.manifest, runtime: { shared: true } } };
+  };
+  const callMeta: CallMetaProvider = {
+    callMetaFor: async (orgId) => ({ 'hay/orgId': orgId, 'hay/config': { team: `${orgId}-team` } }),
+  };
+
+  it('one process serves every organization; each call carries its own organization and configuration', async () => {
+    const { manager, factory, activity } = setup({ activityFlushIntervalMs: 60_000 }, { callMeta });
+    const spec = sharedSpec();
+    const orgs = ['org-a', 'org-b', 'org-c'];
+    const results = await Promise.all(orgs.map((o) => manager.callTool(o, spec, 'echo', { text: o })));
+    expect(results).toEqual(orgs.map((o) => text(o)));
+    expect(factory.connectCalls).toBe(1);
+    const conn = factory.last();
+    expect(conn.orgId).toBe('_shared');
+    expect(conn.metas).toEqual(orgs.map((o) => ({ 'hay/orgId': o, 'hay/config': { team: `${o}-team` } })));
+    // listed for the organizations that used it, as theirs; not for others
+    expect(manager.listInstances({ orgId: 'org-b' })).toMatchObject([
+      { orgId: 'org-b', shared: true, state: 'running', pid: conn.pid },
+    ]);
+    expect(manager.listInstances({ orgId: 'org-z' })).toEqual([]);
+    await manager.close();
+    const touched = new Set(activity.batches.flat().map((e) => e.orgId));
+    expect(touched).toEqual(new Set(orgs));
+  });
+
+  it("stopping one organization's instances leaves the shared process serving the others", async () => {
+    const { manager, factory } = setup({}, { callMeta });
+    const spec = sharedSpec();
+    await manager.callTool('org-a', spec, 'echo', { text: 'a' });
+    await manager.stopAllForOrganization('org-a');
+    await manager.stopInstance('org-a', spec.pluginKey, 'disabled');
+    expect(await manager.callTool('org-b', spec, 'echo', { text: 'b' })).toEqual(text('b'));
+    expect(factory.connectCalls).toBe(1);
+    expect(factory.last().closed).toBe(false);
+  });
+
+  it('a custom plugin cannot opt in: runtime.shared is ignored and every organization gets its own process', async () => {
+    const { manager, factory } = setup({}, { callMeta });
+    const spec = sharedSpec({ sourceType: 'custom', organizationId: 'org-a' });
+    await manager.callTool('org-a', spec, 'echo', { text: 'a' });
+    await manager.callTool('org-b', spec, 'echo', { text: 'b' });
+    expect(factory.connections.map((c) => c.orgId)).toEqual(['org-a', 'org-b']);
+    expect(factory.connections.flatMap((c) => c.metas)).toEqual([undefined, undefined]);
   });
 });

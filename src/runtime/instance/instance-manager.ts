@@ -2,15 +2,18 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULTS } from '../../config.js';
 import { HayError, InstanceError, PreconditionError, TimeoutError, isHayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import type {
-  CallOptions,
-  CallToolResult,
-  ConnectionEnd,
-  ConnectionFactory,
-  PluginConnection,
-  PluginPreparer,
-  PluginSpec,
-  Tool,
+import {
+  isSharedSpec,
+  SHARED_INSTANCE_ORG,
+  type CallMetaProvider,
+  type CallOptions,
+  type CallToolResult,
+  type ConnectionEnd,
+  type ConnectionFactory,
+  type PluginConnection,
+  type PluginPreparer,
+  type PluginSpec,
+  type Tool,
 } from '../ports.js';
 import { ActivityBuffer } from './activity.js';
 import { raceSignal, sleep, withDeadline } from './deadline.js';
@@ -43,6 +46,7 @@ export class InstanceManager {
   private readonly logger: Logger;
   private readonly connections: ConnectionFactory;
   private readonly preparer: PluginPreparer;
+  private readonly callMeta: CallMetaProvider | undefined;
   private readonly opts: Required<InstanceManagerOptions>;
   private readonly now: () => number;
   private readonly records = new Map<string, InstanceRecord>();
@@ -64,6 +68,7 @@ export class InstanceManager {
     this.logger = deps.logger;
     this.connections = deps.connections;
     this.preparer = deps.preparer;
+    this.callMeta = deps.callMeta;
     this.now = deps.now ?? Date.now;
     const o = deps.options;
     this.opts = {
@@ -170,7 +175,9 @@ export class InstanceManager {
             return undefined;
           }
         }
-        return live.conn.callTool(toolName, args, callOptions);
+        if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, callOptions);
+        const meta = (await this.callMeta?.callMetaFor(orgId, live.spec)) ?? { 'hay/orgId': orgId };
+        return live.conn.callTool(toolName, args, { ...callOptions, meta });
       },
     );
     if (refused) throw refused.err;
@@ -206,7 +213,9 @@ export class InstanceManager {
   /** Marks the pair active now, in memory; persisted by the next batch flush. */
   updateActivityTimestamp(orgId: string, pluginKey: string): void {
     const at = this.now();
-    const rec = this.records.get(instanceKey(orgId, pluginKey));
+    const rec =
+      this.records.get(instanceKey(orgId, pluginKey)) ??
+      this.records.get(instanceKey(SHARED_INSTANCE_ORG, pluginKey));
     if (rec) rec.lastActivityAt = at;
     this.activity.touch(orgId, pluginKey, at);
   }
@@ -283,15 +292,20 @@ export class InstanceManager {
     await Promise.all(drains);
   }
 
-  /** Snapshots of known instances (copies). */
+  /**
+   * Snapshots of known instances (copies). With an orgId filter, a shared instance is listed (as that org's,
+   * `shared: true`) once the org has called it; without one, under the org SHARED_INSTANCE_ORG.
+   */
   listInstances(filter: { orgId?: string } = {}): InstanceInfo[] {
     const out: InstanceInfo[] = [];
     for (const rec of this.records.values()) {
-      if (filter.orgId !== undefined && rec.orgId !== filter.orgId) continue;
+      if (filter.orgId !== undefined && rec.orgId !== filter.orgId && !rec.sharedBy?.has(filter.orgId))
+        continue;
       const live = rec.live;
       const spec = live?.spec ?? rec.spec;
       out.push({
-        orgId: rec.orgId,
+        orgId: filter.orgId ?? rec.orgId,
+        shared: rec.sharedBy !== undefined,
         pluginKey: rec.pluginKey,
         pluginId: spec.pluginId,
         version: spec.version,
@@ -615,7 +629,7 @@ export class InstanceManager {
         )
           continue;
         rec.inFlight++;
-        this.touch(rec);
+        this.touch(rec, orgId);
         try {
           const callOptions =
             budget.waitedMs > 0
@@ -626,7 +640,7 @@ export class InstanceManager {
           return result;
         } finally {
           rec.inFlight--;
-          this.touch(rec);
+          this.touch(rec, orgId);
           if (rec.inFlight === 0) this.onCallsDrained(rec);
         }
       }
@@ -926,13 +940,17 @@ export class InstanceManager {
     }
   }
 
-  private recordFor(orgId: string, spec: PluginSpec): InstanceRecord {
+  /** The pair's record; every organization shares one record (and process) of a shared core plugin. */
+  private recordFor(callerOrgId: string, spec: PluginSpec): InstanceRecord {
+    const shared = isSharedSpec(spec);
+    const orgId = shared ? SHARED_INSTANCE_ORG : callerOrgId;
     const key = instanceKey(orgId, spec.pluginKey);
     let rec = this.records.get(key);
     if (!rec) {
       rec = {
         key,
         orgId,
+        sharedBy: shared ? new Set() : undefined,
         pluginKey: spec.pluginKey,
         spec,
         logger: this.logger.child({ orgId, pluginId: spec.pluginId, pluginKey: spec.pluginKey }),
@@ -950,13 +968,15 @@ export class InstanceManager {
       };
       this.records.set(key, rec);
     }
+    rec.sharedBy?.add(callerOrgId);
     return rec;
   }
 
-  private touch(rec: InstanceRecord): void {
+  /** Marks the record active; the activity row is the calling organization's. */
+  private touch(rec: InstanceRecord, callerOrgId: string): void {
     const at = this.now();
     rec.lastActivityAt = at;
-    this.activity.touch(rec.orgId, rec.pluginKey, at);
+    if (callerOrgId !== SHARED_INSTANCE_ORG) this.activity.touch(callerOrgId, rec.pluginKey, at);
   }
 
   private assertOpen(): void {
