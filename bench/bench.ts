@@ -2,7 +2,10 @@
 // Sizes come from BENCH_* environment variables (see CONFIG) so the test suite can run it tiny.
 import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { measureBurst, measureFloor } from './lib/burst.js';
 import { measureDiscovery } from './lib/discovery.js';
+import { measureHostProcess } from './lib/host-process.js';
 import { JsonHttpClient } from './lib/http-client.js';
 import { checkEcho, PLUGIN_ID, startBenchHost, unwrapTrpc, type BenchHost } from './lib/host-fixture.js';
 import { connectDirect, GATEWAY_HEADERS, gatewayCall, startGateway } from './lib/mcp-baselines.js';
@@ -34,6 +37,13 @@ const CONFIG = {
   /** Cold starts measured per side (f) and warm first calls (g). */
   coldRuns: int('BENCH_COLD_RUNS', 7),
   discoveryPlugins: int('BENCH_DISCOVERY_PLUGINS', 1000),
+  /** Tenant burst: organizations that enable the test plugin and make a first call at once (0: skip). */
+  burstOrgs: int('BENCH_BURST_ORGS', 1000),
+  /** Machine floor: bare-SDK spawn + initialize + call runs, and how many at a time. */
+  floorSpawns: int('BENCH_FLOOR_SPAWNS', 40),
+  floorConcurrency: int('BENCH_FLOOR_CONCURRENCY', 2 * os.availableParallelism()),
+  /** 1: start the host as its own process (node bin/hay-plugins.js serve) for start time and idle RSS. */
+  hostProcess: int('BENCH_HOST_PROCESS', 1),
   /** 1: also measure the host's cold start with sandbox 'auto' (adds the ~10 s sandbox probe). */
   sandbox: int('BENCH_SANDBOX', 1),
   /**
@@ -44,6 +54,7 @@ const CONFIG = {
 };
 
 const rows: [string, string][] = [];
+const mb = (bytes: number) => bytes / 1024 / 1024;
 const fmt = (x: number, digits = 3) => x.toFixed(digits);
 const lat = (s: Summary) => `p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  (n=${s.n})`;
 const load = (r: LoadResult) =>
@@ -153,6 +164,9 @@ async function main(): Promise<void> {
   row('(b) bare fastify JSON echo round trip, sequential', lat(b));
 
   const h = await startBenchHost();
+  const rssInProcessIdle = process.memoryUsage().rss;
+  let rssLoadPeak = 0;
+  let instanceRss = 0;
   let c: Summary;
   let cFast: Summary;
   let dFast: LoadResult;
@@ -172,7 +186,17 @@ async function main(): Promise<void> {
     row('(c1) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
     row('(c2) host POST /v1/invoke (same procedure, no tRPC), warm, sequential', lat(cFast));
 
-    dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
+    const rssSampler = setInterval(() => {
+      rssLoadPeak = Math.max(rssLoadPeak, process.memoryUsage().rss);
+    }, 100);
+    try {
+      dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
+    } finally {
+      clearInterval(rssSampler);
+      rssLoadPeak = Math.max(rssLoadPeak, process.memoryUsage().rss);
+    }
+    const usage = await h.host.services.instances.usage();
+    instanceRss = usage.instances.find((u) => u.pluginId === PLUGIN_ID)?.rssBytes ?? 0;
     row(`(d1) host, ${CONFIG.concurrency} in flight, one tRPC request per call`, load(dTrpc));
     const batcher = new TrpcBatcher(h.http, 'plugins.invokeTool', org.apiKey, CONFIG.concurrency);
     dBatch = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, async (i) =>
@@ -224,6 +248,57 @@ async function main(): Promise<void> {
   row(`(e) SDK Streamable HTTP gateway -> one stdio client, ${CONFIG.concurrency} in flight`, load(e));
   errors += e.errors;
 
+  let floor = { spawns: 0, concurrency: 0, seconds: 0, perSecond: 0 };
+  let burst = {
+    orgs: 0,
+    errors: 0,
+    firstError: undefined as string | undefined,
+    totalMs: 0,
+    p50Ms: 0,
+    maxMs: 0,
+    processes: 0,
+  };
+  if (CONFIG.burstOrgs > 0) {
+    floor = await measureFloor(CONFIG.floorSpawns, CONFIG.floorConcurrency);
+    row(
+      `(i) machine floor: bare SDK spawn + initialize + call, ${floor.concurrency} in parallel`,
+      `${fmt(floor.perSecond, 1)} /s  (${floor.spawns} in ${fmt(floor.seconds, 2)} s)`,
+    );
+    const hb = await startBenchHost();
+    try {
+      burst = await measureBurst(hb, CONFIG.burstOrgs);
+    } finally {
+      await hb.close();
+    }
+    const floorMs = (burst.orgs / floor.perSecond) * 1000;
+    row(
+      `(j) burst: ${burst.orgs} orgs enable + first call at once (defaults)`,
+      `${fmt(burst.totalMs, 0)} ms total (floor for ${burst.orgs} spawns ${fmt(floorMs, 0)} ms)  ` +
+        `per org p50 ${fmt(burst.p50Ms, 0)} ms max ${fmt(burst.maxMs, 0)} ms  processes ${burst.processes}  ` +
+        `errors ${burst.errors}/${burst.orgs}` +
+        (burst.firstError ? `  first error: ${burst.firstError.slice(0, 120)}` : ''),
+    );
+  }
+
+  let proc = { installed: { startMs: 0, rssIdleMb: 0 }, fresh: { startMs: 0, rssIdleMb: 0 } };
+  if (CONFIG.hostProcess) {
+    const fresh = await measureHostProcess({ reuse: false, settleMs: 0 });
+    const installed = await measureHostProcess({ reuse: true, settleMs: 2_000 });
+    proc = { installed, fresh };
+    row(
+      '(k) host process (bin/hay-plugins.js serve) until /healthz 200',
+      `existing data dir ${fmt(installed.startMs, 0)} ms, new data dir ${fmt(fresh.startMs, 0)} ms`,
+    );
+    row(
+      '(k) host process RSS, idle (existing data dir, embedded PGlite)',
+      `${fmt(installed.rssIdleMb, 1)} MB`,
+    );
+  }
+  row(
+    '(l) bench process with the in-process host: RSS idle / peak under load; one idle instance',
+    `${fmt(mb(rssInProcessIdle), 1)} MB / ${fmt(mb(rssLoadPeak), 1)} MB; instance ${fmt(mb(instanceRss), 1)} MB`,
+  );
+
   let sandboxCold: number[] = [];
   if (CONFIG.sandbox) {
     const hs = await startBenchHost({ sandbox: 'auto' });
@@ -262,6 +337,18 @@ async function main(): Promise<void> {
     throughputRatioFast: round(dFast.throughput / e.throughput),
     discovery1000Ms: Math.round(disc.firstScanMs),
     errors,
+    burstOrgs: burst.orgs,
+    burstErrors: burst.errors,
+    burstRatio: round(burst.totalMs / ((burst.orgs / floor.perSecond) * 1000)),
+    burstMs: Math.round(burst.totalMs),
+    burstProcesses: burst.processes,
+    floorSpawnsPerSecond: round(floor.perSecond),
+    hostRssIdleMb: round(proc.installed.rssIdleMb),
+    hostStartMs: Math.round(proc.installed.startMs),
+    hostStartFreshDataMs: Math.round(proc.fresh.startMs),
+    benchRssIdleMb: round(mb(rssInProcessIdle)),
+    benchRssLoadMb: round(mb(rssLoadPeak)),
+    instanceRssMb: round(mb(instanceRss)),
     directP50Ms: round(a.seq.p50),
     httpEchoP50Ms: round(b.p50),
     hostTrpcP50Ms: round(c.p50),
