@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { measureBurst, measureFloor } from './lib/burst.js';
 import { measureDiscovery } from './lib/discovery.js';
+import { measureGrowth, type GrowthRow } from './lib/growth.js';
 import { measureHostProcess } from './lib/host-process.js';
 import { JsonHttpClient } from './lib/http-client.js';
 import { checkEcho, PLUGIN_ID, startBenchHost, unwrapTrpc, type BenchHost } from './lib/host-fixture.js';
@@ -19,6 +20,15 @@ import {
   type Summary,
 } from './lib/stats.js';
 import { TrpcBatcher } from './lib/trpc-batcher.js';
+
+const list = (name: string, fallback: number[]) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map((x) => Number(x.trim()));
+  if (values.some((n) => !Number.isInteger(n) || n < 0))
+    throw new Error(`${name} must be a comma-separated list of non-negative integers; got "${raw}"`);
+  return values.filter((n) => n > 0);
+};
 
 const int = (name: string, fallback: number) => {
   const raw = process.env[name];
@@ -44,6 +54,11 @@ const CONFIG = {
   floorConcurrency: int('BENCH_FLOOR_CONCURRENCY', 2 * os.availableParallelism()),
   /** 1: start the host as its own process (node bin/hay-plugins.js serve) for start time and idle RSS. */
   hostProcess: int('BENCH_HOST_PROCESS', 1),
+  /** Cost growth table: organization counts (1 plugin each) and plugins per organization (1 org). */
+  growthOrgs: list('BENCH_GROWTH_ORGS', [1, 10, 100, 1000]),
+  growthPlugins: list('BENCH_GROWTH_PLUGINS', [1, 10, 50]),
+  growthCalls: int('BENCH_GROWTH_CALLS', 500),
+  growthLoadCalls: int('BENCH_GROWTH_LOAD_CALLS', 5000),
   /** 1: also measure the host's cold start with sandbox 'auto' (adds the ~10 s sandbox probe). */
   sandbox: int('BENCH_SANDBOX', 1),
   /**
@@ -146,11 +161,12 @@ async function gatewayLoad(): Promise<LoadResult> {
 
 async function hostColdStart(h: BenchHost, run: number): Promise<number> {
   const org = await h.newOrgWithPlugin(`cold-${run}`);
+  const p = h.host.services.registry.get(org.organizationId, PLUGIN_ID);
+  // no instance of the plugin at all: a shared one (runtime.shared) serves every organization
+  if (p) await h.host.services.instances.stopAllForPlugin(p.key, 'bench: cold start');
   const t0 = performance.now();
   await hostInvoke(h, org.apiKey, 'cold');
   const ms = performance.now() - t0;
-  const p = h.host.services.registry.get(org.organizationId, PLUGIN_ID);
-  if (p) await h.host.services.instances.stopInstance(org.organizationId, p.key, 'bench cleanup');
   return ms;
 }
 
@@ -299,6 +315,23 @@ async function main(): Promise<void> {
     `${fmt(mb(rssInProcessIdle), 1)} MB / ${fmt(mb(rssLoadPeak), 1)} MB; instance ${fmt(mb(instanceRss), 1)} MB`,
   );
 
+  let growth: GrowthRow[] = [];
+  if (CONFIG.growthOrgs.length + CONFIG.growthPlugins.length > 0) {
+    growth = await measureGrowth({
+      orgCounts: CONFIG.growthOrgs,
+      pluginCounts: CONFIG.growthPlugins,
+      calls: CONFIG.growthCalls,
+      loadCalls: CONFIG.growthLoadCalls,
+      concurrency: CONFIG.concurrency,
+    });
+    for (const g of growth)
+      row(
+        `(m) growth: ${g.orgs} org(s) x ${g.pluginsPerOrg} plugin(s)`,
+        `p50 ${fmt(g.p50Ms)} ms  p99 ${fmt(g.p99Ms)} ms  ${Math.round(g.throughput)} calls/s (${CONFIG.concurrency} in flight, ` +
+          `errors ${g.errors})  RSS ${fmt(g.rssMb, 0)} MB  processes ${g.processes}`,
+      );
+  }
+
   let sandboxCold: number[] = [];
   if (CONFIG.sandbox) {
     const hs = await startBenchHost({ sandbox: 'auto' });
@@ -349,6 +382,13 @@ async function main(): Promise<void> {
     benchRssIdleMb: round(mb(rssInProcessIdle)),
     benchRssLoadMb: round(mb(rssLoadPeak)),
     instanceRssMb: round(mb(instanceRss)),
+    growth: growth.map((g) => ({
+      ...g,
+      p50Ms: round(g.p50Ms),
+      p99Ms: round(g.p99Ms),
+      throughput: Math.round(g.throughput),
+      rssMb: Math.round(g.rssMb),
+    })),
     directP50Ms: round(a.seq.p50),
     httpEchoP50Ms: round(b.p50),
     hostTrpcP50Ms: round(c.p50),
