@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { InstanceError } from '../errors.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
@@ -13,6 +14,11 @@ import {
 
 /** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
 export const BASE_ENV_ALLOW_LIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
+
+/** PATH of tenant code: the node binary's folder and the system folders, never the host user's PATH. */
+export const TENANT_PATH = [
+  ...new Set([path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin']),
+].join(':');
 
 export interface PluginEnvOptions {
   settings: PluginSettingsService;
@@ -32,7 +38,7 @@ export interface PluginEnvOptions {
 
 /**
  * Builds a plugin process's complete environment (creating the plugin's data folder if missing): the base
- * allow-list, the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
+ * allow-list (PATH is TENANT_PATH for custom plugins), the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
  * HAY_PLUGIN_DATA_DIR / HAY_API_URL / HAY_API_TOKEN (a short-lived token bound to the org, plugin and its
  * declared permissions.api), then the organization's configuration mapped through configSchema `env` names.
  * A shared instance's process (orgId SHARED_INSTANCE_ORG) gets no organization, token or configuration:
@@ -52,6 +58,8 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
       if (v !== undefined && this.o.operatorAllowedEnv.includes(name)) env[name] = v;
     }
     env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+    // tenant code learns nothing of the host user's folders from PATH
+    if (spec.sourceType === 'custom') env.PATH = TENANT_PATH;
     const dataDir = this.o.dataDirFor(orgId, spec);
     try {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });

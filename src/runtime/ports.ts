@@ -37,6 +37,16 @@ export interface LaunchSpec {
   network: { all: boolean; hosts: readonly string[] };
   /** Extra read-only paths the plugin may see (manifest permissions.filesystem.read). */
   readPaths: readonly string[];
+  /**
+   * Who wrote the code: 'core' (operator-installed, trusted; runs with whatever layers the machine has) or
+   * 'tenant' (custom/uploaded; runs only inside the full tenant sandbox, else refused). Unset: 'tenant'.
+   */
+  trust?: 'core' | 'tenant';
+  /**
+   * 'run' (default): the plugin folder is read-only. 'install': an install/build step; the plugin folder is
+   * writable and HOME is a per-plugin scratch folder instead of the runtime data folder.
+   */
+  purpose?: 'run' | 'install';
 }
 
 /** Turns a launch spec into the actual command (e.g. wrapped by bubblewrap + cgroup). */

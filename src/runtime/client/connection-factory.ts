@@ -86,6 +86,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         hosts: network?.hosts ?? [],
       },
       readPaths: manifest.permissions?.filesystem?.read ?? [],
+      trust: spec.sourceType === 'core' ? 'core' : 'tenant',
     };
     checkTime(spec, signal, deadline);
     const proc = await this.opts.processes.spawn(launch);
