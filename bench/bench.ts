@@ -49,6 +49,8 @@ const CONFIG = {
   discoveryPlugins: int('BENCH_DISCOVERY_PLUGINS', 1000),
   /** Tenant burst: organizations that enable the test plugin and make a first call at once (0: skip). */
   burstOrgs: int('BENCH_BURST_ORGS', 1000),
+  /** Connections the burst's requests share (an ingress's upstream pool); 0 = one per organization. */
+  burstSockets: int('BENCH_BURST_SOCKETS', 256),
   /** Machine floor: bare-SDK spawn + initialize + call runs, and how many at a time. */
   floorSpawns: int('BENCH_FLOOR_SPAWNS', 40),
   floorConcurrency: int('BENCH_FLOOR_CONCURRENCY', 2 * os.availableParallelism()),
@@ -282,7 +284,7 @@ async function main(): Promise<void> {
     );
     const hb = await startBenchHost();
     try {
-      burst = await measureBurst(hb, CONFIG.burstOrgs);
+      burst = await measureBurst(hb, CONFIG.burstOrgs, CONFIG.burstSockets || CONFIG.burstOrgs);
     } finally {
       await hb.close();
     }
