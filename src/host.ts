@@ -219,6 +219,7 @@ export async function createHost(
     connections,
     preparer: installer,
     activity: settings,
+    callMeta: environment,
     options: {
       idleTimeoutMs: config.idleTimeoutMs,
       idleSweepIntervalMs: config.idleSweepIntervalMs,
