@@ -61,6 +61,11 @@ export interface HostConfig {
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+  /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
+  mcpMaxSessions: number;
+  mcpMaxSessionsPerOrg: number;
+  /** An /mcp session without a request for this long is closed. */
+  mcpSessionIdleMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -113,6 +118,9 @@ export const DEFAULTS: HostConfig = {
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+  mcpMaxSessions: 1_000,
+  mcpMaxSessionsPerOrg: 100,
+  mcpSessionIdleMs: 30 * 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum';
@@ -180,6 +188,9 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
+  f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
+  f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
+import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { PluginInstaller } from './registry/installer.js';
@@ -65,6 +66,7 @@ export interface HostServices {
   keyRing: KeyRing;
   http: FastifyInstance;
   warmup: InstanceWarmup;
+  gateway: Gateway;
 }
 
 /**
@@ -307,14 +309,34 @@ export async function createHost(
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
   };
+  const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
+  const gateway = wireGateway({
+    db,
+    logger,
+    organizations,
+    plugins,
+    settings,
+    instances,
+    registry,
+    audit,
+    metricsRegistry: metrics.registry,
+    options: {
+      listTimeoutMs: config.startTimeoutMs,
+      maxSessions: config.mcpMaxSessions,
+      maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
+      sessionIdleMs: config.mcpSessionIdleMs,
+      maxRequestBodyBytes: bodyLimitBytes,
+    },
+  });
   let ready = false;
   const http = createHttpServer({
     services,
     metrics,
     organizations,
-    bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    bodyLimitBytes,
     isReady: () => ready,
     register: (app) => {
+      gateway.register(app);
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
       registerUploadRoutes(app, {
         organizations,
@@ -351,6 +373,7 @@ export async function createHost(
       keyRing,
       http,
       warmup,
+      gateway,
     },
     start() {
       starting ??= (async () => {
@@ -370,6 +393,7 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        gateway.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
@@ -380,6 +404,7 @@ export async function createHost(
       closing ??= (async () => {
         ready = false;
         await starting?.catch(() => undefined);
+        await gateway.close();
         const httpClosed = http.close();
         const drained = await Promise.race([
           httpClosed.then(() => true),

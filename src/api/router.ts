@@ -36,15 +36,19 @@ const adminRouter = router({
   }),
   listOrganizations: adminProcedure.query(({ ctx }) => ctx.services.organizations.list()),
   createApiKey: adminProcedure.input(inputs.createApiKey).mutation(async ({ ctx, input }) => {
-    const { plain, info } = await ctx.services.organizations.createApiKey(input.organizationId, input.role);
+    const { plain, info } = await ctx.services.organizations.createApiKey(
+      input.organizationId,
+      input.role,
+      input.restrict,
+    );
     ctx.services.audit.record({
       organizationId: input.organizationId,
       actor: 'admin',
       action: 'apikey.create',
       outcome: 'ok',
-      details: { prefix: info.prefix, role: info.role },
+      details: { prefix: info.prefix, role: info.role, ...(info.scopes ? { scopes: info.scopes } : {}) },
     });
-    return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role };
+    return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role, scopes: info.scopes };
   }),
   revokeApiKey: adminProcedure.input(inputs.revokeApiKey).mutation(async ({ ctx, input }) => {
     const info = await ctx.services.organizations.revokeApiKey(input.keyId);

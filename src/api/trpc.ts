@@ -101,7 +101,12 @@ export const orgProcedure = authed.use(({ ctx, next }) => {
     });
   return next({
     ctx: {
-      caller: { organizationId: p.organizationId, actor: `key:${p.keyPrefix}`, keyId: p.keyId },
+      caller: {
+        organizationId: p.organizationId,
+        actor: `key:${p.keyPrefix}`,
+        keyId: p.keyId,
+        ...(p.scopes ? { scopes: p.scopes } : {}),
+      },
       role: p.role,
     },
   });

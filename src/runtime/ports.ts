@@ -86,6 +86,8 @@ export interface ActivityStore {
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** tools/call only: the server's progress notifications for this request (a progress token is sent). */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }
 
 /** Why a connection ended. `limit` = killed by a sandbox limit (memory, pids, cpu). */

@@ -163,7 +163,11 @@ export class InstanceManager {
             return undefined;
           }
         }
-        return live.conn.callTool(toolName, args, callOptions);
+        return live.conn.callTool(
+          toolName,
+          args,
+          options?.onProgress ? { ...callOptions, onProgress: options.onProgress } : callOptions,
+        );
       },
     );
     if (refused) throw refused.err;
