@@ -298,17 +298,6 @@ export async function createHost(
     extractTimeoutMs: 60_000,
   });
 
-  const services: ApiServices = {
-    logger,
-    organizations,
-    plugins,
-    audit,
-    admin: {
-      rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
-      uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
-      rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
-    },
-  };
   const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
   const gateway = wireGateway({
     db,
@@ -328,6 +317,18 @@ export async function createHost(
       maxRequestBodyBytes: bodyLimitBytes,
     },
   });
+  const services: ApiServices = {
+    logger,
+    organizations,
+    plugins,
+    audit,
+    gateway: gateway.settingsApi,
+    admin: {
+      rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
+      uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
+      rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
+    },
+  };
   let ready = false;
   const http = createHttpServer({
     services,

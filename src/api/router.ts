@@ -1,4 +1,5 @@
 import type { AuditAction } from '../audit/audit-log.js';
+import { gatewayRouter } from '../gateway/router.js';
 import { inputs } from './inputs.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
@@ -119,5 +120,10 @@ const auditRouter = router({
     ),
 });
 
-export const appRouter = router({ admin: adminRouter, plugins: pluginsRouter, audit: auditRouter });
+export const appRouter = router({
+  admin: adminRouter,
+  plugins: pluginsRouter,
+  audit: auditRouter,
+  gateway: gatewayRouter,
+});
 export type AppRouter = typeof appRouter;

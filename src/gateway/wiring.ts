@@ -13,7 +13,7 @@ import { registerMcpEndpoint } from './endpoint.js';
 import { LegacySessions } from './legacy-sessions.js';
 import { createGatewayServer } from './mcp-server.js';
 import { ModernHandlers } from './modern-handlers.js';
-import { GatewayStore } from './store.js';
+import { GatewayStore, type GatewaySettings } from './store.js';
 
 export interface GatewayOptions {
   /** Bound on a start made only to learn a plugin's tools for a listing. Default: startTimeoutMs. */
@@ -39,6 +39,11 @@ export interface GatewayDeps {
 
 export interface Gateway {
   store: GatewayStore;
+  /** For the `gateway.*` procedures; configure announces tools/list_changed (names change). */
+  settingsApi: {
+    settings(orgId: string): Promise<GatewaySettings>;
+    configure(orgId: string, settings: GatewaySettings): Promise<GatewaySettings>;
+  };
   catalog: GatewayCatalog;
   /** Adds `/mcp` to the HTTP server (call from createHttpServer's register hook). */
   register(app: FastifyInstance): void;
@@ -137,6 +142,14 @@ export function wireGateway(d: GatewayDeps): Gateway {
   return {
     store,
     catalog,
+    settingsApi: {
+      settings: (orgId) => store.settings(orgId),
+      async configure(orgId, settings) {
+        await store.setSettings(orgId, settings);
+        listChanged(orgId);
+        return store.settings(orgId);
+      },
+    },
     register(app) {
       registerMcpEndpoint(app, { organizations: d.organizations, audit: d.audit, logger, legacy, modern });
     },

@@ -1,6 +1,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { legacyMcpClient, modernMcpClient, PROGRESS_SERVER } from '../helpers/mcp-clients.js';
@@ -156,5 +159,136 @@ describe.each(['legacy', 'modern'] as const)('%s era', (era) => {
     controller.abort('stop');
     await expect(pending).rejects.toThrow();
     await waitFor(() => existsSync(marker), 'the plugin to see the cancellation');
+  });
+});
+
+describe('catalog, notifications, isolation of sessions, least privilege', () => {
+  it('announces tools/list_changed to both eras when the org enables or disables a plugin', async () => {
+    const legacy = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const modern = track(await modernMcpClient(t.url, orgA.apiKey));
+    let legacyNotes = 0;
+    let modernNotes = 0;
+    legacy.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      legacyNotes++;
+    });
+    modern.setNotificationHandler('notifications/tools/list_changed', () => {
+      modernNotes++;
+    });
+    const subscription = await modern.listen({ toolsListChanged: true });
+    closers.push(() => subscription.close());
+
+    await orgA.hay.plugins.enable.mutate({ pluginId: 'hay-plugin-test', configuration: {} });
+    await waitFor(() => legacyNotes >= 1 && modernNotes >= 1, 'list_changed in both eras');
+    expect((await legacy.listTools()).tools.map((x) => x.name)).toContain('hay-plugin-test__echo');
+    expect((await modern.listTools()).tools.map((x) => x.name)).toContain('hay-plugin-test__echo');
+
+    // listing used the manifest's declared tools: nothing was started for it
+    const running = () =>
+      t.host.services.instances
+        .listInstances()
+        .some((i) => i.pluginId === 'hay-plugin-test' && i.state === 'running');
+    expect(running()).toBe(false);
+    const r = await modern.callTool({ name: 'hay-plugin-test__echo', arguments: { message: 'lazy' } });
+    expect(r.content).toEqual([{ type: 'text', text: 'lazy' }]);
+    expect(running()).toBe(true);
+
+    const [l, m] = [legacyNotes, modernNotes];
+    await orgA.hay.plugins.disable.mutate({ pluginId: 'hay-plugin-test' });
+    await waitFor(() => legacyNotes > l && modernNotes > m, 'list_changed after disable');
+    expect((await legacy.listTools()).tools.map((x) => x.name)).not.toContain('hay-plugin-test__echo');
+  });
+
+  it('leaves a plugin that cannot start out of the list, with a metric, and serves the rest', async () => {
+    const c = await t.createOrganization('c');
+    await c.hay.plugins.enable.mutate({ pluginId: 'broken', configuration: {} });
+    await c.hay.plugins.enable.mutate({ pluginId: 'other', configuration: {} });
+    const client = track(await modernMcpClient(t.url, c.apiKey));
+    const names = (await client.listTools()).tools.map((x) => x.name);
+    expect(names).toContain('other__echo');
+    expect(names.some((n) => n.startsWith('broken__'))).toBe(false);
+    const metrics = await fetch(`${t.url}/metrics`, {
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    }).then((res) => res.text());
+    expect(metrics).toMatch(/hay_gateway_plugins_left_out_total\{plugin="broken",reason="[A-Z_]+"\} [1-9]/);
+  });
+
+  it('binds a 2025-11-25 session to its key: another organization’s key gets 404 for the session id', async () => {
+    const transport = new LegacyTransport(new URL(`${t.url}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${orgA.apiKey}` } },
+    });
+    const client = track(new LegacyClient({ name: 'a', version: '1' }));
+    await client.connect(transport);
+    const sessionId = transport.sessionId;
+    expect(sessionId).toMatch(/[0-9a-f-]{36}/);
+    const res = await fetch(`${t.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${orgB.apiKey}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId ?? '',
+        'mcp-protocol-version': '2025-11-25',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+    });
+    expect(res.status).toBe(404);
+    expect(JSON.stringify(await res.json())).not.toMatch(/toolkit/);
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
+  it('shows a restricted key only its plugins and tools, on /mcp and on plugins.invokeTool', async () => {
+    const { apiKey } = await t.admin.admin.createApiKey.mutate({
+      organizationId: orgA.organizationId,
+      role: 'member',
+      restrict: { plugins: ['progress'], tools: ['toolkit/echo'] },
+    });
+    for (const client of [
+      track(await legacyMcpClient(t.url, apiKey)),
+      track(await modernMcpClient(t.url, apiKey)),
+    ]) {
+      const names = (await client.listTools()).tools.map((x) => x.name).sort();
+      expect(names).toEqual(['progress__echo', 'progress__steps', 'progress__wait', 'toolkit__echo']);
+      await expect(client.callTool({ name: 'toolkit__fail', arguments: {} })).rejects.toThrow(/Unknown tool/);
+    }
+    const hay = t.client(apiKey);
+    await expect(
+      hay.plugins.invokeTool.mutate({ pluginId: 'toolkit', toolName: 'fail', arguments: {} }),
+    ).rejects.toThrow(/restricted/);
+    const ok = await hay.plugins.invokeTool.mutate({
+      pluginId: 'toolkit',
+      toolName: 'echo',
+      arguments: { message: 'scoped' },
+    });
+    expect(ok.content).toEqual([{ type: 'text', text: 'scoped' }]);
+    await expect(
+      t.admin.admin.createApiKey.mutate({
+        organizationId: orgA.organizationId,
+        role: 'member',
+        restrict: { tools: ['no-slash'] },
+      }),
+    ).rejects.toThrow(/pluginId>\/<toolName/);
+  });
+
+  it('drops the prefix where unique when the organization asks for it', async () => {
+    const client = track(await legacyMcpClient(t.url, orgB.apiKey));
+    let notes = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      notes++;
+    });
+    await orgB.hay.gateway.configure.mutate({ unprefixedNames: true });
+    await waitFor(() => notes >= 1, 'list_changed after the naming change');
+    const names = (await client.listTools()).tools.map((x) => x.name).sort();
+    expect(names).toEqual(['count', 'echo', 'fail', 'gate', 'hang']);
+    const r = await client.callTool({ name: 'echo', arguments: { message: 'plain' } });
+    expect(r.content).toEqual([{ type: 'text', text: 'plain' }]);
+    expect(await orgB.hay.gateway.settings.query()).toEqual({ unprefixedNames: true });
+    await orgB.hay.gateway.configure.mutate({ unprefixedNames: false });
+  });
+
+  it('host close ends open sessions and streams (a client left open does not hold it)', async () => {
+    // a 2025 session with its GET stream open, never closed by the test: afterAll's close must end it
+    const open = await legacyMcpClient(t.url, orgA.apiKey);
+    expect((await open.listTools()).tools.length).toBeGreaterThan(0);
+    expect(t.host.services.gateway.store).toBeDefined();
   });
 });
