@@ -118,6 +118,11 @@ export interface HostConfig {
   egressMaxConnectionsPerInstance: number;
   /** A proxied connection or tunnel without traffic for this long is closed. */
   egressIdleTimeoutMs: number;
+  /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
+  mcpMaxSessions: number;
+  mcpMaxSessionsPerOrg: number;
+  /** An /mcp session without a request for this long is closed. */
+  mcpSessionIdleMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -200,6 +205,9 @@ export const DEFAULTS: HostConfig = {
   egressConnectTimeoutMs: 10_000,
   egressMaxConnectionsPerInstance: 64,
   egressIdleTimeoutMs: 60_000,
+  mcpMaxSessions: 1_000,
+  mcpMaxSessionsPerOrg: 100,
+  mcpSessionIdleMs: 30 * 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -296,6 +304,9 @@ const FIELDS: readonly Field[] = [
   f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
   f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
   f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
+  f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
+  f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
+  f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {

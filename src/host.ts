@@ -18,6 +18,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
+import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { PluginInstaller } from './registry/installer.js';
@@ -67,6 +68,7 @@ export interface HostServices {
   keyRing: KeyRing;
   http: FastifyInstance;
   warmup: InstanceWarmup;
+  gateway: Gateway;
 }
 
 /**
@@ -329,11 +331,31 @@ export async function createHost(
     readPaths: sandboxing.readPaths,
   });
 
+  const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
+  const gateway = wireGateway({
+    db,
+    logger,
+    organizations,
+    plugins,
+    settings,
+    instances,
+    registry,
+    audit,
+    metricsRegistry: metrics.registry,
+    options: {
+      listTimeoutMs: config.startTimeoutMs,
+      maxSessions: config.mcpMaxSessions,
+      maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
+      sessionIdleMs: config.mcpSessionIdleMs,
+      maxRequestBodyBytes: bodyLimitBytes,
+    },
+  });
   const services: ApiServices = {
     logger,
     organizations,
     plugins,
     audit,
+    gateway: gateway.settingsApi,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
@@ -345,10 +367,11 @@ export async function createHost(
     services,
     metrics,
     organizations,
-    bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    bodyLimitBytes,
     isReady: () => ready,
     health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
+      gateway.register(app);
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
       registerUploadRoutes(app, {
         organizations,
@@ -385,6 +408,7 @@ export async function createHost(
       keyRing,
       http,
       warmup,
+      gateway,
     },
     start() {
       starting ??= (async () => {
@@ -405,6 +429,7 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        gateway.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
@@ -415,6 +440,7 @@ export async function createHost(
       closing ??= (async () => {
         ready = false;
         await starting?.catch(() => undefined);
+        await gateway.close();
         const httpClosed = http.close();
         const drained = await Promise.race([
           httpClosed.then(() => true),

@@ -20,7 +20,8 @@ export type AuditAction =
   | 'org.create'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'secrets.rotate';
+  | 'secrets.rotate'
+  | 'gateway.configure';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -1,5 +1,12 @@
 import type { AuditLog } from '../audit/audit-log.js';
-import { HayError, NotFoundError, PreconditionError, RateLimitError, isHayError } from '../errors.js';
+import {
+  AuthError,
+  HayError,
+  NotFoundError,
+  PreconditionError,
+  RateLimitError,
+  isHayError,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import { UNKNOWN_LABEL, type Metrics, type CallOutcome } from '../observability/metrics.js';
 import { mapLimit } from '../registry/discovery.js';
@@ -7,7 +14,9 @@ import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/p
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
+import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
+import type { KeyScopes } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { sanitizeArguments } from './sanitize.js';
 import type { ToolArgumentValidator } from './tool-arguments.js';
@@ -21,6 +30,24 @@ export interface Caller {
   actor: string;
   /** Rate-limit bucket of the API key. */
   keyId: string;
+  /** Least privilege: the key reaches only these plugins/tools (unset: all of its organization). */
+  scopes?: KeyScopes;
+}
+
+/** Per-call hooks for callers that relay MCP notifications (the /mcp gateway). */
+export interface InvokeOptions {
+  /** Progress notifications of the plugin for this call. */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+}
+
+/** What a catalog (the /mcp gateway) needs of one enabled plugin, read without starting it. */
+export interface CatalogPlugin {
+  pluginId: string;
+  pluginKey: string;
+  checksum: string;
+  /** Tools the manifest declares (capabilities.mcp.tools), as MCP tools. */
+  declaredTools: Tool[];
+  running: boolean;
 }
 
 export interface PluginSummary {
@@ -164,6 +191,7 @@ export class PluginService {
   }
 
   async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
+    this.inScope(caller, pluginId);
     const { spec } = await this.callable(caller.organizationId, pluginId);
     return this.d.instances.listTools(caller.organizationId, spec, {
       timeoutMs: this.d.options.callTimeoutMs,
@@ -174,7 +202,12 @@ export class PluginService {
    * The tool-call path: visibility, enablement, rate limits, tool lookup (server's tools/list is the
    * truth), argument validation, cache, call. A tool's `isError` result is returned, not thrown.
    */
-  async invokeTool(caller: Caller, input: ToolCallInput, signal?: AbortSignal): Promise<CallToolResult> {
+  async invokeTool(
+    caller: Caller,
+    input: ToolCallInput,
+    signal?: AbortSignal,
+    options?: InvokeOptions,
+  ): Promise<CallToolResult> {
     const started = performance.now();
     const orgId = caller.organizationId;
     // metric labels name only what the host matched: a registered plugin, a tool it listed or declared
@@ -185,6 +218,7 @@ export class PluginService {
     try {
       // the API key's limit comes before any lookup: unknown names cost the caller its own budget
       this.limitKey(caller);
+      this.inScope(caller, input.pluginId, input.toolName);
       const { plugin, spec } = await this.callable(orgId, input.pluginId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
@@ -203,7 +237,11 @@ export class PluginService {
         spec,
         input.toolName,
         input.arguments,
-        { signal, timeoutMs: this.d.options.callTimeoutMs },
+        {
+          signal,
+          timeoutMs: this.d.options.callTimeoutMs,
+          ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
+        },
         (tools) => {
           const tool = tools.find((t) => t.name === input.toolName);
           if (!tool)
@@ -290,6 +328,65 @@ export class PluginService {
     });
   }
 
+  /**
+   * The organization's enabled, runnable plugins with their manifest-declared tools and whether an
+   * instance runs now. Starts nothing.
+   */
+  async catalogPlugins(orgId: string): Promise<CatalogPlugin[]> {
+    const plugins = this.d.registry
+      .list(orgId)
+      .filter((p) => p.status === 'ok' && p.manifest !== null && this.d.registry.toSpec(p));
+    const enabled = await this.d.settings.enabledMap(
+      orgId,
+      plugins.map((p) => p.key),
+    );
+    const running = new Set(
+      this.d.instances
+        .listInstances({ orgId })
+        .filter((i) => i.state === 'running')
+        .map((i) => i.pluginKey),
+    );
+    return plugins
+      .filter((p) => enabled.get(p.key) === true)
+      .map((p) => ({
+        pluginId: p.pluginId,
+        pluginKey: p.key,
+        checksum: p.checksum,
+        declaredTools: (p.manifest?.capabilities?.mcp?.tools ?? []).map((t) => ({
+          name: t.name,
+          ...(t.description ? { description: t.description } : {}),
+          inputSchema: {
+            type: 'object' as const,
+            ...(t.input_schema as Record<string, unknown> | undefined),
+          },
+        })),
+        running: running.has(p.key),
+      }));
+  }
+
+  /**
+   * tools/list of the (org, plugin) instance. `start: false`: only if one is running now (else
+   * undefined; nothing is started). No caller: for host-internal catalogs; visibility still applies.
+   */
+  async instanceTools(
+    orgId: string,
+    pluginId: string,
+    options: { start: boolean; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<Tool[] | undefined> {
+    const { plugin, spec } = await this.callable(orgId, pluginId);
+    if (
+      !options.start &&
+      !this.d.instances
+        .listInstances({ orgId })
+        .some((i) => i.pluginKey === plugin.key && i.state === 'running')
+    )
+      return undefined;
+    return this.d.instances.listTools(orgId, spec, {
+      timeoutMs: options.timeoutMs ?? this.d.options.callTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
   instances(orgId: string): (InstanceInfo & { pluginId: string })[] {
     return this.d.instances.listInstances({ orgId });
   }
@@ -356,6 +453,17 @@ export class PluginService {
     const spec = this.d.registry.toSpec(plugin);
     if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
     return { plugin, spec };
+  }
+
+  /** A key restricted to some plugins/tools: anything else is FORBIDDEN. */
+  private inScope(caller: Caller, pluginId: string, tool?: string): void {
+    if (scopeAllows(caller.scopes, pluginId, tool)) return;
+    throw new AuthError(
+      'FORBIDDEN',
+      tool === undefined
+        ? `this API key is restricted and may not use plugin ${pluginId}`
+        : `this API key is restricted and may not call ${pluginId}/${tool}`,
+    );
   }
 
   private limitKey(caller: Caller): void {

@@ -64,6 +64,21 @@ function timeoutPromise<T>(promise: Promise<T>, ms: number): Promise<T | undefin
 }
 
 /**
+ * Contract: a response is dispatched after the notifications that arrived before it. SDK 1.x dispatches
+ * notifications one microtask late but responses at once, so progress read in the same chunk as the
+ * result found its handler already removed ("unknown token") and was lost.
+ */
+function deferResponses(transport: Transport): void {
+  const dispatch = transport.onmessage;
+  if (!dispatch) return;
+  transport.onmessage = (message, extra) => {
+    if ('id' in message && !('method' in message))
+      void Promise.resolve().then(() => dispatch(message, extra));
+    else dispatch(message, extra);
+  };
+}
+
+/**
  * A PluginConnection over the MCP SDK Client. Every request runs under a fresh per-request signal (the
  * caller's signal + the timeout), so the SDK's per-request abort listeners never pile up on a long-lived
  * signal. Errors thrown to callers are HayErrors (TimeoutError, InstanceError, ValidationError), or the
@@ -120,6 +135,7 @@ export class McpPluginConnection implements PluginConnection {
     const scope = callScope(options, options.timeoutMs);
     try {
       await this.client.connect(transport, { signal: scope.signal, timeout: scope.timeoutMs + 1_000 });
+      deferResponses(transport);
       if (this.opts.roots) await this.settleRoots(scope);
     } catch (err) {
       if (scope.callerAborted()) throw abortReason(options.signal);
@@ -214,6 +230,7 @@ export class McpPluginConnection implements PluginConnection {
         {
           signal: scope.signal,
           timeout: scope.timeoutMs + 1_000,
+          ...(options?.onProgress ? { onprogress: options.onProgress } : {}),
         },
       ),
     );
