@@ -6,6 +6,7 @@ import type { LaunchSpec, PreparedLaunch, SandboxWrapper } from '../ports.js';
 import { LineSplitter } from './line-splitter.js';
 import { ManagedProcess, type ProcessInfo } from './managed-process.js';
 import { Reaper } from './reaper.js';
+import { StderrTail } from './stderr-tail.js';
 
 export interface ProcessManagerOptions {
   logger: Logger;
@@ -100,7 +101,9 @@ export class ProcessManager {
     }
     this.reaper.add(pid);
     const logger = this.opts.logger.child({ orgId: launch.orgId, pluginId: launch.pluginId, pid });
+    const stderrTail = new StderrTail({ pluginDir: launch.cwd, env: launch.env });
     const proc = new ManagedProcess({
+      stderrTail,
       child: child as ChildProcess & { pid: number },
       orgId: launch.orgId,
       pluginId: launch.pluginId,
@@ -114,7 +117,7 @@ export class ProcessManager {
       },
     });
     this.processes.add(proc);
-    this.logStderr(child, logger);
+    this.logStderr(child, logger, stderrTail);
     try {
       await prepared.attach?.(pid);
     } catch (err) {
@@ -176,8 +179,11 @@ export class ProcessManager {
     });
   }
 
-  private logStderr(child: ChildProcess, logger: Logger): void {
-    const splitter = new LineSplitter(this.maxLine, (line) => logger.info({ stream: 'stderr' }, line));
+  private logStderr(child: ChildProcess, logger: Logger, tail: StderrTail): void {
+    const splitter = new LineSplitter(this.maxLine, (line) => {
+      logger.info({ stream: 'stderr' }, line);
+      tail.push(line);
+    });
     child.stderr?.on('data', (chunk: Buffer) => splitter.push(chunk));
     child.stderr?.on('end', () => splitter.flush());
     child.stderr?.on('error', () => {});
