@@ -19,6 +19,7 @@ import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
+import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
 import { PluginUploadService } from './registry/uploads.js';
@@ -127,6 +128,11 @@ export async function createHost(
         cpuSeconds: u.cpuSeconds,
       })),
   });
+  const hostPackages = HostPackages.resolve(
+    HOST_PACKAGES,
+    packageRoot(),
+    logger.child({ component: 'installer' }),
+  );
   const installer = new PluginInstaller({
     registry,
     logger: logger.child({ component: 'installer' }),
@@ -141,6 +147,7 @@ export async function createHost(
         e.durationMs / 1000,
       ),
     onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
+    afterInstall: async (plugin) => void (await hostPackages.linkPeers(plugin.dir)),
   });
 
   const sandbox = await createSandbox({

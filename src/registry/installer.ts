@@ -24,6 +24,8 @@ export interface InstallerOptions {
     durationMs: number;
   }) => void;
   onProgress?: (event: { pluginId: string; phase: 'install' | 'build'; line: string }) => void;
+  /** Runs after a successful install step, before the build (links the host's packages for peers). */
+  afterInstall?: (plugin: RegisteredPlugin) => Promise<void>;
 }
 
 interface Steps {
@@ -108,6 +110,7 @@ export class PluginInstaller implements PluginPreparer {
           );
         }
       }
+      await this.opts.afterInstall?.(plugin);
       await registry.setInstallState(plugin.key, plugin.checksum, { installed: true, installError: null });
     }
     if (!plugin.built) {

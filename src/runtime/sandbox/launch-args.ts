@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { withDataDir } from '../plugin-env.js';
 import type { LaunchSpec } from '../ports.js';
 import type { IdentityMode, RootEntry } from './layers.js';
 
@@ -136,11 +137,7 @@ export function buildBwrapInvocation(plan: BwrapPlan): {
   bind('--bind', plan.hostDataDir, SANDBOX_DATA_DIR);
   options.push('--chdir', spec.cwd);
 
-  const env: Record<string, string> = {
-    ...spec.env,
-    HOME: SANDBOX_DATA_DIR,
-    HAY_PLUGIN_DATA_DIR: SANDBOX_DATA_DIR,
-  };
+  const env: Record<string, string> = { ...withDataDir(spec.env, SANDBOX_DATA_DIR), HOME: SANDBOX_DATA_DIR };
   const fileArgs = ['--clearenv'];
   const late: string[] = [];
   for (const [name, value] of Object.entries(env)) {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { HayError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { LaunchSpec, PreparedLaunch, SandboxWrapper } from '../ports.js';
+import { expandDataDir, withDataDir } from '../plugin-env.js';
 import { SpawnCgroup } from './cgroup.js';
 import { detectSandboxLayers } from './detect.js';
 import {
@@ -229,10 +230,10 @@ export class LayeredSandbox implements SandboxWrapper {
           ...procs,
         ];
         argv.push(...rlimit, ...spec.argv);
-        env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir };
+        env = withDataDir(spec.env, hostDataDir);
       } else {
         argv = [...rlimit, ...spec.argv];
-        env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir };
+        env = withDataDir(spec.env, hostDataDir);
       }
       log.debug({ sandboxId: id, layers: this.describe().active }, 'sandboxed launch prepared');
       const pluginDataDir = useBwrap ? SANDBOX_DATA_DIR : hostDataDir;
@@ -314,7 +315,12 @@ function validateSpec(spec: LaunchSpec): void {
 }
 
 function passthrough(spec: LaunchSpec): PreparedLaunch {
-  return { argv: [...spec.argv], cwd: spec.cwd, env: { ...spec.env }, release: () => Promise.resolve() };
+  return {
+    argv: [...spec.argv],
+    cwd: spec.cwd,
+    env: expandDataDir(spec.env),
+    release: () => Promise.resolve(),
+  };
 }
 
 /** Detects the available layers (see detectSandboxLayers) and builds the sandbox. 'off' skips detection. */
