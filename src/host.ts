@@ -271,6 +271,7 @@ export async function createHost(
       ratePerMinute: config.apiKeyRateLimitPerMinute,
       burst: config.rateLimitBurst,
     }),
+    installs: installer,
     options: {
       callTimeoutMs: config.callTimeoutMs,
       batchConcurrency: config.batchConcurrency,

@@ -1,9 +1,18 @@
 import type { AuditLog } from '../audit/audit-log.js';
-import { HayError, NotFoundError, PreconditionError, RateLimitError, isHayError } from '../errors.js';
+import {
+  HayError,
+  NotFoundError,
+  PreconditionError,
+  RateLimitError,
+  TimeoutError,
+  isHayError,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics, CallOutcome } from '../observability/metrics.js';
 import { mapLimit } from '../registry/discovery.js';
+import type { InstallProgress } from '../registry/installer.js';
 import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
+import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
@@ -58,6 +67,14 @@ export interface PluginServiceDeps {
   pluginLimiter: RateLimiter;
   keyLimiter: RateLimiter;
   options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
+  /**
+   * Install/build before the first start (PluginInstaller): a call waits for it within its own deadline,
+   * and `progress` is what plugins.get shows while a step runs.
+   */
+  installs?: {
+    ensureReady(spec: PluginSpec): Promise<void>;
+    progress(pluginKey: string): InstallProgress | undefined;
+  };
 }
 
 /**
@@ -109,7 +126,13 @@ export class PluginService {
     orgId: string,
     pluginId: string,
   ): Promise<
-    PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }
+    PluginSummary & {
+      configuration: Record<string, unknown>;
+      tools: unknown[];
+      configSchema: unknown;
+      /** The install or build step running now (phase, elapsedMs, lastLine), else null. */
+      installing: InstallProgress | null;
+    }
   > {
     const p = this.visible(orgId, pluginId);
     const settings = await this.d.settings.get(orgId, p.key, p.manifest?.configSchema ?? {});
@@ -119,6 +142,7 @@ export class PluginService {
       configuration: settings.configuration,
       configSchema: p.manifest?.configSchema ?? {},
       tools: p.manifest?.capabilities?.mcp?.tools ?? [],
+      installing: this.d.installs?.progress(p.key) ?? null,
     };
   }
 
@@ -164,10 +188,15 @@ export class PluginService {
   }
 
   async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
-    const { spec } = await this.callable(caller.organizationId, pluginId);
-    return this.d.instances.listTools(caller.organizationId, spec, {
-      timeoutMs: this.d.options.callTimeoutMs,
-    });
+    const { plugin, spec } = await this.callable(caller.organizationId, pluginId);
+    await this.awaitInstall(plugin, spec);
+    try {
+      return await this.d.instances.listTools(caller.organizationId, spec, {
+        timeoutMs: this.d.options.callTimeoutMs,
+      });
+    } catch (err) {
+      throw this.installingInstead(plugin, err);
+    }
   }
 
   /**
@@ -185,6 +214,7 @@ export class PluginService {
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
       this.limit(caller, plugin);
+      await this.awaitInstall(plugin, spec, signal);
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
@@ -228,7 +258,7 @@ export class PluginService {
       return result;
     } catch (err) {
       outcome = outcomeOf(err);
-      throw err;
+      throw pluginKey === undefined ? err : this.installingInstead(this.d.registry.getByKey(pluginKey), err);
     } finally {
       const ms = performance.now() - started;
       this.d.metrics.recordCall(pluginLabel, input.toolName, outcome, ms / 1000);
@@ -298,6 +328,51 @@ export class PluginService {
 
   rescan(): Promise<ScanReport> {
     return this.d.registry.scan();
+  }
+
+  /**
+   * Waits, within the call's deadline, for a plugin that is not installed and built yet; past it the call
+   * answers PLUGIN_NOT_READY naming the step (which keeps running for the next call).
+   */
+  private async awaitInstall(
+    plugin: RegisteredPlugin,
+    spec: PluginSpec,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const installs = this.d.installs;
+    if (!installs || (plugin.installed && plugin.built)) return;
+    const ready = installs.ensureReady(spec);
+    ready.catch(() => {});
+    await withDeadline(() => ready, {
+      timeoutMs: this.d.options.callTimeoutMs,
+      signal,
+      timeoutError: () =>
+        this.installingError(plugin) ??
+        new TimeoutError(
+          `plugin ${plugin.pluginId} did not finish installing within ${this.d.options.callTimeoutMs} ms`,
+        ),
+    });
+  }
+
+  /**
+   * A call that ran out of time while the plugin's install or build still runs gets a PLUGIN_NOT_READY
+   * naming the step (the step keeps running; a later call finds the plugin ready) instead of TIMEOUT.
+   */
+  private installingInstead(plugin: RegisteredPlugin | undefined, err: unknown): unknown {
+    if (!plugin || !isHayError(err) || err.code !== 'TIMEOUT') return err;
+    return this.installingError(plugin) ?? err;
+  }
+
+  /** PLUGIN_NOT_READY naming the install/build step running for `plugin`, if one runs. */
+  private installingError(plugin: RegisteredPlugin): PreconditionError | undefined {
+    const progress = this.d.installs?.progress(plugin.key);
+    if (!progress) return undefined;
+    const seconds = Math.round(progress.elapsedMs / 1000);
+    return new PreconditionError(
+      'PLUGIN_NOT_READY',
+      `plugin ${plugin.pluginId} is still installing (${progress.phase} step running for ${seconds} s${progress.lastLine ? `, last output: ${progress.lastLine}` : ''}); retry later, or watch plugins.get`,
+      { phase: progress.phase, elapsedMs: progress.elapsedMs },
+    );
   }
 
   /** The plugin as `orgId` sees it, or NOT_FOUND (also for another organization's custom plugin). */

@@ -4,6 +4,7 @@ import { PreconditionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseCommandLine } from '../manifest/command.js';
 import type { PluginPreparer, PluginSpec } from '../runtime/ports.js';
+import { StderrTail } from '../runtime/process/stderr-tail.js';
 import { runCommand, type CommandResult } from './command-runner.js';
 import type { PluginRegistry, RegisteredPlugin } from './plugin-registry.js';
 
@@ -28,6 +29,15 @@ export interface InstallerOptions {
   afterInstall?: (plugin: RegisteredPlugin) => Promise<void>;
 }
 
+/** An install or build step while it runs: what `plugins.get` shows as `installing`. */
+export interface InstallProgress {
+  phase: 'install' | 'build';
+  /** Since the step started. */
+  elapsedMs: number;
+  /** The last line of output, sanitized like stderr in errors (see StderrTail); null before any. */
+  lastLine: string | null;
+}
+
 interface Steps {
   install: readonly string[] | undefined;
   build: readonly string[] | undefined;
@@ -43,6 +53,10 @@ export class PluginInstaller implements PluginPreparer {
   private readonly opts: InstallerOptions;
   private readonly running = new Map<string, Promise<void>>();
   private readonly failedAt = new Map<string, number>();
+  private readonly current = new Map<
+    string,
+    { phase: 'install' | 'build'; startedAt: number; tail: StderrTail }
+  >();
 
   constructor(options: InstallerOptions) {
     this.opts = options;
@@ -57,6 +71,13 @@ export class PluginInstaller implements PluginPreparer {
     if (failedAt !== undefined && Date.now() - failedAt < this.opts.retryFailedAfterMs)
       this.throwStored(plugin);
     return this.share(runKey, () => this.prepare(plugin));
+  }
+
+  /** The step running for plugin `key`, if any. */
+  progress(key: string): InstallProgress | undefined {
+    const c = this.current.get(key);
+    if (!c) return undefined;
+    return { phase: c.phase, elapsedMs: Date.now() - c.startedAt, lastLine: c.tail.lines().at(-1) ?? null };
   }
 
   /** Runs the install step now (admin action), sharing any run in progress. */
@@ -134,6 +155,8 @@ export class PluginInstaller implements PluginPreparer {
   ) {
     const logger = this.opts.logger.child({ pluginId: plugin.pluginId, orgId: plugin.organizationId, phase });
     logger.info({ argv }, `plugin ${phase} started`);
+    const tail = new StderrTail({ pluginDir: plugin.dir, env: this.opts.env, maxLines: 1 });
+    this.current.set(plugin.key, { phase, startedAt: Date.now(), tail });
     const result = await runCommand({
       argv,
       cwd: plugin.dir,
@@ -141,8 +164,11 @@ export class PluginInstaller implements PluginPreparer {
       timeoutMs,
       killGraceMs: this.opts.killGraceMs,
       logger,
-      onLine: (line) => this.opts.onProgress?.({ pluginId: plugin.pluginId, phase, line }),
-    });
+      onLine: (line) => {
+        tail.push(line);
+        this.opts.onProgress?.({ pluginId: plugin.pluginId, phase, line });
+      },
+    }).finally(() => this.current.delete(plugin.key));
     logger[result.ok ? 'info' : 'error'](
       { durationMs: result.durationMs, exitCode: result.exitCode, timedOut: result.timedOut },
       `plugin ${phase} ${result.ok ? 'finished' : 'failed'}`,

@@ -1,9 +1,18 @@
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { REPO_PLUGINS_DIR, REPO_ROOT, startTestHost, type TestHost } from '../helpers/host.js';
+import { REPO_PLUGINS_DIR, REPO_ROOT, startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
 
@@ -140,5 +149,61 @@ process.stdin.on('end', () => void server.close().finally(() => process.exit(0))
     // the stored configuration keeps the reference, not the expanded path
     const got = await org.hay.plugins.get.query({ pluginId: 'memory-like' });
     expect(got.configuration).toEqual({ memoryFile: '${HAY_PLUGIN_DATA_DIR}/memory.jsonl' });
+  });
+});
+
+describe('a long install', () => {
+  const install = `
+import { existsSync } from 'node:fs';
+console.log('fetching packages 1/3');
+while (!existsSync('release')) await new Promise((r) => setTimeout(r, 20));
+console.log('done');
+`;
+
+  it('shows its progress in plugins.get and answers "installing" when a call runs out of time', async () => {
+    const t = await startTestHost({
+      config: { callTimeoutMs: 1_500 },
+      plugins: {
+        'core/slow-install': toolkitPlugin(
+          'slow-install',
+          {
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node server.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          { 'install.mjs': install },
+        ),
+      },
+    });
+    hosts.push(t);
+    const org = await t.createOrganization('slow');
+    await org.hay.plugins.enable.mutate({ pluginId: 'slow-install', configuration: {} });
+    const call = () =>
+      org.hay.plugins.invokeTool.mutate({
+        pluginId: 'slow-install',
+        toolName: 'echo',
+        arguments: { message: 'hi' },
+      });
+    const err = (await call().catch((e: unknown) => e)) as { data?: { hayCode?: string }; message: string };
+    expect(err.data?.hayCode).toBe('PLUGIN_NOT_READY');
+    expect(err.message).toMatch(
+      /^plugin slow-install is still installing \(install step running for \d+ s, last output: fetching packages 1\/3\); retry later/,
+    );
+    const during = await org.hay.plugins.get.query({ pluginId: 'slow-install' });
+    expect(during.installing).toMatchObject({ phase: 'install', lastLine: 'fetching packages 1/3' });
+    expect(during.installing?.elapsedMs).toBeGreaterThan(0);
+    expect(during.install.installed).toBe(false);
+
+    writeFileSync(path.join(t.pluginsDir, 'core', 'slow-install', 'release'), '');
+    await waitFor(
+      async () => (await org.hay.plugins.get.query({ pluginId: 'slow-install' })).install.installed,
+      'install to finish',
+    );
+    expect((await org.hay.plugins.get.query({ pluginId: 'slow-install' })).installing).toBeNull();
+    expect(await call()).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
   });
 });
