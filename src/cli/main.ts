@@ -1,7 +1,7 @@
 import { describeConfig, loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { createHost } from '../host.js';
-import { createLogger } from '../logger.js';
+import { createLogger, wantsPrettyLogs } from '../logger.js';
 import { validateCommand } from './validate.js';
 
 const HELP = `hay-plugins: multi-tenant plugin host for MCP tools
@@ -52,7 +52,7 @@ export async function main(
 
 async function serve(args: readonly string[], io: Out): Promise<number> {
   const config = loadConfig(process.env, args);
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, pretty: wantsPrettyLogs(config.logFormat) });
   const host = await createHost(config, { logger });
   let stopping = false;
   const done = new Promise<void>((resolve) => {
