@@ -155,7 +155,7 @@ export async function createHost(
     mode: config.sandbox,
     dataDir: config.dataDir,
     pluginDataRoot: path.join(config.dataDir, 'plugin-data'),
-    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules')],
+    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules'), ...hostPackages.list().map((p) => p.dir)],
     protectedPaths: [config.dataDir],
   });
   const layers = sandbox.describe();

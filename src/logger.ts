@@ -50,6 +50,9 @@ export function createLogger(options: {
 }
 
 /** Whether `format` means pretty output on this stdout. */
-export function wantsPrettyLogs(format: 'auto' | 'json' | 'pretty', stdout = process.stdout): boolean {
-  return format === 'pretty' || (format === 'auto' && stdout.isTTY);
+export function wantsPrettyLogs(
+  format: 'auto' | 'json' | 'pretty',
+  stdout: { isTTY?: boolean } = process.stdout,
+): boolean {
+  return format === 'pretty' || (format === 'auto' && stdout.isTTY === true);
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { lstat, mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import semver from 'semver';
@@ -49,7 +49,9 @@ export class HostPackages {
         if (existsSync(pkgFile)) {
           try {
             const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version?: unknown };
-            if (typeof pkg.version === 'string') found.push({ name, version: pkg.version, dir: candidate });
+            // the real folder (a workspace package is a symlink into packages/): the sandbox mounts it
+            if (typeof pkg.version === 'string')
+              found.push({ name, version: pkg.version, dir: realpathSync(candidate) });
           } catch {
             // unreadable package.json: not offered
           }

@@ -27,10 +27,10 @@ describe('log format', () => {
   });
 
   it('auto means pretty only on a terminal; HAY_LOG_FORMAT chooses', () => {
-    expect(wantsPrettyLogs('auto', { isTTY: true } as NodeJS.WriteStream)).toBe(true);
-    expect(wantsPrettyLogs('auto', { isTTY: false } as NodeJS.WriteStream)).toBe(false);
-    expect(wantsPrettyLogs('json', { isTTY: true } as NodeJS.WriteStream)).toBe(false);
-    expect(wantsPrettyLogs('pretty', { isTTY: false } as NodeJS.WriteStream)).toBe(true);
+    expect(wantsPrettyLogs('auto', { isTTY: true })).toBe(true);
+    expect(wantsPrettyLogs('auto', { isTTY: false })).toBe(false);
+    expect(wantsPrettyLogs('json', { isTTY: true })).toBe(false);
+    expect(wantsPrettyLogs('pretty', { isTTY: false })).toBe(true);
     expect(loadConfig({ HAY_LOG_FORMAT: 'json' }).logFormat).toBe('json');
     expect(() => loadConfig({ HAY_LOG_FORMAT: 'xml' })).toThrow(
       /HAY_LOG_FORMAT must be one of auto, json, pretty/,
