@@ -17,6 +17,8 @@ export interface HostConfig {
   encryptionKey: string | undefined;
   smtpUrl: string | undefined;
   logLevel: string;
+  /** 'auto': human-readable (pino-pretty) when stdout is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
   /** Public base URL plugins use to reach platform APIs; defaults to http://host:port. */
   apiUrl: string | undefined;
 
@@ -135,6 +137,7 @@ export const DEFAULTS: HostConfig = {
   encryptionKey: undefined,
   smtpUrl: undefined,
   logLevel: 'info',
+  logFormat: 'auto',
   apiUrl: undefined,
 
   idleTimeoutMs: 5 * 60_000,
@@ -240,6 +243,7 @@ const FIELDS: readonly Field[] = [
   f('logLevel', 'HAY_LOG_LEVEL', 'enum', {
     values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
   }),
+  f('logFormat', 'HAY_LOG_FORMAT', 'enum', { values: ['auto', 'json', 'pretty'] }),
   f('apiUrl', 'HAY_API_URL', 'string'),
   f('idleTimeoutMs', 'HAY_IDLE_TIMEOUT_MS'),
   f('idleSweepIntervalMs', 'HAY_IDLE_SWEEP_INTERVAL_MS', 'int', { min: 1 }),

@@ -21,6 +21,7 @@ import { packageRoot } from './paths.js';
 import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
+import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
 import { PluginUploadService } from './registry/uploads.js';
@@ -147,9 +148,15 @@ export async function createHost(
     },
     { maxSeries: config.metricsMaxSeries },
   );
+  const hostPackages = HostPackages.resolve(
+    HOST_PACKAGES,
+    packageRoot(),
+    logger.child({ component: 'installer' }),
+  );
   const sandboxing = await wireSandbox(config, {
     logger: logger.child({ component: 'sandbox' }),
     hostEnv,
+    extraReadOnlyPaths: hostPackages.list().map((p) => p.dir),
     ...(extra.hideSandboxLayers ? { hideLayers: extra.hideSandboxLayers } : {}),
   });
   const sandbox = sandboxing.sandbox;
@@ -168,6 +175,7 @@ export async function createHost(
         e.durationMs / 1000,
       ),
     onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
+    afterInstall: async (plugin) => void (await hostPackages.linkPeers(plugin.dir)),
   });
 
   const layers = sandbox.describe();
@@ -298,6 +306,7 @@ export async function createHost(
       ratePerMinute: config.apiKeyRateLimitPerMinute,
       burst: config.rateLimitBurst,
     }),
+    installs: installer,
     options: {
       callTimeoutMs: config.callTimeoutMs,
       batchConcurrency: config.batchConcurrency,

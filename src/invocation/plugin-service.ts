@@ -5,12 +5,15 @@ import {
   NotFoundError,
   PreconditionError,
   RateLimitError,
+  TimeoutError,
   isHayError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { UNKNOWN_LABEL, type Metrics, type CallOutcome } from '../observability/metrics.js';
 import { mapLimit } from '../registry/discovery.js';
+import type { InstallProgress } from '../registry/installer.js';
 import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
+import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
@@ -85,6 +88,14 @@ export interface PluginServiceDeps {
   pluginLimiter: RateLimiter;
   keyLimiter: RateLimiter;
   options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
+  /**
+   * Install/build before the first start (PluginInstaller): a call waits for it within its own deadline,
+   * and `progress` is what plugins.get shows while a step runs.
+   */
+  installs?: {
+    ensureReady(spec: PluginSpec): Promise<void>;
+    progress(pluginKey: string): InstallProgress | undefined;
+  };
 }
 
 /**
@@ -136,7 +147,13 @@ export class PluginService {
     orgId: string,
     pluginId: string,
   ): Promise<
-    PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }
+    PluginSummary & {
+      configuration: Record<string, unknown>;
+      tools: unknown[];
+      configSchema: unknown;
+      /** The install or build step running now (phase, elapsedMs, lastLine), else null. */
+      installing: InstallProgress | null;
+    }
   > {
     const p = this.visible(orgId, pluginId);
     const settings = await this.d.settings.get(orgId, p.key, p.manifest?.configSchema ?? {});
@@ -146,6 +163,7 @@ export class PluginService {
       configuration: settings.configuration,
       configSchema: p.manifest?.configSchema ?? {},
       tools: p.manifest?.capabilities?.mcp?.tools ?? [],
+      installing: this.d.installs?.progress(p.key) ?? null,
     };
   }
 
@@ -192,10 +210,15 @@ export class PluginService {
 
   async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
     this.inScope(caller, pluginId);
-    const { spec } = await this.callable(caller.organizationId, pluginId);
-    return this.d.instances.listTools(caller.organizationId, spec, {
-      timeoutMs: this.d.options.callTimeoutMs,
-    });
+    const { plugin, spec } = await this.callable(caller.organizationId, pluginId);
+    await this.awaitInstall(plugin, spec);
+    try {
+      return await this.d.instances.listTools(caller.organizationId, spec, {
+        timeoutMs: this.d.options.callTimeoutMs,
+      });
+    } catch (err) {
+      throw this.installingInstead(plugin, err);
+    }
   }
 
   /**
@@ -225,6 +248,7 @@ export class PluginService {
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
       if (declared) toolLabel = declared.name;
       this.limitPlugin(caller, plugin);
+      await this.awaitInstall(plugin, spec, signal);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
@@ -272,7 +296,7 @@ export class PluginService {
       return result;
     } catch (err) {
       outcome = outcomeOf(err);
-      throw err;
+      throw pluginKey === undefined ? err : this.installingInstead(this.d.registry.getByKey(pluginKey), err);
     } finally {
       const ms = performance.now() - started;
       this.d.metrics.recordCall(pluginLabel, toolLabel, outcome, ms / 1000);
@@ -401,6 +425,51 @@ export class PluginService {
 
   rescan(): Promise<ScanReport> {
     return this.d.registry.scan();
+  }
+
+  /**
+   * Waits, within the call's deadline, for a plugin that is not installed and built yet; past it the call
+   * answers PLUGIN_NOT_READY naming the step (which keeps running for the next call).
+   */
+  private async awaitInstall(
+    plugin: RegisteredPlugin,
+    spec: PluginSpec,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const installs = this.d.installs;
+    if (!installs || (plugin.installed && plugin.built)) return;
+    const ready = installs.ensureReady(spec);
+    ready.catch(() => {});
+    await withDeadline(() => ready, {
+      timeoutMs: this.d.options.callTimeoutMs,
+      signal,
+      timeoutError: () =>
+        this.installingError(plugin) ??
+        new TimeoutError(
+          `plugin ${plugin.pluginId} did not finish installing within ${this.d.options.callTimeoutMs} ms`,
+        ),
+    });
+  }
+
+  /**
+   * A call that ran out of time while the plugin's install or build still runs gets a PLUGIN_NOT_READY
+   * naming the step (the step keeps running; a later call finds the plugin ready) instead of TIMEOUT.
+   */
+  private installingInstead(plugin: RegisteredPlugin | undefined, err: unknown): unknown {
+    if (!plugin || !isHayError(err) || err.code !== 'TIMEOUT') return err;
+    return this.installingError(plugin) ?? err;
+  }
+
+  /** PLUGIN_NOT_READY naming the install/build step running for `plugin`, if one runs. */
+  private installingError(plugin: RegisteredPlugin): PreconditionError | undefined {
+    const progress = this.d.installs?.progress(plugin.key);
+    if (!progress) return undefined;
+    const seconds = Math.round(progress.elapsedMs / 1000);
+    return new PreconditionError(
+      'PLUGIN_NOT_READY',
+      `plugin ${plugin.pluginId} is still installing (${progress.phase} step running for ${seconds} s${progress.lastLine ? `, last output: ${progress.lastLine}` : ''}); retry later, or watch plugins.get`,
+      { phase: progress.phase, elapsedMs: progress.elapsedMs },
+    );
   }
 
   /** The plugin as `orgId` sees it, or NOT_FOUND (also for another organization's custom plugin). */

@@ -24,6 +24,8 @@ export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
 const MAX_TOOL_PAGES = 1_000;
 /** How long a failed call waits for the process exit status to name it in the error. */
 const EXIT_STATUS_WAIT_MS = 2_000;
+/** How long a failed start waits for the rest of the process's stderr (its last lines go in the error). */
+const STDERR_CLOSE_WAIT_MS = 500;
 
 export type TransportKind = PluginConnection['transport'];
 
@@ -148,9 +150,12 @@ export class McpPluginConnection implements PluginConnection {
       const exit = this.opts.process
         ? await timeoutPromise(this.opts.process.exited, EXIT_STATUS_WAIT_MS)
         : undefined;
-      const what = exit
-        ? `its process ${describeExit(exit)} before completing MCP initialize`
-        : errorText(err);
+      let what = exit ? `its process ${describeExit(exit)} before completing MCP initialize` : errorText(err);
+      if (this.opts.process) {
+        await timeoutPromise(this.opts.process.stderrClosed, STDERR_CLOSE_WAIT_MS);
+        const lines = this.opts.process.stderrLines();
+        if (lines.length > 0) what += `; its last stderr lines: ${lines.join(' | ')}`;
+      }
       throw new InstanceError('INSTANCE_FAILED', `Plugin ${this.opts.pluginId} failed to start: ${what}`);
     }
     this.opened = true;
@@ -309,9 +314,11 @@ export class McpPluginConnection implements PluginConnection {
       const proc = this.opts.process;
       if (proc) {
         const exit = await timeoutPromise(proc.exited, EXIT_STATUS_WAIT_MS);
+        await timeoutPromise(proc.stderrClosed, STDERR_CLOSE_WAIT_MS);
+        const lines = proc.stderrLines();
         return new InstanceError(
           'INSTANCE_CRASHED',
-          `${plugin} ${describeExit(exit)} while it was asked to ${what}`,
+          `${plugin} ${describeExit(exit)} while it was asked to ${what}${lines.length > 0 ? `; its last stderr lines: ${lines.join(' | ')}` : ''}`,
         );
       }
       return new InstanceError(
