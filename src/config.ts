@@ -61,6 +61,19 @@ export interface HostConfig {
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+
+  /** Usage rollups are written to the database this often (and at close). */
+  analyticsFlushIntervalMs: number;
+  /** Usage rollups older than this are deleted. */
+  analyticsRetentionDays: number;
+  /** Distinct (org, plugin, version, tool, hour) rows buffered before an early flush. */
+  analyticsMaxBufferedRows: number;
+  /** Installed versions kept per plugin (pinned or canary versions are kept beyond this). */
+  versionRetention: number;
+  /** Watch plugins/core and plugins/custom and reload changed plugins without a restart. */
+  hotReload: 'on' | 'off';
+  /** Quiet time after the last file event before a changed plugin is rescanned. */
+  watchDebounceMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -113,6 +126,13 @@ export const DEFAULTS: HostConfig = {
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+
+  analyticsFlushIntervalMs: 10_000,
+  analyticsRetentionDays: 90,
+  analyticsMaxBufferedRows: 10_000,
+  versionRetention: 5,
+  hotReload: 'on',
+  watchDebounceMs: 300,
 };
 
 type Kind = 'string' | 'int' | 'enum';
@@ -180,6 +200,12 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('analyticsFlushIntervalMs', 'HAY_ANALYTICS_FLUSH_INTERVAL_MS', 'int', { min: 100 }),
+  f('analyticsRetentionDays', 'HAY_ANALYTICS_RETENTION_DAYS', 'int', { min: 1 }),
+  f('analyticsMaxBufferedRows', 'HAY_ANALYTICS_MAX_BUFFERED_ROWS', 'int', { min: 10 }),
+  f('versionRetention', 'HAY_VERSION_RETENTION', 'int', { min: 1 }),
+  f('hotReload', 'HAY_HOT_RELOAD', 'enum', { values: ['on', 'off'] }),
+  f('watchDebounceMs', 'HAY_WATCH_DEBOUNCE_MS', 'int', { min: 10 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {

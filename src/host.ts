@@ -11,6 +11,7 @@ import { AuditLog } from './audit/audit-log.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { PluginService } from './invocation/plugin-service.js';
+import { wireLifecycle } from './lifecycle/wiring.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
 import { createLogger, type Logger } from './logger.js';
@@ -240,6 +241,7 @@ export async function createHost(
     },
   });
 
+  const lifecycle = wireLifecycle({ config, db, logger, registry, settings, instances, audit });
   const plugins = new PluginService({
     logger,
     registry,
@@ -269,6 +271,7 @@ export async function createHost(
       batchConcurrency: config.batchConcurrency,
       enabledCacheMs: 5_000,
     },
+    onCallFinished: lifecycle.onCallFinished,
   });
 
   const platformApis: PlatformApi[] = [
@@ -301,6 +304,7 @@ export async function createHost(
     organizations,
     plugins,
     audit,
+    lifecycle: lifecycle.api,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
@@ -370,6 +374,7 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        lifecycle.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
@@ -392,6 +397,7 @@ export async function createHost(
         await processes.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
+        await lifecycle.close();
         await audit.close();
         await database.close();
         logger.info('hay plugin host stopped');

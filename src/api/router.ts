@@ -1,5 +1,6 @@
 import type { AuditAction } from '../audit/audit-log.js';
 import { inputs } from './inputs.js';
+import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
 function auditQuery(i: {
@@ -62,6 +63,7 @@ const adminRouter = router({
   auditLog: adminProcedure
     .input(inputs.audit)
     .query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
+  ...lifecycleAdminProcedures,
 });
 
 const pluginsRouter = router({
@@ -105,6 +107,7 @@ const pluginsRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
     ),
+  ...lifecyclePluginProcedures,
 });
 
 const auditRouter = router({

@@ -9,6 +9,7 @@ import type { InstanceInfo } from '../runtime/instance/types.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import type { CallFinishedListener } from './call-events.js';
 import { sanitizeArguments } from './sanitize.js';
 import type { ToolArgumentValidator } from './tool-arguments.js';
 import type { ToolResultCache } from './tool-cache.js';
@@ -58,6 +59,8 @@ export interface PluginServiceDeps {
   pluginLimiter: RateLimiter;
   keyLimiter: RateLimiter;
   options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
+  /** Told once per call whose plugin was resolved (src/invocation/call-events.ts); must only buffer. */
+  onCallFinished?: CallFinishedListener;
 }
 
 /**
@@ -180,10 +183,13 @@ export class PluginService {
     let pluginLabel = 'unknown';
     let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
+    let version = '';
+    let errorCode: string | undefined;
     try {
       const { plugin, spec } = await this.callable(orgId, input.pluginId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
+      version = spec.version;
       this.limit(caller, plugin);
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
@@ -228,6 +234,7 @@ export class PluginService {
       return result;
     } catch (err) {
       outcome = outcomeOf(err);
+      errorCode = isHayError(err) ? err.code : undefined;
       throw err;
     } finally {
       const ms = performance.now() - started;
@@ -244,6 +251,16 @@ export class PluginService {
           'tool call',
         );
       if (pluginKey !== undefined) {
+        this.d.onCallFinished?.({
+          orgId,
+          pluginId: pluginLabel,
+          version,
+          tool: input.toolName,
+          outcome,
+          errorCode,
+          durationMs: ms,
+          at: Date.now(),
+        });
         this.usage.record(orgId, pluginKey, ms, outcome !== 'ok' && outcome !== 'cached');
         this.d.audit.record({
           organizationId: orgId,
