@@ -11,6 +11,7 @@ import { AuditLog } from './audit/audit-log.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { PluginService } from './invocation/plugin-service.js';
+import { dependencyProblems } from './lifecycle/dependencies.js';
 import { wireLifecycle } from './lifecycle/wiring.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
@@ -102,6 +103,7 @@ export async function createHost(
     pluginsDir: config.pluginsDir,
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
+    crossCheck: dependencyProblems,
   });
   const audit = new AuditLog(db, logger.child({ component: 'audit' }));
   const organizations = new OrganizationService(db, admin.token);
@@ -272,6 +274,7 @@ export async function createHost(
       enabledCacheMs: 5_000,
     },
     onCallFinished: lifecycle.onCallFinished,
+    guard: lifecycle.dependencies,
   });
 
   const platformApis: PlatformApi[] = [

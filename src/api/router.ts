@@ -71,11 +71,11 @@ const pluginsRouter = router({
   get: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.get(ctx.caller.organizationId, input.pluginId)),
-  enable: orgAdminProcedure
-    .input(inputs.enable)
-    .mutation(({ ctx, input }) =>
-      ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration),
-    ),
+  enable: orgAdminProcedure.input(inputs.enable).mutation(({ ctx, input }) =>
+    ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration, {
+      enableDependencies: input.enableDependencies,
+    }),
+  ),
   disable: orgAdminProcedure
     .input(inputs.pluginRef)
     .mutation(({ ctx, input }) => ctx.services.plugins.disable(ctx.caller, input.pluginId)),

@@ -61,6 +61,15 @@ export interface PluginServiceDeps {
   options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
   /** Told once per call whose plugin was resolved (src/invocation/call-events.ts); must only buffer. */
   onCallFinished?: CallFinishedListener;
+  /** Dependency rules (src/lifecycle/dependencies.ts): may refuse an enable or disable. */
+  guard?: {
+    beforeEnable(
+      caller: Caller,
+      plugin: RegisteredPlugin,
+      options: { enableDependencies: boolean },
+    ): Promise<void>;
+    beforeDisable(orgId: string, plugin: RegisteredPlugin): Promise<void>;
+  };
 }
 
 /**
@@ -129,8 +138,10 @@ export class PluginService {
     caller: Caller,
     pluginId: string,
     configuration: Record<string, unknown>,
+    options: { enableDependencies?: boolean } = {},
   ): Promise<{ success: true }> {
     const p = this.runnable(caller.organizationId, pluginId);
+    await this.d.guard?.beforeEnable(caller, p, { enableDependencies: options.enableDependencies ?? false });
     const fields = await this.audited(caller, p, 'plugin.enable', () =>
       this.d.settings.enable(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
     );
@@ -159,6 +170,7 @@ export class PluginService {
 
   async disable(caller: Caller, pluginId: string): Promise<{ success: true }> {
     const p = this.visible(caller.organizationId, pluginId);
+    await this.d.guard?.beforeDisable(caller.organizationId, p);
     await this.audited(caller, p, 'plugin.disable', () =>
       this.d.settings.disable(caller.organizationId, p.key),
     );

@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { PluginRegistry } from '../registry/plugin-registry.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import { DependencyRules } from './dependencies.js';
 
 export interface LifecycleDeps {
   config: HostConfig;
@@ -39,6 +40,8 @@ export interface LifecycleApi {
 export interface Lifecycle {
   api: LifecycleApi;
   analytics: UsageAnalytics;
+  /** Pass to PluginService as `guard`. */
+  dependencies: DependencyRules;
   /** Pass to PluginService as `onCallFinished`. */
   onCallFinished: CallFinishedListener;
   start(): void;
@@ -53,6 +56,12 @@ export function wireLifecycle(deps: LifecycleDeps): Lifecycle {
     flushIntervalMs: deps.config.analyticsFlushIntervalMs,
     retentionDays: deps.config.analyticsRetentionDays,
     maxBufferedRows: deps.config.analyticsMaxBufferedRows,
+  });
+  const dependencies = new DependencyRules({
+    registry: deps.registry,
+    settings: deps.settings,
+    audit: deps.audit,
+    versionFor: (_orgId, p) => Promise.resolve(p.version),
   });
   const api: LifecycleApi = {
     analytics(orgId, input) {
@@ -72,6 +81,7 @@ export function wireLifecycle(deps: LifecycleDeps): Lifecycle {
   return {
     api,
     analytics,
+    dependencies,
     onCallFinished: analytics.record,
     start() {
       analytics.start();

@@ -65,6 +65,17 @@ export interface PluginRegistryOptions {
   defaultMaxConcurrentInstances: number;
   /** Folders read in parallel during a scan. */
   scanConcurrency?: number;
+  /**
+   * Cross-plugin checks over every recorded folder of a scan (e.g. dependency ids, ranges, cycles):
+   * returns a validation error per index; those plugins are recorded as invalid.
+   */
+  crossCheck?: (
+    plugins: readonly {
+      pluginId: string;
+      organizationId: string | null;
+      dependencies: Record<string, string> | undefined;
+    }[],
+  ) => Map<number, string>;
 }
 
 type InstallPatch = Partial<Pick<PluginRegistryRow, 'installed' | 'built' | 'installError' | 'buildError'>>;
@@ -213,6 +224,17 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
         };
       }
       wanted.push({ folder, pluginId, row });
+    }
+    const crossProblems = this.opts.crossCheck?.(
+      wanted.map((w) => ({
+        pluginId: w.pluginId,
+        organizationId: w.row.organizationId,
+        dependencies: w.folder.ok ? w.folder.manifest.dependencies : undefined,
+      })),
+    );
+    for (const [i, error] of crossProblems ?? []) {
+      const w = wanted[i];
+      if (w && w.row.status === 'ok') w.row = { ...w.row, status: 'invalid', validationError: error };
     }
 
     const existing = await db.select().from(pluginRegistry);
