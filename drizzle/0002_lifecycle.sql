@@ -16,7 +16,8 @@ CREATE TABLE "plugin_rollouts" (
 );
 --> statement-breakpoint
 CREATE TABLE "plugin_version_pins" (
-	"organization_id" uuid NOT NULL,
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"organization_id" uuid,
 	"plugin_key" uuid NOT NULL,
 	"version_id" uuid NOT NULL,
 	"pinned_by" varchar(100) NOT NULL,
@@ -57,7 +58,8 @@ CREATE TABLE "usage_rollups" (
 );
 --> statement-breakpoint
 CREATE INDEX "plugin_rollouts_key_idx" ON "plugin_rollouts" USING btree ("plugin_key","state");--> statement-breakpoint
-CREATE UNIQUE INDEX "plugin_version_pins_uq" ON "plugin_version_pins" USING btree ("organization_id","plugin_key");--> statement-breakpoint
+CREATE UNIQUE INDEX "plugin_version_pins_org_uq" ON "plugin_version_pins" USING btree ("organization_id","plugin_key") WHERE "plugin_version_pins"."organization_id" is not null;--> statement-breakpoint
+CREATE UNIQUE INDEX "plugin_version_pins_all_uq" ON "plugin_version_pins" USING btree ("plugin_key") WHERE "plugin_version_pins"."organization_id" is null;--> statement-breakpoint
 CREATE UNIQUE INDEX "plugin_versions_key_checksum_uq" ON "plugin_versions" USING btree ("plugin_key","checksum");--> statement-breakpoint
 CREATE INDEX "plugin_versions_key_idx" ON "plugin_versions" USING btree ("plugin_key");--> statement-breakpoint
 CREATE UNIQUE INDEX "usage_rollups_key_uq" ON "usage_rollups" USING btree ("organization_id","plugin_id","version","tool","hour");--> statement-breakpoint

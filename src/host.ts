@@ -12,7 +12,7 @@ import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { PluginService } from './invocation/plugin-service.js';
 import { dependencyProblems } from './lifecycle/dependencies.js';
-import { wireLifecycle } from './lifecycle/wiring.js';
+import { versionedPreparer, versionsRoot, wireLifecycle } from './lifecycle/wiring.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
 import { createLogger, type Logger } from './logger.js';
@@ -192,7 +192,7 @@ export async function createHost(
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
     connections,
-    preparer: installer,
+    preparer: versionedPreparer(installer, versionsRoot(config)),
     activity: settings,
     options: {
       idleTimeoutMs: config.idleTimeoutMs,
@@ -243,7 +243,17 @@ export async function createHost(
     },
   });
 
-  const lifecycle = wireLifecycle({ config, db, logger, registry, settings, instances, audit });
+  const lifecycle = wireLifecycle({
+    config,
+    db,
+    logger,
+    registry,
+    settings,
+    instances,
+    audit,
+    installer,
+    connections,
+  });
   const plugins = new PluginService({
     logger,
     registry,
@@ -275,6 +285,7 @@ export async function createHost(
     },
     onCallFinished: lifecycle.onCallFinished,
     guard: lifecycle.dependencies,
+    versions: lifecycle.versions,
   });
 
   const platformApis: PlatformApi[] = [
@@ -377,7 +388,7 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-        lifecycle.start();
+        await lifecycle.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();

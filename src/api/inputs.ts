@@ -30,6 +30,8 @@ export const toolCall = z.object({
   pluginId,
   toolName: z.string().min(1).max(LIMITS.toolNameChars),
   arguments: toolArguments.default({}),
+  /** The end user the call is for (routes within-organization canary rollouts); never stored. */
+  subjectId: z.string().min(1).max(200).optional(),
 });
 
 export const inputs = {

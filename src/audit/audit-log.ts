@@ -20,7 +20,14 @@ export type AuditAction =
   | 'org.create'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'secrets.rotate';
+  | 'secrets.rotate'
+  | 'plugin.pin'
+  | 'plugin.unpin'
+  | 'plugin.version'
+  | 'rollout.set'
+  | 'rollout.promote'
+  | 'rollout.abort'
+  | 'rollout.rollback';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import {
   bigserial,
   doublePrecision,
@@ -71,17 +72,28 @@ export const pluginVersions = pgTable(
   ],
 );
 
-/** An organization pinned to one kept version of a plugin; no row = follows the latest ready version. */
+/**
+ * An organization pinned to one kept version of a plugin; `organizationId` null pins every organization
+ * without a pin of its own (a rollback for all). No row: the latest ready version.
+ */
 export const pluginVersionPins = pgTable(
   'plugin_version_pins',
   {
-    organizationId: uuid('organization_id').notNull(),
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id'),
     pluginKey: uuid('plugin_key').notNull(),
     versionId: uuid('version_id').notNull(),
     pinnedBy: varchar('pinned_by', { length: 100 }).notNull(),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('plugin_version_pins_uq').on(t.organizationId, t.pluginKey)],
+  (t) => [
+    uniqueIndex('plugin_version_pins_org_uq')
+      .on(t.organizationId, t.pluginKey)
+      .where(sql`${t.organizationId} is not null`),
+    uniqueIndex('plugin_version_pins_all_uq')
+      .on(t.pluginKey)
+      .where(sql`${t.organizationId} is null`),
+  ],
 );
 
 /**

@@ -42,6 +42,8 @@ export interface ToolCallInput {
   pluginId: string;
   toolName: string;
   arguments: Record<string, unknown>;
+  /** The end user the call is for; routes within-organization canary rollouts. */
+  subjectId?: string | undefined;
 }
 
 export type BatchResult =
@@ -61,6 +63,13 @@ export interface PluginServiceDeps {
   options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
   /** Told once per call whose plugin was resolved (src/invocation/call-events.ts); must only buffer. */
   onCallFinished?: CallFinishedListener;
+  /** Version routing (src/lifecycle/versions.ts): which kept version an org (or subject) runs. */
+  versions?: {
+    specFor(orgId: string, plugin: RegisteredPlugin, subjectId?: string): PluginSpec | undefined;
+    describe(orgId: string, plugin: RegisteredPlugin): Record<string, unknown>;
+    /** Resolves when versions staged by the last scan are ready or refused. */
+    settled(): Promise<void>;
+  };
   /** Dependency rules (src/lifecycle/dependencies.ts): may refuse an enable or disable. */
   guard?: {
     beforeEnable(
@@ -102,7 +111,8 @@ export class PluginService {
     });
     deps.registry.on('changed', (p) => {
       deps.cache.invalidate(p.key);
-      void deps.instances.restartPlugin(p.key, 'plugin files changed');
+      // with version routing the new version is staged first; instances swap (draining) when routed to it
+      if (!deps.versions) void deps.instances.restartPlugin(p.key, 'plugin files changed');
     });
     deps.registry.on('missing', (p) => void deps.instances.stopAllForPlugin(p.key, 'plugin folder missing'));
   }
@@ -121,7 +131,12 @@ export class PluginService {
     orgId: string,
     pluginId: string,
   ): Promise<
-    PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }
+    PluginSummary & {
+      configuration: Record<string, unknown>;
+      tools: unknown[];
+      configSchema: unknown;
+      versions?: Record<string, unknown>;
+    }
   > {
     const p = this.visible(orgId, pluginId);
     const settings = await this.d.settings.get(orgId, p.key, p.manifest?.configSchema ?? {});
@@ -131,6 +146,7 @@ export class PluginService {
       configuration: settings.configuration,
       configSchema: p.manifest?.configSchema ?? {},
       tools: p.manifest?.capabilities?.mcp?.tools ?? [],
+      ...(this.d.versions ? { versions: this.d.versions.describe(orgId, p) } : {}),
     };
   }
 
@@ -198,7 +214,7 @@ export class PluginService {
     let version = '';
     let errorCode: string | undefined;
     try {
-      const { plugin, spec } = await this.callable(orgId, input.pluginId);
+      const { plugin, spec } = await this.callable(orgId, input.pluginId, input.subjectId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
       version = spec.version;
@@ -325,8 +341,10 @@ export class PluginService {
     return this.usage.get(orgId, p.key, active);
   }
 
-  rescan(): Promise<ScanReport> {
-    return this.d.registry.scan();
+  async rescan(): Promise<ScanReport> {
+    const report = await this.d.registry.scan();
+    await this.d.versions?.settled();
+    return report;
   }
 
   /** The plugin as `orgId` sees it, or NOT_FOUND (also for another organization's custom plugin). */
@@ -359,8 +377,10 @@ export class PluginService {
   private async callable(
     orgId: string,
     pluginId: string,
+    subjectId?: string,
   ): Promise<{ plugin: RegisteredPlugin; spec: PluginSpec }> {
-    const plugin = this.runnable(orgId, pluginId);
+    const visible = this.versions(orgId, pluginId, subjectId);
+    const plugin = visible.routed ? visible.plugin : this.runnable(orgId, pluginId);
     const cacheKey = `${orgId}\u0000${plugin.key}`;
     const now = Date.now();
     let entry = this.enabledCache.get(cacheKey);
@@ -376,9 +396,20 @@ export class PluginService {
         'PLUGIN_NOT_ENABLED',
         `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`,
       );
-    const spec = this.d.registry.toSpec(plugin);
+    const spec = visible.routed ?? this.d.registry.toSpec(plugin);
     if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
     return { plugin, spec };
+  }
+
+  /** The visible plugin and, with version routing, the kept version this call goes to. */
+  private versions(
+    orgId: string,
+    pluginId: string,
+    subjectId: string | undefined,
+  ): { plugin: RegisteredPlugin; routed: PluginSpec | undefined } {
+    if (!this.d.versions) return { plugin: this.visible(orgId, pluginId), routed: undefined };
+    const plugin = this.visible(orgId, pluginId);
+    return { plugin, routed: this.d.versions.specFor(orgId, plugin, subjectId) };
   }
 
   private limit(caller: Caller, plugin: RegisteredPlugin): void {

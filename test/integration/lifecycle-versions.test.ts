@@ -1,0 +1,214 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stickyPercent } from '../../src/lifecycle/versions.js';
+import { TOOLKIT_SERVER, startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
+import { descendantPids, waitFor } from '../helpers/processes.js';
+
+/** A toolkit plugin whose `which {ms}` answers its version after `ms`; `mode` breaks it on purpose. */
+function versioned(version: string, mode: 'ok' | 'crash' | 'tool-errors' = 'ok') {
+  const which = `server.registerTool('which', { inputSchema: { ms: z.number().int().min(0).max(5000) } }, async ({ ms }) => {
+  await new Promise((r) => setTimeout(r, ms));
+  return { ${mode === 'tool-errors' ? 'isError: true, ' : ''}content: [{ type: 'text', text: ${JSON.stringify(version)} }] };
+});
+`;
+  const server =
+    (mode === 'crash' ? "throw new Error('cannot start: missing upstream');\n" : '') +
+    TOOLKIT_SERVER.replace('await server.connect(', `${which}await server.connect(`);
+  return toolkitPlugin('live', { version }, { 'server.mjs': server });
+}
+
+const text = (r: { content: unknown }) => (r.content as { text: string }[])[0]?.text;
+
+describe('versions, hot reload, pins, rollouts', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: { 'core/live': versioned('1.0.0') },
+      config: {
+        hotReload: 'on',
+        watchDebounceMs: 100,
+        rateLimitBurst: 100_000,
+        rateLimitPerMinute: 1_000_000,
+        apiKeyRateLimitPerMinute: 1_000_000,
+        analyticsFlushIntervalMs: 200,
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  const readyVersions = async (hay: TestHost['admin']) =>
+    (await hay.admin.pluginVersions.query({ pluginId: 'live' })).versions
+      .filter((v) => v.state === 'ready')
+      .map((v) => v.version);
+
+  it('swaps to a changed plugin with 100 calls in flight: no failures, one version each, then only the new', async () => {
+    const org = await h.createOrganization('hot');
+    await org.hay.plugins.enable.mutate({ pluginId: 'live', configuration: {} });
+    const call = (ms: number) =>
+      org.hay.plugins.invokeTool.mutate({ pluginId: 'live', toolName: 'which', arguments: { ms } });
+    expect(text(await call(0))).toBe('1.0.0');
+    await waitFor(async () => (await readyVersions(h.admin)).includes('1.0.0'), 'version 1.0.0 kept');
+
+    const answers: string[] = [];
+    const failures: unknown[] = [];
+    const track = (p: Promise<{ content: unknown }>) =>
+      p.then(
+        (r) => void answers.push(text(r) ?? ''),
+        (e: unknown) => void failures.push(e),
+      );
+    const inFlight = Array.from({ length: 100 }, () => track(call(400)));
+    h.writePlugin('core/live', versioned('2.0.0'));
+    // more calls keep coming until the new version answers
+    const more: Promise<void>[] = [];
+    await waitFor(async () => {
+      more.push(track(call(5)));
+      await more[more.length - 1];
+      return answers.includes('2.0.0');
+    }, 'the new version to answer');
+    await Promise.all([...inFlight, ...more]);
+    expect(failures).toEqual([]);
+    expect(answers.length).toBe(100 + more.length);
+    expect(new Set(answers)).toEqual(new Set(['1.0.0', '2.0.0']));
+    // the calls in flight at the change finished on the old version
+    expect(answers.slice(0, 100).every((a) => a === '1.0.0')).toBe(true);
+    const after = await Promise.all(Array.from({ length: 20 }, () => call(0)));
+    expect(after.map(text)).toEqual(Array(20).fill('2.0.0'));
+    const running = (await org.hay.plugins.instances.query()).filter((i) => i.state === 'running');
+    expect(running.map((i) => i.version)).toEqual(['2.0.0']);
+  });
+
+  it('a new version that fails to start never replaces the working one; its error is shown', async () => {
+    const org = await h.createOrganization('broken');
+    await org.hay.plugins.enable.mutate({ pluginId: 'live', configuration: {} });
+    const call = () =>
+      org.hay.plugins.invokeTool.mutate({ pluginId: 'live', toolName: 'which', arguments: { ms: 0 } });
+    expect(text(await call())).toBe('2.0.0');
+    h.writePlugin('core/live', versioned('3.0.0', 'crash'));
+    const answers: string[] = [];
+    await waitFor(async () => {
+      answers.push(text(await call()) ?? '');
+      const got = await org.hay.plugins.get.query({ pluginId: 'live' });
+      return (got.versions as { stageError: unknown } | undefined)?.stageError != null;
+    }, 'the failed stage to be recorded');
+    expect(new Set(answers)).toEqual(new Set(['2.0.0']));
+    const got = await org.hay.plugins.get.query({ pluginId: 'live' });
+    expect(got.versions).toMatchObject({
+      runningVersion: '2.0.0',
+      stageError: { version: '3.0.0', error: expect.stringMatching(/^initialize: /) },
+    });
+    expect(text(await call())).toBe('2.0.0');
+
+    // an invalid manifest: validation error shown, old version still serving
+    h.writePlugin('core/live', { 'manifest.json': '{"id": "live", "version": ' });
+    await waitFor(
+      async () => (await org.hay.plugins.get.query({ pluginId: 'live' })).status === 'invalid',
+      'rescan',
+    );
+    expect((await org.hay.plugins.get.query({ pluginId: 'live' })).error).toMatch(/manifest/i);
+    expect(text(await call())).toBe('2.0.0');
+    const stats = await org.hay.plugins.versions.query({ pluginId: 'live' });
+    expect(stats.running).toBe('2.0.0');
+    expect(stats.versions.filter((v) => v.state === 'failed').map((v) => v.version)).toContain('3.0.0');
+    // repaired: back to a good version
+    h.writePlugin('core/live', versioned('4.0.0'));
+    await waitFor(async () => text(await call()) === '4.0.0', 'the repaired version to serve');
+  });
+
+  it('two organizations on two versions side by side; pin, rollback for all, unpin', async () => {
+    const a = await h.createOrganization('pinned');
+    const b = await h.createOrganization('latest');
+    for (const o of [a, b]) await o.hay.plugins.enable.mutate({ pluginId: 'live', configuration: {} });
+    const call = (o: typeof a) =>
+      o.hay.plugins.invokeTool
+        .mutate({ pluginId: 'live', toolName: 'which', arguments: { ms: 0 } })
+        .then(text);
+    await expect(
+      a.hay.plugins.pinVersion.mutate({ pluginId: 'live', version: '9.9.9' }),
+    ).rejects.toMatchObject({
+      data: { code: 'NOT_FOUND', hayCode: 'VERSION_NOT_FOUND' },
+      message: expect.stringContaining('plugin live has no kept version 9.9.9; kept: '),
+    });
+    expect(await a.hay.plugins.pinVersion.mutate({ pluginId: 'live', version: '1.0.0' })).toMatchObject({
+      version: '1.0.0',
+    });
+    const [va, vb] = await Promise.all([call(a), call(b)]);
+    expect([va, vb]).toEqual(['1.0.0', '4.0.0']);
+    const running = (await h.host.services.instances.listInstances())
+      .filter((i) => i.state === 'running' && [a.organizationId, b.organizationId].includes(i.orgId))
+      .map((i) => `${i.orgId === a.organizationId ? 'a' : 'b'}:${i.version}`)
+      .sort();
+    expect(running).toEqual(['a:1.0.0', 'b:4.0.0']);
+
+    await h.admin.admin.rollbackVersion.mutate({ pluginId: 'live', version: '2.0.0' });
+    expect([await call(a), await call(b)]).toEqual(['2.0.0', '2.0.0']);
+    await h.admin.admin.unpinVersion.mutate({ pluginId: 'live' });
+    expect([await call(a), await call(b)]).toEqual(['4.0.0', '4.0.0']);
+    const audit = await h.admin.admin.auditLog.query({ action: 'plugin.pin' });
+    expect(audit.entries.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('canary: sticky arm, per-version numbers, automatic rollback when the canary fails', async () => {
+    // the failing canary becomes a kept version; everyone stays on 4.0.0 by the operator's pin
+    await h.admin.admin.rollbackVersion.mutate({ pluginId: 'live', version: '4.0.0' });
+    h.writePlugin('core/live', versioned('5.0.0', 'tool-errors'));
+    await waitFor(async () => (await readyVersions(h.admin)).includes('5.0.0'), 'version 5.0.0 kept');
+    const org = await h.createOrganization('canary');
+    await org.hay.plugins.enable.mutate({ pluginId: 'live', configuration: {} });
+    const call = () =>
+      org.hay.plugins.invokeTool
+        .mutate({ pluginId: 'live', toolName: 'which', arguments: { ms: 0 } })
+        .then(text);
+    expect(await call()).toBe('4.0.0');
+    const r = await h.admin.admin.setRollout.mutate({
+      pluginId: 'live',
+      version: '5.0.0',
+      percent: 100,
+      maxErrorRate: 0.5,
+      minCalls: 5,
+      windowMinutes: 10,
+    });
+    expect(r).toMatchObject({ state: 'active', percent: 100 });
+    const seen: string[] = [];
+    await waitFor(async () => {
+      seen.push((await call()) ?? '');
+      const view = await h.admin.admin.rollout.query({ pluginId: 'live' });
+      return view.rollout === null;
+    }, 'the automatic rollback');
+    expect(seen).toContain('5.0.0');
+    expect(await call()).toBe('4.0.0');
+    const rollouts = await h.admin.admin.auditLog.query({ action: 'rollout.rollback' });
+    expect(rollouts.entries[0]?.details).toMatchObject({
+      reason: expect.stringMatching(/error rate 100\.0%/),
+    });
+    const view = await h.admin.admin.rollout.query({ pluginId: 'live' });
+    const arm = view.arms.find((a) => a.key === '5.0.0');
+    expect(arm?.errors.tool).toBeGreaterThanOrEqual(5);
+
+    // adjust, then promote: everyone runs the promoted version
+    await h.admin.admin.setRollout.mutate({ pluginId: 'live', version: '1.0.0', percent: 10 });
+    await h.admin.admin.setRollout.mutate({ pluginId: 'live', version: '1.0.0', percent: 0 });
+    expect(await call()).toBe('4.0.0');
+    await h.admin.admin.promoteRollout.mutate({ pluginId: 'live' });
+    expect(await call()).toBe('1.0.0');
+    await expect(h.admin.admin.abortRollout.mutate({ pluginId: 'live' })).rejects.toThrow(
+      /no active rollout/,
+    );
+  });
+});
+
+describe('canary stickiness', () => {
+  it('puts P% of many org ids in the arm, the same ones every time', () => {
+    const ids = Array.from({ length: 20_000 }, (_, i) => `org-${i}-${(i * 7919) % 10007}`);
+    for (const p of [5, 25, 50]) {
+      const inArm = ids.filter((id) => stickyPercent('rollout-1', id) < p);
+      expect(Math.abs((inArm.length / ids.length) * 100 - p)).toBeLessThan(1.5);
+      expect(ids.filter((id) => stickyPercent('rollout-1', id) < p)).toEqual(inArm);
+    }
+    // raising P keeps everyone already in the arm
+    const at10 = new Set(ids.filter((id) => stickyPercent('r', id) < 10));
+    const at20 = new Set(ids.filter((id) => stickyPercent('r', id) < 20));
+    expect([...at10].every((id) => at20.has(id))).toBe(true);
+  });
+});
