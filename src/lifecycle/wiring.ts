@@ -129,7 +129,7 @@ export function wireLifecycle(deps: LifecycleDeps): Lifecycle {
     // vs is built below; only called after construction
     versionFor: (orgId, p) => Promise.resolve(vs.versionFor(orgId, p)),
   });
-  const vs = new VersionService({
+  const vs: VersionService = new VersionService({
     db: deps.db,
     logger,
     registry,
