@@ -104,6 +104,8 @@ export async function createHost(
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
     crossCheck: dependencyProblems,
+    // staging of changed versions finishes before a scan resolves (lifecycle is built below)
+    afterScan: () => lifecycle.versions.afterScan(),
   });
   const audit = new AuditLog(db, logger.child({ component: 'audit' }));
   const organizations = new OrganizationService(db, admin.token);

@@ -67,8 +67,6 @@ export interface PluginServiceDeps {
   versions?: {
     specFor(orgId: string, plugin: RegisteredPlugin, subjectId?: string): PluginSpec | undefined;
     describe(orgId: string, plugin: RegisteredPlugin): Record<string, unknown>;
-    /** Resolves when versions staged by the last scan are ready or refused. */
-    settled(): Promise<void>;
   };
   /** Dependency rules (src/lifecycle/dependencies.ts): may refuse an enable or disable. */
   guard?: {
@@ -341,10 +339,8 @@ export class PluginService {
     return this.usage.get(orgId, p.key, active);
   }
 
-  async rescan(): Promise<ScanReport> {
-    const report = await this.d.registry.scan();
-    await this.d.versions?.settled();
-    return report;
+  rescan(): Promise<ScanReport> {
+    return this.d.registry.scan();
   }
 
   /** The plugin as `orgId` sees it, or NOT_FOUND (also for another organization's custom plugin). */

@@ -86,6 +86,8 @@ export class VersionService {
   private byId = new Map<string, Ready>();
   /** pluginKey -> newest failed stage. */
   private failed = new Map<string, PluginVersionRow>();
+  /** `${key}\0${checksum}` of versions ready on some node but without files on this one. */
+  private elsewhere = new Set<string>();
   /** `${orgId}\0${key}` (or `*\0${key}`) -> version id. */
   private pins = new Map<string, string>();
   /** pluginKey -> active rollout. */
@@ -137,7 +139,22 @@ export class VersionService {
     await Promise.allSettled([...this.staging.values()]);
   }
 
-  /** Resolves when every stage in progress has finished (tests, admin.rescanPlugins callers). */
+  /**
+   * After every registry scan (awaited by scan()): stages plugins whose current files have no kept copy
+   * here although an older version is kept, or another node has made them ready (its scan changed the
+   * shared registry row, so this node saw no change event); then waits for every stage.
+   */
+  async afterScan(): Promise<void> {
+    if (this.closed) return;
+    await this.reload();
+    for (const p of this.d.registry.listAll()) {
+      if (p.status === 'missing' || this.hasReady(p.key, p.checksum) || this.isFailed(p)) continue;
+      if (this.ready.has(p.key) || this.elsewhere.has(`${p.key}\u0000${p.checksum}`)) void this.stage(p);
+    }
+    await this.settled();
+  }
+
+  /** Resolves when every stage in progress has finished. */
   async settled(): Promise<void> {
     while (this.staging.size > 0) await Promise.allSettled([...this.staging.values()]);
   }
@@ -416,14 +433,12 @@ export class VersionService {
       await this.d.db
         .delete(pluginVersionPins)
         .where(and(eq(pluginVersionPins.pluginKey, plugin.key), isNull(pluginVersionPins.organizationId)));
-      await this.d.db
-        .insert(pluginVersionPins)
-        .values({
-          organizationId: null,
-          pluginKey: plugin.key,
-          versionId: version.id,
-          pinnedBy: actor.slice(0, 100),
-        });
+      await this.d.db.insert(pluginVersionPins).values({
+        organizationId: null,
+        pluginKey: plugin.key,
+        versionId: version.id,
+        pinnedBy: actor.slice(0, 100),
+      });
     }
     const [row] = await this.d.db
       .update(pluginRollouts)
@@ -462,6 +477,7 @@ export class VersionService {
     if (this.closed) return;
     const p = this.d.registry.getByKey(key);
     if (!p || p.status === 'missing') return;
+    const readyElsewhere = this.elsewhere.has(`${p.key}\u0000${p.checksum}`);
     if (this.hasReady(p.key, p.checksum)) {
       // back to a kept version: it becomes the newest again
       await this.d.db
@@ -484,7 +500,7 @@ export class VersionService {
     } catch (err) {
       return this.recordFailure(p, publicMessage(err));
     }
-    const dir = path.join(this.d.root, p.key, p.checksum);
+    const dir = this.localDir(p.key, p.checksum);
     const tmp = path.join(this.d.root, p.key, `.${p.checksum}.${randomUUID().slice(0, 8)}`);
     await mkdir(path.dirname(dir), { recursive: true });
     await rm(dir, { recursive: true, force: true });
@@ -498,7 +514,7 @@ export class VersionService {
     }
     await rename(tmp, dir);
     const spec: PluginSpec = { ...source, rootDir: dir };
-    if (trial) {
+    if (trial && !readyElsewhere) {
       const problem = await this.trialStart(p, spec);
       if (problem !== undefined) {
         await rm(dir, { recursive: true, force: true });
@@ -520,7 +536,10 @@ export class VersionService {
       })
       .onConflictDoUpdate({
         target: [pluginVersions.pluginKey, pluginVersions.checksum],
-        set: { state: 'ready', error: null, filesDir: dir, manifest: p.manifest, readyAt: now },
+        // another node made this version ready already: this node only adds its own copy
+        set: readyElsewhere
+          ? { state: 'ready', error: null }
+          : { state: 'ready', error: null, filesDir: dir, manifest: p.manifest, readyAt: now },
       });
     await this.prune(p.key);
     await this.reload();
@@ -611,7 +630,7 @@ export class VersionService {
       .where(and(eq(pluginRollouts.pluginKey, key), eq(pluginRollouts.state, 'active')));
     const keep = new Set([...pinned, ...canary].map((r) => r.id));
     const drop = rows.slice(this.d.retention).filter((r) => !keep.has(r.id));
-    for (const r of drop) if (r.filesDir) await rm(r.filesDir, { recursive: true, force: true });
+    for (const r of drop) await rm(this.localDir(r.pluginKey, r.checksum), { recursive: true, force: true });
     if (drop.length > 0)
       await this.d.db
         .update(pluginVersions)
@@ -632,6 +651,10 @@ export class VersionService {
     return rows.map((r) => r.orgId);
   }
 
+  private localDir(key: string, checksum: string): string {
+    return path.join(this.d.root, key, checksum);
+  }
+
   private isFailed(p: RegisteredPlugin): boolean {
     return this.failed.get(p.key)?.checksum === p.checksum;
   }
@@ -648,7 +671,7 @@ export class VersionService {
       pluginId: plugin.pluginId,
       version: r.row.version,
       checksum: r.row.checksum,
-      rootDir: r.row.filesDir,
+      rootDir: this.localDir(r.row.pluginKey, r.row.checksum),
       sourceType: plugin.sourceType,
       organizationId: plugin.organizationId,
       manifest: r.row.manifest,
@@ -670,10 +693,16 @@ export class VersionService {
     const ready = new Map<string, Ready[]>();
     const byId = new Map<string, Ready>();
     const failed = new Map<string, PluginVersionRow>();
+    const elsewhere = new Set<string>();
     for (const row of versions) {
       if (row.state === 'failed') {
         const f = failed.get(row.pluginKey);
         if (!f || f.createdAt < row.createdAt) failed.set(row.pluginKey, row);
+        continue;
+      }
+      // files are per node (unless the data dir is shared): only versions with files here are routed to
+      if (!existsSync(this.localDir(row.pluginKey, row.checksum))) {
+        elsewhere.add(`${row.pluginKey}\u0000${row.checksum}`);
         continue;
       }
       const old = this.byId.get(row.id);
@@ -689,6 +718,7 @@ export class VersionService {
     this.ready = ready;
     this.byId = byId;
     this.failed = failed;
+    this.elsewhere = elsewhere;
     this.pins = new Map(pins.map((p) => [`${p.organizationId ?? '*'}\u0000${p.pluginKey}`, p.versionId]));
     this.rollouts = new Map(rollouts.map((r) => [r.pluginKey, r]));
   }

@@ -76,6 +76,11 @@ export interface PluginRegistryOptions {
       dependencies: Record<string, string> | undefined;
     }[],
   ) => Map<number, string>;
+  /**
+   * Awaited before a scan resolves, after its events were emitted (e.g. staging of changed versions), so
+   * whoever awaits `scan()` sees its effects.
+   */
+  afterScan?: () => Promise<void>;
 }
 
 type InstallPatch = Partial<Pick<PluginRegistryRow, 'installed' | 'built' | 'installError' | 'buildError'>>;
@@ -105,7 +110,10 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
     this.scanning ??= this.doScan().finally(() => {
       this.scanning = undefined;
     });
-    return this.scanning;
+    return this.scanning.then(async (report) => {
+      await this.opts.afterScan?.();
+      return report;
+    });
   }
 
   /** The plugin `pluginId` as seen by `orgId`: a core plugin, or that organization's own custom plugin. */

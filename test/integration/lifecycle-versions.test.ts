@@ -1,6 +1,16 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stickyPercent } from '../../src/lifecycle/versions.js';
-import { TOOLKIT_SERVER, startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import {
+  TOOLKIT_SERVER,
+  makePluginsDir,
+  startTestHost,
+  toolkitPlugin,
+  writePluginFiles,
+  type TestHost,
+} from '../helpers/host.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 
 /** A toolkit plugin whose `which {ms}` answers its version after `ms`; `mode` breaks it on purpose. */
@@ -53,12 +63,25 @@ describe('versions, hot reload, pins, rollouts', () => {
 
     const answers: string[] = [];
     const failures: unknown[] = [];
-    const track = (p: Promise<{ content: unknown }>) =>
+    const track = (p: Promise<{ content: unknown }>, into?: string[]) =>
       p.then(
-        (r) => void answers.push(text(r) ?? ''),
+        (r) => {
+          answers.push(text(r) ?? '');
+          into?.push(text(r) ?? '');
+        },
         (e: unknown) => void failures.push(e),
       );
-    const inFlight = Array.from({ length: 100 }, () => track(call(400)));
+    const early: string[] = [];
+    const inFlight = Array.from({ length: 100 }, () => track(call(3000), early));
+    // all 100 have reached the running instance before the files change
+    await waitFor(
+      () =>
+        h.host.services.instances
+          .listInstances({ orgId: org.organizationId })
+          .some((i) => i.inFlight === 100),
+      '100 calls in flight on the instance',
+      20_000,
+    );
     h.writePlugin('core/live', versioned('2.0.0'));
     // more calls keep coming until the new version answers
     const more: Promise<void>[] = [];
@@ -72,7 +95,7 @@ describe('versions, hot reload, pins, rollouts', () => {
     expect(answers.length).toBe(100 + more.length);
     expect(new Set(answers)).toEqual(new Set(['1.0.0', '2.0.0']));
     // the calls in flight at the change finished on the old version
-    expect(answers.slice(0, 100).every((a) => a === '1.0.0')).toBe(true);
+    expect(early).toEqual(Array(100).fill('1.0.0'));
     const after = await Promise.all(Array.from({ length: 20 }, () => call(0)));
     expect(after.map(text)).toEqual(Array(20).fill('2.0.0'));
     const running = (await org.hay.plugins.instances.query()).filter((i) => i.state === 'running');
@@ -210,5 +233,66 @@ describe('canary stickiness', () => {
     const at10 = new Set(ids.filter((id) => stickyPercent('r', id) < 10));
     const at20 = new Set(ids.filter((id) => stickyPercent('r', id) < 20));
     expect([...at10].every((id) => at20.has(id))).toBe(true);
+  });
+});
+
+describe('two host nodes on one PostgreSQL database', () => {
+  const hosts: TestHost[] = [];
+  let db: TestDatabase | undefined;
+  let pluginsDir = '';
+  afterAll(async () => {
+    for (const h of hosts) await h.close();
+    await db?.dispose();
+    if (pluginsDir) rmSync(pluginsDir, { recursive: true, force: true });
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('share versions, pins and analytics; each node keeps its own copies', async () => {
+    db = await createTestDatabase('postgres');
+    pluginsDir = makePluginsDir([], { 'core/live': versioned('1.0.0') });
+    const config = {
+      pluginsDir,
+      hotReload: 'off' as const,
+      analyticsFlushIntervalMs: 200,
+    };
+    const a = await startTestHost({ databaseUrl: db.databaseUrl, config });
+    hosts.push(a);
+    const b = await startTestHost({
+      databaseUrl: db.databaseUrl,
+      config: { ...config, adminToken: a.adminToken },
+    });
+    hosts.push(b);
+    const org = await a.createOrganization('shared');
+    await org.hay.plugins.enable.mutate({ pluginId: 'live', configuration: {} });
+    const via = (h: TestHost) =>
+      h
+        .client(org.apiKey)
+        .plugins.invokeTool.mutate({ pluginId: 'live', toolName: 'which', arguments: { ms: 0 } })
+        .then(text);
+    expect([await via(a), await via(b)]).toEqual(['1.0.0', '1.0.0']);
+    await waitFor(
+      async () => (await org.hay.plugins.versions.query({ pluginId: 'live' })).versions.length === 1,
+      'v1 kept',
+    );
+
+    writePluginFiles(path.join(pluginsDir, 'core', 'live'), versioned('2.0.0'));
+    await a.admin.admin.rescanPlugins.mutate();
+    expect(await via(a)).toBe('2.0.0');
+    // node b saw no change event (node a's scan updated the shared row); its scan stages its own copy
+    await b.admin.admin.rescanPlugins.mutate();
+    expect(await via(b)).toBe('2.0.0');
+
+    // a pin made on node a routes calls on node b (after b's refresh)
+    await a.client(org.apiKey).plugins.pinVersion.mutate({ pluginId: 'live', version: '1.0.0' });
+    expect(await via(a)).toBe('1.0.0');
+    await waitFor(async () => (await via(b)) === '1.0.0', 'node b to follow the pin', 15_000);
+
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const to = new Date(Date.now() + 3_600_000).toISOString();
+    await waitFor(async () => {
+      const rows = await b.admin.admin.analytics.query({ from, to, groupBy: 'version' });
+      const calls = rows.reduce((n, r) => n + r.calls, 0);
+      return calls >= 6;
+    }, 'calls from both nodes in the shared rollups');
   });
 });
