@@ -144,3 +144,57 @@ describe('dependency rules through the API', () => {
     expect((await org.hay.plugins.get.query({ pluginId: 'configured' })).enabled).toBe(false);
   });
 });
+
+describe('rolling a dependency back out of a dependent range', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/lib2': dep('lib2', '1.0.0'),
+        'core/needs-lib2': dep('needs-lib2', '1.0.0', { lib2: '^2.0.0' }),
+      },
+      config: { hotReload: 'off' },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('is refused naming the dependents, for one organization and for all', async () => {
+    const org = await h.createOrganization('roll');
+    await org.hay.plugins.enable.mutate({ pluginId: 'lib2', configuration: {} });
+    await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'lib2',
+      toolName: 'echo',
+      arguments: { message: 'x' },
+    });
+    await waitFor(
+      async () => (await org.hay.plugins.versions.query({ pluginId: 'lib2' })).versions.length === 1,
+      'lib2 1.0.0 kept',
+    );
+    h.writePlugin('core/lib2', dep('lib2', '2.0.0'));
+    await h.admin.admin.rescanPlugins.mutate();
+    expect((await org.hay.plugins.versions.query({ pluginId: 'lib2' })).running).toBe('2.0.0');
+    await org.hay.plugins.enable.mutate({ pluginId: 'needs-lib2', configuration: {} });
+
+    await expect(
+      org.hay.plugins.pinVersion.mutate({ pluginId: 'lib2', version: '1.0.0' }),
+    ).rejects.toMatchObject({
+      message: 'plugin lib2 cannot move to 1.0.0: needs-lib2 needs ^2.0.0',
+      data: { code: 'PRECONDITION_FAILED', hayCode: 'HAS_DEPENDENTS' },
+    });
+    await expect(
+      h.admin.admin.rollbackVersion.mutate({ pluginId: 'lib2', version: '1.0.0' }),
+    ).rejects.toThrow('plugin lib2 cannot move to 1.0.0: needs-lib2 needs ^2.0.0');
+    expect((await org.hay.plugins.versions.query({ pluginId: 'lib2' })).running).toBe('2.0.0');
+    // without the dependent the rollback goes through
+    await org.hay.plugins.disable.mutate({ pluginId: 'needs-lib2' });
+    await org.hay.plugins.pinVersion.mutate({ pluginId: 'lib2', version: '1.0.0' });
+    expect((await org.hay.plugins.versions.query({ pluginId: 'lib2' })).running).toBe('1.0.0');
+    // and enabling the dependent now names the version this organization runs
+    await expect(
+      org.hay.plugins.enable.mutate({ pluginId: 'needs-lib2', configuration: {} }),
+    ).rejects.toThrow('plugin needs-lib2 depends on lib2 ^2.0.0, but this organization runs lib2 1.0.0');
+  });
+});
