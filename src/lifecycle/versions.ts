@@ -38,6 +38,9 @@ export function stickyPercent(salt: string, id: string): number {
   return (h.readUInt32BE(0) / 0x1_0000_0000) * 100;
 }
 
+/** Failed stages remembered per plugin (newest first). */
+const KEPT_FAILURES = 5;
+
 export interface VersionInfo {
   id: string;
   version: string;
@@ -602,6 +605,16 @@ export class VersionService {
         target: [pluginVersions.pluginKey, pluginVersions.checksum],
         set: { state: 'failed', error: text, createdAt: new Date() },
       });
+    // failed stages are bounded too (a tenant can upload many broken versions)
+    const failedRows = await this.d.db
+      .select({ id: pluginVersions.id, createdAt: pluginVersions.createdAt })
+      .from(pluginVersions)
+      .where(and(eq(pluginVersions.pluginKey, p.key), eq(pluginVersions.state, 'failed')));
+    const extra = failedRows
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+      .slice(KEPT_FAILURES)
+      .map((r) => r.id);
+    if (extra.length > 0) await this.d.db.delete(pluginVersions).where(inArray(pluginVersions.id, extra));
     await this.reload();
     this.d.audit.record({
       organizationId: p.organizationId,
