@@ -32,6 +32,8 @@ export type HayErrorCode =
   | 'DEPENDENCY_UNSATISFIED'
   | 'HAS_DEPENDENTS'
   | 'VERSION_NOT_FOUND'
+  | 'EGRESS_DENIED'
+  | 'RESPONSE_TOO_LARGE'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -141,6 +143,20 @@ export class InstanceError extends HayError {
 export class DependencyError extends HayError {
   constructor(
     code: 'DEPENDENCY_UNSATISFIED' | 'HAS_DEPENDENTS',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
+  }
+}
+
+/**
+ * An outbound connection made for a tenant was refused by the egress policy (EGRESS_DENIED), or a remote
+ * response exceeded its size cap (RESPONSE_TOO_LARGE). Messages name the host/address and the rule.
+ */
+export class EgressError extends HayError {
+  constructor(
+    code: 'EGRESS_DENIED' | 'RESPONSE_TOO_LARGE',
     message: string,
     details?: Record<string, unknown>,
   ) {
