@@ -76,6 +76,18 @@ export interface HostConfig {
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
 
+  /** Usage rollups are written to the database this often (and at close). */
+  analyticsFlushIntervalMs: number;
+  /** Usage rollups older than this are deleted. */
+  analyticsRetentionDays: number;
+  /** Distinct (org, plugin, version, tool, hour) rows buffered before an early flush. */
+  analyticsMaxBufferedRows: number;
+  /** Installed versions kept per plugin (pinned or canary versions are kept beyond this). */
+  versionRetention: number;
+  /** Watch plugins/core and plugins/custom and reload changed plugins without a restart. */
+  hotReload: 'on' | 'off';
+  /** Quiet time after the last file event before a changed plugin is rescanned. */
+  watchDebounceMs: number;
   // Bounds on what a tenant can make the host hold or do (issue 9).
   /** Distinct (plugin, tool) metric label pairs; later new pairs are counted as `_overflow`. */
   metricsMaxSeries: number;
@@ -183,6 +195,12 @@ export const DEFAULTS: HostConfig = {
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
 
+  analyticsFlushIntervalMs: 10_000,
+  analyticsRetentionDays: 90,
+  analyticsMaxBufferedRows: 10_000,
+  versionRetention: 5,
+  hotReload: 'on',
+  watchDebounceMs: 300,
   metricsMaxSeries: 2_000,
   toolCacheMaxBytes: 64 * 1024 * 1024,
   toolCacheMaxBytesPerOrg: 16 * 1024 * 1024,
@@ -283,6 +301,12 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('analyticsFlushIntervalMs', 'HAY_ANALYTICS_FLUSH_INTERVAL_MS', 'int', { min: 100 }),
+  f('analyticsRetentionDays', 'HAY_ANALYTICS_RETENTION_DAYS', 'int', { min: 1 }),
+  f('analyticsMaxBufferedRows', 'HAY_ANALYTICS_MAX_BUFFERED_ROWS', 'int', { min: 10 }),
+  f('versionRetention', 'HAY_VERSION_RETENTION', 'int', { min: 1 }),
+  f('hotReload', 'HAY_HOT_RELOAD', 'enum', { values: ['on', 'off'] }),
+  f('watchDebounceMs', 'HAY_WATCH_DEBOUNCE_MS', 'int', { min: 10 }),
   f('metricsMaxSeries', 'HAY_METRICS_MAX_SERIES', 'int', { min: 1 }),
   f('toolCacheMaxBytes', 'HAY_TOOL_CACHE_MAX_BYTES'),
   f('toolCacheMaxBytesPerOrg', 'HAY_TOOL_CACHE_MAX_BYTES_PER_ORG'),

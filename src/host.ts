@@ -12,6 +12,8 @@ import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { wireEgress } from './egress/wiring.js';
 import { PluginService } from './invocation/plugin-service.js';
+import { dependencyProblems } from './lifecycle/dependencies.js';
+import { versionedPreparer, versionsRoot, wireLifecycle } from './lifecycle/wiring.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
 import { createLogger, type Logger } from './logger.js';
@@ -115,6 +117,9 @@ export async function createHost(
     pluginsDir: config.pluginsDir,
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
+    crossCheck: dependencyProblems,
+    // staging of changed versions finishes before a scan resolves (lifecycle is built below)
+    afterScan: () => lifecycle.versions.afterScan(),
   });
   const audit = new AuditLog(db, logger.child({ component: 'audit' }), {
     flushIntervalMs: 500,
@@ -227,7 +232,7 @@ export async function createHost(
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
     connections,
-    preparer: installer,
+    preparer: versionedPreparer(installer, versionsRoot(config)),
     activity: settings,
     callMeta: environment,
     options: {
@@ -279,6 +284,17 @@ export async function createHost(
     },
   });
 
+  const lifecycle = wireLifecycle({
+    config,
+    db,
+    logger,
+    registry,
+    settings,
+    instances,
+    audit,
+    installer,
+    connections,
+  });
   const plugins = new PluginService({
     logger,
     registry,
@@ -312,6 +328,9 @@ export async function createHost(
       batchConcurrency: config.batchConcurrency,
       enabledCacheMs: 5_000,
     },
+    onCallFinished: lifecycle.onCallFinished,
+    guard: lifecycle.dependencies,
+    versions: lifecycle.versions,
   });
 
   const platformApis: PlatformApi[] = [
@@ -365,6 +384,7 @@ export async function createHost(
     plugins,
     audit,
     gateway: gateway.settingsApi,
+    lifecycle: lifecycle.api,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
@@ -439,6 +459,7 @@ export async function createHost(
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
         gateway.start();
+        await lifecycle.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
@@ -463,6 +484,7 @@ export async function createHost(
         await egress.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
+        await lifecycle.close();
         await audit.close();
         await database.close();
         logger.info('hay plugin host stopped');

@@ -30,6 +30,8 @@ export const toolCall = z.object({
   pluginId,
   toolName: z.string().min(1).max(LIMITS.toolNameChars),
   arguments: toolArguments.default({}),
+  /** The end user the call is for (routes within-organization canary rollouts); never stored. */
+  subjectId: z.string().min(1).max(200).optional(),
 });
 
 export const inputs = {
@@ -59,7 +61,12 @@ export const inputs = {
   revokeApiKey: z.object({ keyId: z.string().min(1).max(64) }),
   orgPlugin: z.object({ organizationId: uuid, pluginId }),
   pluginRef: z.object({ pluginId }),
-  enable: z.object({ pluginId, configuration: configuration.default({}) }),
+  enable: z.object({
+    pluginId,
+    configuration: configuration.default({}),
+    /** Also enable missing dependencies (manifest `dependencies`), each with an empty configuration. */
+    enableDependencies: z.boolean().default(false),
+  }),
   configure: z.object({ pluginId, configuration }),
   invokeTool: toolCall,
   invokeToolsBatch: z.object({ calls: z.array(toolCall).min(1).max(LIMITS.batchCalls) }),

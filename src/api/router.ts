@@ -1,6 +1,7 @@
 import type { AuditAction } from '../audit/audit-log.js';
 import { gatewayRouter } from '../gateway/router.js';
 import { inputs } from './inputs.js';
+import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
 function auditQuery(i: {
@@ -67,6 +68,7 @@ const adminRouter = router({
   auditLog: adminProcedure
     .input(inputs.audit)
     .query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
+  ...lifecycleAdminProcedures,
 });
 
 const pluginsRouter = router({
@@ -74,11 +76,11 @@ const pluginsRouter = router({
   get: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.get(ctx.caller.organizationId, input.pluginId)),
-  enable: orgAdminProcedure
-    .input(inputs.enable)
-    .mutation(({ ctx, input }) =>
-      ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration),
-    ),
+  enable: orgAdminProcedure.input(inputs.enable).mutation(({ ctx, input }) =>
+    ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration, {
+      enableDependencies: input.enableDependencies,
+    }),
+  ),
   disable: orgAdminProcedure
     .input(inputs.pluginRef)
     .mutation(({ ctx, input }) => ctx.services.plugins.disable(ctx.caller, input.pluginId)),
@@ -110,6 +112,7 @@ const pluginsRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
     ),
+  ...lifecyclePluginProcedures,
 });
 
 const auditRouter = router({

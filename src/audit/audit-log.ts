@@ -21,7 +21,14 @@ export type AuditAction =
   | 'apikey.create'
   | 'apikey.revoke'
   | 'secrets.rotate'
-  | 'gateway.configure';
+  | 'gateway.configure'
+  | 'plugin.pin'
+  | 'plugin.unpin'
+  | 'plugin.version'
+  | 'rollout.set'
+  | 'rollout.promote'
+  | 'rollout.abort'
+  | 'rollout.rollback';
 
 export interface AuditEntry {
   organizationId: string | null;

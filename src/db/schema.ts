@@ -17,6 +17,7 @@ import type { HayPluginManifest } from '../manifest/types.js';
 import { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 
 export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
+import { lifecycleSchema } from './schema-lifecycle.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -133,6 +134,7 @@ export const schema = {
   pluginInstances,
   auditLog,
   ...{ gatewayOrgSettings, gatewayToolLists },
+  ...lifecycleSchema,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

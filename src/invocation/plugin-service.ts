@@ -21,6 +21,7 @@ import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
 import type { KeyScopes } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import type { CallFinishedListener } from './call-events.js';
 import { sanitizeArguments } from './sanitize.js';
 import type { ToolArgumentValidator } from './tool-arguments.js';
 import type { ToolResultCache } from './tool-cache.js';
@@ -71,6 +72,8 @@ export interface ToolCallInput {
   pluginId: string;
   toolName: string;
   arguments: Record<string, unknown>;
+  /** The end user the call is for; routes within-organization canary rollouts. */
+  subjectId?: string | undefined;
 }
 
 export type BatchResult =
@@ -95,6 +98,22 @@ export interface PluginServiceDeps {
   installs?: {
     ensureReady(spec: PluginSpec): Promise<void>;
     progress(pluginKey: string): InstallProgress | undefined;
+  };
+  /** Told once per call whose plugin was resolved (src/invocation/call-events.ts); must only buffer. */
+  onCallFinished?: CallFinishedListener;
+  /** Version routing (src/lifecycle/versions.ts): which kept version an org (or subject) runs. */
+  versions?: {
+    specFor(orgId: string, plugin: RegisteredPlugin, subjectId?: string): PluginSpec | undefined;
+    describe(orgId: string, plugin: RegisteredPlugin): Record<string, unknown>;
+  };
+  /** Dependency rules (src/lifecycle/dependencies.ts): may refuse an enable or disable. */
+  guard?: {
+    beforeEnable(
+      caller: Caller,
+      plugin: RegisteredPlugin,
+      options: { enableDependencies: boolean },
+    ): Promise<void>;
+    beforeDisable(orgId: string, plugin: RegisteredPlugin): Promise<void>;
   };
 }
 
@@ -128,7 +147,8 @@ export class PluginService {
     });
     deps.registry.on('changed', (p) => {
       deps.cache.invalidate(p.key);
-      void deps.instances.restartPlugin(p.key, 'plugin files changed');
+      // with version routing the new version is staged first; instances swap (draining) when routed to it
+      if (!deps.versions) void deps.instances.restartPlugin(p.key, 'plugin files changed');
     });
     deps.registry.on('missing', (p) => void deps.instances.stopAllForPlugin(p.key, 'plugin folder missing'));
   }
@@ -153,6 +173,7 @@ export class PluginService {
       configSchema: unknown;
       /** The install or build step running now (phase, elapsedMs, lastLine), else null. */
       installing: InstallProgress | null;
+      versions?: Record<string, unknown>;
     }
   > {
     const p = this.visible(orgId, pluginId);
@@ -164,6 +185,7 @@ export class PluginService {
       configSchema: p.manifest?.configSchema ?? {},
       tools: p.manifest?.capabilities?.mcp?.tools ?? [],
       installing: this.d.installs?.progress(p.key) ?? null,
+      ...(this.d.versions ? { versions: this.d.versions.describe(orgId, p) } : {}),
     };
   }
 
@@ -171,8 +193,10 @@ export class PluginService {
     caller: Caller,
     pluginId: string,
     configuration: Record<string, unknown>,
+    options: { enableDependencies?: boolean } = {},
   ): Promise<{ success: true }> {
     const p = this.runnable(caller.organizationId, pluginId);
+    await this.d.guard?.beforeEnable(caller, p, { enableDependencies: options.enableDependencies ?? false });
     const fields = await this.audited(caller, p, 'plugin.enable', () =>
       this.d.settings.enable(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
     );
@@ -201,6 +225,7 @@ export class PluginService {
 
   async disable(caller: Caller, pluginId: string): Promise<{ success: true }> {
     const p = this.visible(caller.organizationId, pluginId);
+    await this.d.guard?.beforeDisable(caller.organizationId, p);
     await this.audited(caller, p, 'plugin.disable', () =>
       this.d.settings.disable(caller.organizationId, p.key),
     );
@@ -238,13 +263,16 @@ export class PluginService {
     let toolLabel = UNKNOWN_LABEL;
     let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
+    let version = '';
+    let errorCode: string | undefined;
     try {
       // the API key's limit comes before any lookup: unknown names cost the caller its own budget
       this.limitKey(caller);
       this.inScope(caller, input.pluginId, input.toolName);
-      const { plugin, spec } = await this.callable(orgId, input.pluginId);
+      const { plugin, spec } = await this.callable(orgId, input.pluginId, input.subjectId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
+      version = spec.version;
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
       if (declared) toolLabel = declared.name;
       this.limitPlugin(caller, plugin);
@@ -296,6 +324,7 @@ export class PluginService {
       return result;
     } catch (err) {
       outcome = outcomeOf(err);
+      errorCode = isHayError(err) ? err.code : undefined;
       throw pluginKey === undefined ? err : this.installingInstead(this.d.registry.getByKey(pluginKey), err);
     } finally {
       const ms = performance.now() - started;
@@ -312,6 +341,16 @@ export class PluginService {
           'tool call',
         );
       if (pluginKey !== undefined) {
+        this.d.onCallFinished?.({
+          orgId,
+          pluginId: pluginLabel,
+          version,
+          tool: input.toolName,
+          outcome,
+          errorCode,
+          durationMs: ms,
+          at: Date.now(),
+        });
         this.usage.record(orgId, pluginKey, ms, outcome !== 'ok' && outcome !== 'cached');
         this.d.audit.record({
           organizationId: orgId,
@@ -502,8 +541,10 @@ export class PluginService {
   private async callable(
     orgId: string,
     pluginId: string,
+    subjectId?: string,
   ): Promise<{ plugin: RegisteredPlugin; spec: PluginSpec }> {
-    const plugin = this.runnable(orgId, pluginId);
+    const visible = this.versions(orgId, pluginId, subjectId);
+    const plugin = visible.routed ? visible.plugin : this.runnable(orgId, pluginId);
     const cacheKey = `${orgId}\u0000${plugin.key}`;
     const now = Date.now();
     let entry = this.enabledCache.get(cacheKey);
@@ -519,7 +560,7 @@ export class PluginService {
         'PLUGIN_NOT_ENABLED',
         `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`,
       );
-    const spec = this.d.registry.toSpec(plugin);
+    const spec = visible.routed ?? this.d.registry.toSpec(plugin);
     if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
     return { plugin, spec };
   }
@@ -533,6 +574,17 @@ export class PluginService {
         ? `this API key is restricted and may not use plugin ${pluginId}`
         : `this API key is restricted and may not call ${pluginId}/${tool}`,
     );
+  }
+
+  /** The visible plugin and, with version routing, the kept version this call goes to. */
+  private versions(
+    orgId: string,
+    pluginId: string,
+    subjectId: string | undefined,
+  ): { plugin: RegisteredPlugin; routed: PluginSpec | undefined } {
+    if (!this.d.versions) return { plugin: this.visible(orgId, pluginId), routed: undefined };
+    const plugin = this.visible(orgId, pluginId);
+    return { plugin, routed: this.d.versions.specFor(orgId, plugin, subjectId) };
   }
 
   private limitKey(caller: Caller): void {
