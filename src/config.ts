@@ -61,6 +61,33 @@ export interface HostConfig {
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+
+  /** Outbox (src/events/): how often due deliveries are looked for, besides the kick on each publish. */
+  eventsPollIntervalMs: number;
+  /** A claimed delivery is held this long; after it, another node (or the restarted host) retries it. */
+  eventsLeaseMs: number;
+  /** One attempt (webhook request or handler tool call) is aborted after this. Must be < eventsLeaseMs. */
+  eventsDeliveryTimeoutMs: number;
+  /** Attempts before a delivery is dead-lettered. */
+  eventsMaxAttempts: number;
+  eventsBackoffBaseMs: number;
+  eventsBackoffMaxMs: number;
+  /** Deliveries in flight at once on this node. */
+  eventsConcurrency: number;
+  /** Largest event payload (JSON bytes) a plugin or an inbound request may submit. */
+  eventsMaxPayloadBytes: number;
+  /** Webhook endpoints per organization. */
+  webhookMaxEndpoints: number;
+  /** Largest inbound route body; a manifest route's maxBodyBytes can only lower it. */
+  inboundMaxBodyBytes: number;
+  /** Default per (org, plugin, route) rate; a manifest route's rateLimitPerMinute overrides it. */
+  inboundRateLimitPerMinute: number;
+  inboundRateLimitBurst: number;
+  /**
+   * Operator egress allow-list for tenant outbound calls (webhooks), comma separated: host names, IPs or
+   * CIDRs that may be reached even though they are loopback/private/link-local, and over plain http.
+   */
+  egressAllow: string | undefined;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -113,6 +140,20 @@ export const DEFAULTS: HostConfig = {
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+
+  eventsPollIntervalMs: 1_000,
+  eventsLeaseMs: 60_000,
+  eventsDeliveryTimeoutMs: 15_000,
+  eventsMaxAttempts: 8,
+  eventsBackoffBaseMs: 1_000,
+  eventsBackoffMaxMs: 15 * 60_000,
+  eventsConcurrency: 8,
+  eventsMaxPayloadBytes: 256 * 1024,
+  webhookMaxEndpoints: 20,
+  inboundMaxBodyBytes: 1024 * 1024,
+  inboundRateLimitPerMinute: 600,
+  inboundRateLimitBurst: 50,
+  egressAllow: undefined,
 };
 
 type Kind = 'string' | 'int' | 'enum';
@@ -180,6 +221,19 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('eventsPollIntervalMs', 'HAY_EVENTS_POLL_INTERVAL_MS', 'int', { min: 10 }),
+  f('eventsLeaseMs', 'HAY_EVENTS_LEASE_MS', 'int', { min: 100 }),
+  f('eventsDeliveryTimeoutMs', 'HAY_EVENTS_DELIVERY_TIMEOUT_MS', 'int', { min: 10 }),
+  f('eventsMaxAttempts', 'HAY_EVENTS_MAX_ATTEMPTS', 'int', { min: 1 }),
+  f('eventsBackoffBaseMs', 'HAY_EVENTS_BACKOFF_BASE_MS', 'int', { min: 1 }),
+  f('eventsBackoffMaxMs', 'HAY_EVENTS_BACKOFF_MAX_MS', 'int', { min: 1 }),
+  f('eventsConcurrency', 'HAY_EVENTS_CONCURRENCY', 'int', { min: 1 }),
+  f('eventsMaxPayloadBytes', 'HAY_EVENTS_MAX_PAYLOAD_BYTES', 'int', { min: 1 }),
+  f('webhookMaxEndpoints', 'HAY_WEBHOOK_MAX_ENDPOINTS', 'int', { min: 1 }),
+  f('inboundMaxBodyBytes', 'HAY_INBOUND_MAX_BODY_BYTES', 'int', { min: 1 }),
+  f('inboundRateLimitPerMinute', 'HAY_INBOUND_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
+  f('inboundRateLimitBurst', 'HAY_INBOUND_RATE_LIMIT_BURST', 'int', { min: 1 }),
+  f('egressAllow', 'HAY_EGRESS_ALLOW', 'string'),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -225,6 +279,10 @@ export function loadConfig(
   cfg.pluginsDir = path.resolve(cfg.pluginsDir);
   if (cfg.crashBackoffMaxMs < cfg.crashBackoffBaseMs)
     throw new ConfigError('HAY_CRASH_BACKOFF_MAX_MS must be >= HAY_CRASH_BACKOFF_BASE_MS');
+  if (cfg.eventsDeliveryTimeoutMs >= cfg.eventsLeaseMs)
+    throw new ConfigError('HAY_EVENTS_DELIVERY_TIMEOUT_MS must be < HAY_EVENTS_LEASE_MS');
+  if (cfg.eventsBackoffMaxMs < cfg.eventsBackoffBaseMs)
+    throw new ConfigError('HAY_EVENTS_BACKOFF_MAX_MS must be >= HAY_EVENTS_BACKOFF_BASE_MS');
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
   return cfg;

@@ -29,6 +29,9 @@ export type HayErrorCode =
   | 'CONFLICT'
   | 'SECRET_KEY_INVALID'
   | 'SANDBOX_UNAVAILABLE'
+  | 'EGRESS_DENIED'
+  | 'DELIVERY_NOT_FOUND'
+  | 'ENDPOINT_NOT_FOUND'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -63,7 +66,11 @@ export class ManifestError extends HayError {
 }
 
 export class NotFoundError extends HayError {
-  constructor(code: 'PLUGIN_NOT_FOUND' | 'TOOL_NOT_FOUND' | 'ORG_NOT_FOUND', message: string) {
+  constructor(
+    code:
+      'PLUGIN_NOT_FOUND' | 'TOOL_NOT_FOUND' | 'ORG_NOT_FOUND' | 'DELIVERY_NOT_FOUND' | 'ENDPOINT_NOT_FOUND',
+    message: string,
+  ) {
     super(code, message);
   }
 }
@@ -131,6 +138,13 @@ export class InstanceError extends HayError {
       ...(cause !== undefined ? { cause } : {}),
       ...(details !== undefined ? { details } : {}),
     });
+  }
+}
+
+/** A tenant outbound address refused by the egress policy (loopback, private, link-local, ...). */
+export class EgressDeniedError extends HayError {
+  constructor(message: string) {
+    super('EGRESS_DENIED', message);
   }
 }
 

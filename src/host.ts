@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
+import { wireEvents } from './events/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { PluginInstaller } from './registry/installer.js';
@@ -271,7 +272,21 @@ export async function createHost(
     },
   });
 
+  const events = wireEvents({
+    config,
+    db,
+    box,
+    logger,
+    registry,
+    settings,
+    plugins,
+    audit,
+    metricsRegistry: metrics.registry,
+    publicUrl: () => config.apiUrl ?? listenUrl,
+  });
+
   const platformApis: PlatformApi[] = [
+    events.platformApi,
     createEmailApi({
       smtpUrl: config.smtpUrl,
       from: 'Hay <no-reply@hay.local>',
@@ -301,8 +316,9 @@ export async function createHost(
     organizations,
     plugins,
     audit,
+    events: events.service,
     admin: {
-      rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
+      rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets]),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
@@ -316,6 +332,7 @@ export async function createHost(
     isReady: () => ready,
     register: (app) => {
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
+      events.register(app);
       registerUploadRoutes(app, {
         organizations,
         uploads,
@@ -373,6 +390,7 @@ export async function createHost(
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
+        events.start();
       })();
       return starting;
     },
@@ -388,6 +406,7 @@ export async function createHost(
         if (!drained)
           logger.warn('in-flight requests still running after the drain period; stopping instances');
         await warmup.close();
+        await events.close();
         await instances.close();
         await processes.close();
         await httpClosed;
@@ -456,9 +475,16 @@ function stopCause(reason: string): string {
  * Adds a new current key, re-encrypts every stored configuration with it, then retires keys no stored
  * value uses. An interruption leaves every value readable: old keys are retired last.
  */
-async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSettingsService, audit: AuditLog) {
+async function rotateKeys(
+  ring: KeyRing,
+  box: SecretBox,
+  settings: PluginSettingsService,
+  audit: AuditLog,
+  stores: readonly { reencrypt(): Promise<number>; keyIds(into: Set<string>): Promise<void> }[] = [],
+) {
   const keyId = await ring.rotate();
   let reencrypted = 0;
+  for (const store of stores) reencrypted += await store.reencrypt();
   for (const row of await settings.allStored()) {
     const { value, changed } = reencryptValues(row.configuration, box);
     if (changed > 0) {
@@ -468,6 +494,7 @@ async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSetting
   }
   const used = new Set<string>();
   for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
+  for (const store of stores) await store.keyIds(used);
   for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
   audit.record({
     organizationId: null,

@@ -1,4 +1,5 @@
 import type { AuditAction } from '../audit/audit-log.js';
+import { eventsRouter } from './events-router.js';
 import { inputs } from './inputs.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
@@ -115,5 +116,10 @@ const auditRouter = router({
     ),
 });
 
-export const appRouter = router({ admin: adminRouter, plugins: pluginsRouter, audit: auditRouter });
+export const appRouter = router({
+  admin: adminRouter,
+  plugins: pluginsRouter,
+  audit: auditRouter,
+  events: eventsRouter,
+});
 export type AppRouter = typeof appRouter;

@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import { isHayError } from '../errors.js';
+import type { EventsService } from '../events/service.js';
 import type { PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService, Principal } from '../tenancy/organizations.js';
@@ -12,6 +13,8 @@ export interface ApiServices {
   organizations: OrganizationService;
   plugins: PluginService;
   audit: AuditLog;
+  /** src/events/: subscriptions, routes, webhook endpoints, deliveries. */
+  events: EventsService;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

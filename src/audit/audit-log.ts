@@ -20,7 +20,17 @@ export type AuditAction =
   | 'org.create'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'secrets.rotate';
+  | 'secrets.rotate'
+  | 'event.publish'
+  | 'event.deliver'
+  | 'event.dead'
+  | 'event.replay'
+  | 'webhook.create'
+  | 'webhook.delete'
+  | 'webhook.rotate'
+  | 'route.receive'
+  | 'route.refused'
+  | 'route.rotate';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -14,6 +14,7 @@ import {
   varchar,
 } from 'drizzle-orm/pg-core';
 import type { HayPluginManifest } from '../manifest/types.js';
+import { eventsSchema } from './schema-events.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -121,7 +122,14 @@ export const auditLog = pgTable(
   ],
 );
 
-export const schema = { organizations, apiKeys, pluginRegistry, pluginInstances, auditLog };
+export const schema = {
+  organizations,
+  apiKeys,
+  pluginRegistry,
+  pluginInstances,
+  auditLog,
+  ...eventsSchema,
+};
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;
 export type PluginInstanceRow = typeof pluginInstances.$inferSelect;

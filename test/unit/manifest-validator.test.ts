@@ -157,7 +157,7 @@ describe('ManifestValidator', () => {
   it('rejects platform APIs that do not exist', () => {
     const m = guide();
     m.permissions = { api: ['email', 'sms'] };
-    expect(invalid(m)).toEqual([`${FILE}: /permissions/api/1 must be one of "email" (got "sms")`]);
+    expect(invalid(m)).toEqual([`${FILE}: /permissions/api/1 must be one of "email", "events" (got "sms")`]);
   });
 
   it('rejects bad configSchema entries', () => {
