@@ -62,13 +62,15 @@ export class OutboxStore {
   /**
    * Inserts the event and its deliveries in one transaction. With an idempotency key already used by
    * the same (org, source), nothing is inserted and the earlier event is returned with `duplicate`.
-   * `targets` runs inside the transaction, after the event row exists.
+   * `targets` is read before the transaction opens (PGlite has one connection: a read on `db` inside
+   * the transaction would wait for it forever).
    */
   async accept(
     event: NewEvent,
     maxAttempts: number,
     targets: () => Promise<NewDelivery[]> | NewDelivery[],
   ): Promise<{ event: EventRow; duplicate: boolean; deliveryIds: string[] }> {
+    const list = await targets();
     return this.db.transaction(async (tx) => {
       const [inserted] = await tx
         .insert(events)
@@ -96,7 +98,6 @@ export class OutboxStore {
         const ids = await tx.select({ id: d.id }).from(d).where(eq(d.eventId, existing.id));
         return { event: existing, duplicate: true, deliveryIds: ids.map((r) => r.id) };
       }
-      const list = await targets();
       if (list.length === 0) return { event: inserted, duplicate: false, deliveryIds: [] };
       const rows = await tx
         .insert(d)
