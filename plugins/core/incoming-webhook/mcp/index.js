@@ -1,3 +1,4 @@
+/* global fetch, AbortSignal */
 // Incoming Webhook channel: the host serves POST /v1/hooks/<orgId>/incoming-webhook/incoming, verifies
 // the caller, answers 202 and calls handle_incoming with {event}; this publishes the request's JSON body
 // as the organization event <prefix>.received through the `events` platform API.
