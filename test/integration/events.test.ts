@@ -147,6 +147,14 @@ describe.each(DB_KINDS)('events on %s', (kind) => {
       /^403 .*does not have permission to access events/,
     );
 
+    // a bad type is refused at the edge, naming the field
+    const badType = await org1.hay.plugins.invokeTool.mutate({
+      pluginId: 'ev-pub',
+      toolName: 'publish',
+      arguments: { type: 'Not A Type' },
+    });
+    expect((badType.content as { text: string }[])[0]?.text).toMatch(/^400 .*type: must be lowercase words/);
+
     const subs = await org1.hay.events.subscriptions.query();
     expect(subs).toContainEqual({
       pluginId: 'ev-sub',
@@ -389,6 +397,37 @@ describe.each(DB_KINDS)('events on %s', (kind) => {
       payload: { body: { text: 'hello from outside' } },
     });
     expect(recordedEvents(t.dataDir, org2.organizationId, 'ev-sub')).toEqual([]);
+  });
+
+  it('encryption key rotation re-encrypts webhook and route secrets; both still verify', async () => {
+    const receiver = await startReceiver();
+    try {
+      const { endpoint, secret } = await org1.hay.events.createEndpoint.mutate({
+        url: receiver.url,
+        eventTypes: ['rotate.*'],
+      });
+      const route = await org1.hay.events.rotateRouteSecret.mutate({
+        pluginId: 'ev-hook',
+        method: 'POST',
+        path: '/signed',
+      });
+      const { reencrypted } = await t.admin.admin.rotateEncryptionKey.mutate();
+      expect(reencrypted).toBeGreaterThanOrEqual(2);
+      await org1.hay.events.publish.mutate({ type: 'rotate.done', payload: {} });
+      await waitFor(() => receiver.requests.length === 1, 'the delivery after key rotation');
+      const r = receiver.requests[0];
+      expect(verifyHayHeader(String(r?.headers['hay-signature']), r?.body ?? '', secret)).toBe(true);
+      const body = '{"after":"rotation"}';
+      const res = await fetch(route.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'hay-signature': haySign(route.secret, body) },
+        body,
+      });
+      expect(res.status).toBe(202);
+      await org1.hay.events.deleteEndpoint.mutate({ endpointId: endpoint.id });
+    } finally {
+      await receiver.close();
+    }
   });
 
   it('exposes delivery metrics', async () => {

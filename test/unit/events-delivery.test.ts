@@ -144,3 +144,68 @@ describe('OutboxWorker', () => {
     expect(claims).toBe(after);
   });
 });
+
+describe('OutboxWorker on shutdown', () => {
+  it('aborts an attempt still running after the drain period and releases it for retry, counting nothing', async () => {
+    const calls: string[] = [];
+    let started = false;
+    const store = {
+      claim: async () =>
+        started
+          ? { leaseId: 'l', claimed: [] }
+          : ((started = true),
+            {
+              leaseId: 'l',
+              claimed: [
+                {
+                  delivery: {
+                    id: 'd1',
+                    organizationId: 'o',
+                    targetKind: 'webhook',
+                    target: 'e',
+                    attempts: 1,
+                    maxAttempts: 3,
+                  },
+                  event: { id: 'e1', type: 't', createdAt: new Date() },
+                },
+              ],
+            }),
+      release: async (id: string) => (calls.push(`release:${id}`), true),
+      markRetry: async () => (calls.push('retry'), true),
+      markDead: async () => (calls.push('dead'), true),
+      markDelivered: async () => (calls.push('delivered'), true),
+    } as unknown as OutboxStore;
+    let aborted = false;
+    const worker = new OutboxWorker({
+      store,
+      deliverers: {
+        plugin: async () => undefined,
+        webhook: (_c, signal) =>
+          new Promise((_resolve, reject) =>
+            signal.addEventListener('abort', () => {
+              aborted = true;
+              reject(new Error('aborted'));
+            }),
+          ),
+      },
+      logger: createLogger({ level: 'silent' }),
+      metrics: {} as EventsMetrics,
+      audit: {} as AuditLog,
+      options: {
+        pollIntervalMs: 1_000,
+        leaseMs: 60_000,
+        timeoutMs: 30_000,
+        concurrency: 1,
+        backoffBaseMs: 1,
+        backoffMaxMs: 1,
+        drainMs: 20,
+      },
+    });
+    worker.start();
+    await waitFor(() => worker.inFlight === 1, 'the attempt to start');
+    await worker.close();
+    expect(aborted).toBe(true);
+    expect(calls).toEqual(['release:d1']);
+    expect(worker.inFlight).toBe(0);
+  });
+});
