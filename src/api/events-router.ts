@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DELIVERY_STATUSES } from '../events/delivery-state.js';
 import { eventPayload, eventType, idempotencyKey } from '../platform/events-api.js';
-import { pluginId, uuid } from './inputs.js';
+import { LIMITS, pluginId, uuid } from './inputs.js';
 import { orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
 const eventPattern = z
@@ -42,8 +42,8 @@ export const eventsInputs = {
   deliveryRef: z.object({ deliveryId: uuid }),
   publish: z.object({
     type: eventType,
-    // the payload bound is the host's eventsMaxPayloadBytes default; the platform API uses the configured one
-    payload: eventPayload(256 * 1024).default(null),
+    // an outer bound at the edge; the event bus enforces the configured eventsMaxPayloadBytes
+    payload: eventPayload(LIMITS.argumentBytes).default(null),
     idempotencyKey: idempotencyKey.optional(),
   }),
   routeRef: z.object({

@@ -1,5 +1,5 @@
 import type { AuditLog } from '../audit/audit-log.js';
-import { isHayError } from '../errors.js';
+import { isHayError, ValidationError } from '../errors.js';
 import type { PluginService } from '../invocation/plugin-service.js';
 import type { EventSubscription } from '../manifest/types.js';
 import type { PluginRegistry } from '../registry/plugin-registry.js';
@@ -72,12 +72,20 @@ export class EventBus {
       metrics: EventsMetrics;
       audit: AuditLog;
       maxAttempts: number;
+      /** Largest payload (JSON bytes) a publish may carry, whoever publishes. */
+      maxPayloadBytes: number;
       /** Called after a commit that created deliveries (wakes the worker). */
       onAccepted: () => void;
     },
   ) {}
 
   async publish(orgId: string, source: EventSource, input: PublishInput): Promise<PublishResult> {
+    const bytes = Buffer.byteLength(JSON.stringify(input.payload) ?? '');
+    if (bytes > this.d.maxPayloadBytes)
+      throw new ValidationError(
+        'INPUT_INVALID',
+        `payload is ${bytes} bytes; the limit is ${this.d.maxPayloadBytes}`,
+      );
     const out = await this.d.store.accept(
       {
         organizationId: orgId,

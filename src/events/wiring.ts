@@ -81,6 +81,7 @@ export function wireEvents(deps: {
     metrics,
     audit: deps.audit,
     maxAttempts: config.eventsMaxAttempts,
+    maxPayloadBytes: config.eventsMaxPayloadBytes,
     onAccepted: () => worker.kick(),
   });
   const worker = new OutboxWorker({

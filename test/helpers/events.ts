@@ -82,12 +82,15 @@ export interface ReceivedRequest {
 }
 
 /**
- * A local webhook receiver. `respond(req, n)` picks the status for the n-th request (1-based); requests
- * are recorded before the answer, and `processed` holds each Hay-Idempotency-Key once, as a receiver
+ * A local webhook receiver. `respond(req, n)` picks the status for the n-th request (1-based), and may
+ * hold the answer by resolving later; requests are recorded on arrival (status 0 until answered), and `processed` holds each Hay-Idempotency-Key once, as a receiver
  * deduplicating on it would. `delayMs` holds each answer.
  */
 export async function startReceiver(
-  respond: (r: { headers: http.IncomingHttpHeaders; body: string }, n: number) => number = () => 200,
+  respond: (
+    r: { headers: http.IncomingHttpHeaders; body: string },
+    n: number,
+  ) => number | Promise<number> = () => 200,
   options: { delayMs?: number } = {},
 ) {
   const requests: ReceivedRequest[] = [];
@@ -100,12 +103,19 @@ export async function startReceiver(
       const body = Buffer.concat(chunks).toString('utf8');
       const key = String(req.headers['hay-idempotency-key'] ?? '');
       if (key && !processed.has(key)) processed.set(key, body);
-      const status = respond({ headers: req.headers, body }, requests.length + 1);
-      requests.push({ headers: req.headers, body, status });
-      const answer = () =>
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'receiver says no');
-      if (options.delayMs) setTimeout(answer, options.delayMs);
-      else answer();
+      const entry: ReceivedRequest = { headers: req.headers, body, status: 0 };
+      requests.push(entry);
+      void Promise.resolve(respond({ headers: req.headers, body }, requests.length)).then((status) => {
+        entry.status = status;
+        const answer = () => {
+          if (!res.destroyed)
+            res
+              .writeHead(status, { 'content-type': 'text/plain' })
+              .end(status < 300 ? 'ok' : 'receiver says no');
+        };
+        if (options.delayMs) setTimeout(answer, options.delayMs);
+        else answer();
+      });
     });
   });
   server.on('connection', (s) => {

@@ -70,7 +70,11 @@ describe.each(DB_KINDS)('SIGKILL mid-deliveries on %s', (kind) => {
     let db: TestDatabase | undefined;
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'hay-crash-'));
     const pluginsDir = makePluginsDir([]);
-    const receiver = await startReceiver(() => 200, { delayMs: 150 });
+    // the first 6 requests are answered; later ones are held until `open`, so the kill lands while
+    // deliveries are in flight (received, unanswered) and others still wait in the outbox
+    let open!: () => void;
+    const opened = new Promise<number>((r) => (open = () => r(200)));
+    const receiver = await startReceiver((_r, n) => (n <= 6 ? 200 : opened));
     try {
       if (kind === 'postgres') db = await createTestDatabase('postgres');
       else cpSync(inject('pgliteTemplateDir'), path.join(dataDir, 'pglite'), { recursive: true });
@@ -88,8 +92,8 @@ describe.each(DB_KINDS)('SIGKILL mid-deliveries on %s', (kind) => {
         HAY_LOG_LEVEL: 'warn',
         HAY_SANDBOX: 'off',
         HAY_EGRESS_ALLOW: '127.0.0.1',
-        HAY_EVENTS_LEASE_MS: '2000',
-        HAY_EVENTS_DELIVERY_TIMEOUT_MS: '1500',
+        HAY_EVENTS_LEASE_MS: '6000',
+        HAY_EVENTS_DELIVERY_TIMEOUT_MS: '5000',
         HAY_EVENTS_POLL_INTERVAL_MS: '100',
         HAY_EVENTS_BACKOFF_BASE_MS: '50',
         HAY_EVENTS_BACKOFF_MAX_MS: '200',
@@ -123,12 +127,15 @@ describe.each(DB_KINDS)('SIGKILL mid-deliveries on %s', (kind) => {
       for (let i = 0; i < N; i++)
         published.push((await hay.events.publish.mutate({ type: 'crash.test', payload: { i } })).eventId);
 
-      await waitFor(() => receiver.requests.length >= 6, 'some deliveries to arrive', 30_000);
+      await waitFor(() => receiver.requests.length >= 7, 'deliveries to be in flight', 30_000);
       first.proc.kill('SIGKILL');
       expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
       const seenAtKill = new Set(receiver.requests.map((r) => (JSON.parse(r.body) as { id: string }).id))
         .size;
       expect(seenAtKill).toBeLessThan(N);
+      const inFlightAtKill = receiver.requests.filter((r) => r.status === 0).length;
+      expect(inFlightAtKill).toBeGreaterThan(0);
+      open();
 
       const second = serve(env);
       children.push(second);
@@ -161,7 +168,8 @@ describe.each(DB_KINDS)('SIGKILL mid-deliveries on %s', (kind) => {
       expect(organizationId).toMatch(/^[0-9a-f-]{36}$/);
       const redelivered = [...byDelivery.values()].filter((a) => a.length > 1).length;
       console.info(
-        `[${kind}] events ${N}; distinct at the receiver when killed ${seenAtKill}; requests ${receiver.requests.length}; ` +
+        `[${kind}] events ${N}; distinct at the receiver when killed ${seenAtKill} (${inFlightAtKill} unanswered); ` +
+          `requests ${receiver.requests.length}; ` +
           `deliveries repeated after the kill ${redelivered}; distinct after restart ${ids().size}`,
       );
 

@@ -259,6 +259,20 @@ describe('ManifestValidator', () => {
     ]);
   });
 
+  it('rejects duplicate inbound routes and a route secret naming no config field', () => {
+    const m = guide();
+    (m.capabilities as Record<string, unknown>).api = {
+      routes: [
+        { method: 'POST', path: '/in', handler: 'h' },
+        { method: 'POST', path: '/in', handler: 'h', auth: { scheme: 'token', secretConfigField: 'nope' } },
+      ],
+    };
+    expect(invalid(m)).toEqual([
+      `${FILE}: /capabilities/api/routes/1 duplicates route POST /in (already declared at /capabilities/api/routes/0)`,
+      `${FILE}: /capabilities/api/routes/1/auth/secretConfigField names "nope" but configSchema has no such field`,
+    ]);
+  });
+
   it('reports every schema problem at once and nothing for the root type', () => {
     expect(invalid('nope')).toEqual([`${FILE}: / must be object`]);
     const m = guide();
