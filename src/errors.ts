@@ -32,6 +32,7 @@ export type HayErrorCode =
   | 'EGRESS_DENIED'
   | 'DELIVERY_NOT_FOUND'
   | 'ENDPOINT_NOT_FOUND'
+  | 'RESPONSE_TOO_LARGE'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -141,8 +142,22 @@ export class InstanceError extends HayError {
   }
 }
 
-/** A tenant outbound address refused by the egress policy (loopback, private, link-local, ...). */
-export class EgressDeniedError extends HayError {
+/**
+ * An outbound connection made for a tenant was refused by the egress policy (EGRESS_DENIED), or a remote
+ * response exceeded its size cap (RESPONSE_TOO_LARGE). Messages name the host/address and the rule.
+ */
+export class EgressError extends HayError {
+  constructor(
+    code: 'EGRESS_DENIED' | 'RESPONSE_TOO_LARGE',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
+  }
+}
+
+/** EGRESS_DENIED without details (the events area's checks name the address in the message). */
+export class EgressDeniedError extends EgressError {
   constructor(message: string) {
     super('EGRESS_DENIED', message);
   }

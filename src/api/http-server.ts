@@ -15,6 +15,8 @@ export interface HttpServerDeps {
   organizations: OrganizationService;
   bodyLimitBytes: number;
   isReady: () => boolean;
+  /** Extra facts for GET /healthz (e.g. the sandbox and whether tenant code is refused or unsandboxed). */
+  health?: () => Record<string, unknown>;
   /** Extra routes (platform APIs, uploads). */
   register?: (app: FastifyInstance) => void;
 }
@@ -34,7 +36,9 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     routerOptions: { maxParamLength: 8192 },
   });
   app.get('/healthz', async (_req, reply) =>
-    deps.isReady() ? reply.send({ status: 'ok' }) : reply.status(503).send({ status: 'starting' }),
+    deps.isReady()
+      ? reply.send({ status: 'ok', ...deps.health?.() })
+      : reply.status(503).send({ status: 'starting' }),
   );
   app.get('/metrics', async (req, reply) => {
     const header = req.headers.authorization;

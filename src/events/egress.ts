@@ -73,12 +73,52 @@ export interface LocalEgressOptions {
   lookup?: (host: string) => Promise<LookupAddress[]>;
 }
 
+/**
+ * The URL rules every tenant-directed webhook URL obeys before any address check: http(s) only, no
+ * credentials, plain http only to a host name or address on the operator allow-list. Returns the parsed
+ * URL or throws EgressDeniedError.
+ */
+export function urlRules(allowList: readonly string[]): (raw: string) => URL {
+  const hosts = new Set<string>();
+  const allowed = new net.BlockList();
+  for (const entry of allowList) {
+    const [ip, bits] = entry.split('/');
+    if (ip !== undefined && net.isIP(ip)) {
+      const family = net.isIPv4(ip) ? 'ipv4' : 'ipv6';
+      if (bits !== undefined) allowed.addSubnet(ip, Number(bits), family);
+      else allowed.addAddress(ip, family);
+    } else hosts.add(entry);
+  }
+  return (raw) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new EgressDeniedError(`"${raw.slice(0, 200)}" is not a URL`);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:')
+      throw new EgressDeniedError(`${u.protocol} URLs are not allowed; use https://`);
+    if (u.username || u.password) throw new EgressDeniedError('URLs with credentials are not allowed');
+    const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    const ip = net.isIP(host) !== 0 ? unmap(host) : undefined;
+    const operatorAllowed = hosts.has(host) || (ip !== undefined && allowed.check(ip.address, ip.family));
+    if (u.protocol === 'http:' && !operatorAllowed)
+      throw new EgressDeniedError(`plain http to ${host} is not allowed; use https://`);
+    return u;
+  };
+}
+
 /** Parses `HAY_EGRESS_ALLOW` (comma separated); throws naming a bad entry. */
 export function parseEgressAllow(raw: string | undefined): string[] {
   if (!raw) return [];
   const out: string[] = [];
   for (const part of raw.split(',')) {
-    const entry = part.trim().toLowerCase();
+    // the host-wide HAY_EGRESS_ALLOW may carry a :port (src/egress/policy.ts); webhooks allow any port
+    const entry = part
+      .trim()
+      .toLowerCase()
+      .replace(/^\[(.*)\](:\d+)?$/, '$1')
+      .replace(/^([^:]*):\d+$/, '$1');
     if (entry === '') continue;
     const [ip, bits] = entry.split('/');
     const valid =
@@ -117,24 +157,8 @@ export function createLocalEgress(options: LocalEgressOptions): EgressPolicy {
     const a = unmap(address);
     return allowed.check(a.address, a.family) || !isNonPublicAddress(address);
   };
+  const parse = urlRules(options.allow);
   const hostOf = (u: URL) => u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const parse = (raw: string): URL => {
-    let u: URL;
-    try {
-      u = new URL(raw);
-    } catch {
-      throw new EgressDeniedError(`"${raw.slice(0, 200)}" is not a URL`);
-    }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:')
-      throw new EgressDeniedError(`${u.protocol} URLs are not allowed; use https://`);
-    if (u.username || u.password) throw new EgressDeniedError('URLs with credentials are not allowed');
-    const host = hostOf(u);
-    const operatorAllowed =
-      hosts.has(host) || (net.isIP(host) !== 0 && allowed.check(unmap(host).address, unmap(host).family));
-    if (u.protocol === 'http:' && !operatorAllowed)
-      throw new EgressDeniedError(`plain http to ${host} is not allowed; use https://`);
-    return u;
-  };
 
   const checkUrl = async (raw: string): Promise<void> => {
     const u = parse(raw);

@@ -13,7 +13,9 @@ import { RateLimiter } from '../security/rate-limiter.js';
 import type { SecretBox } from '../security/secret-box.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { EventBus, pluginDeliverer } from './bus.js';
+import type { EgressPolicy as HostEgressPolicy } from '../egress/policy.js';
 import { createLocalEgress, parseEgressAllow, type EgressPolicy } from './egress.js';
+import { hostEgress } from './host-egress.js';
 import { registerInboundRoutes, RouteSecrets, servedRoutes, routeKey } from './inbound.js';
 import { EventsMetrics } from './metrics.js';
 import { OutboxStore } from './outbox.js';
@@ -53,6 +55,8 @@ export function wireEvents(deps: {
   audit: AuditLog;
   metricsRegistry: Registry;
   publicUrl: () => string;
+  /** The host's egress policy (src/egress/); without it the local stand-in (tests of this area). */
+  hostPolicy?: HostEgressPolicy;
   egress?: EgressPolicy;
 }): EventsWiring {
   const { config } = deps;
@@ -63,7 +67,16 @@ export function wireEvents(deps: {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  const egress = deps.egress ?? createLocalEgress({ allow });
+  const host = deps.hostPolicy
+    ? hostEgress({
+        policy: deps.hostPolicy,
+        allow,
+        maxResponseBytes: config.egressMaxResponseBytes,
+        connectTimeoutMs: config.egressConnectTimeoutMs,
+        headersTimeoutMs: config.eventsDeliveryTimeoutMs,
+      })
+    : undefined;
+  const egress = deps.egress ?? host ?? createLocalEgress({ allow });
   const metrics = new EventsMetrics(deps.metricsRegistry);
   const store = new OutboxStore(deps.db);
   const webhooks = new WebhookEndpoints({
@@ -140,7 +153,10 @@ export function wireEvents(deps: {
         toleranceSeconds: 300,
       }),
     start: () => worker.start(),
-    close: () => worker.close(),
+    close: async () => {
+      await worker.close();
+      await host?.close();
+    },
     secrets: {
       reencrypt: async () => (await webhooks.reencrypt()) + (await routeSecrets.reencrypt()),
       keyIds: async (into) => {

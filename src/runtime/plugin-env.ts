@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { InstanceError } from '../errors.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
@@ -6,6 +7,11 @@ import type { EnvProvider, PluginConfigValues, PluginSpec, RemoteEndpointProvide
 
 /** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
 export const BASE_ENV_ALLOW_LIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
+
+/** PATH of tenant code: the node binary's folder and the system folders, never the host user's PATH. */
+export const TENANT_PATH = [
+  ...new Set([path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin']),
+].join(':');
 
 export interface PluginEnvOptions {
   settings: PluginSettingsService;
@@ -25,7 +31,7 @@ export interface PluginEnvOptions {
 
 /**
  * Builds a plugin process's complete environment (creating the plugin's data folder if missing): the base
- * allow-list, the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
+ * allow-list (PATH is TENANT_PATH for custom plugins), the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
  * HAY_PLUGIN_DATA_DIR / HAY_API_URL / HAY_API_TOKEN (a short-lived token bound to the org, plugin and its
  * declared permissions.api), then the organization's configuration mapped through configSchema `env` names.
  */
@@ -43,6 +49,8 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
       if (v !== undefined && this.o.operatorAllowedEnv.includes(name)) env[name] = v;
     }
     env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+    // tenant code learns nothing of the host user's folders from PATH
+    if (spec.sourceType === 'custom') env.PATH = TENANT_PATH;
     const dataDir = this.o.dataDirFor(orgId, spec);
     try {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -73,25 +81,26 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
   }
 
   /**
-   * URL: the org's `serverUrl` configuration when the schema has one and it is set, else the manifest's
-   * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
+   * URL: the org's `serverUrl` configuration when the schema has one and it is set (`fromConfiguration`),
+   * else the manifest's connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
   async endpointFor(
     orgId: string,
     spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string> }> {
+  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration: boolean }> {
     const values = await this.values(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
     const override = values.serverUrl;
-    const url = typeof override === 'string' && override !== '' ? override : connection?.url;
+    const fromConfiguration = typeof override === 'string' && override !== '';
+    const url = fromConfiguration ? override : connection?.url;
     if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
     const headers: Record<string, string> = {};
     for (const [name, template] of Object.entries(connection?.headers ?? {})) {
       const filled = substitute(template, values);
       if (filled !== undefined) headers[name] = filled;
     }
-    return { url, headers };
+    return { url, headers, fromConfiguration };
   }
 
   private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {

@@ -230,7 +230,7 @@ describe.each(DB_KINDS)('events on %s', (kind) => {
       );
       const [dead] = await deliveries(org1.hay, endpoint.id);
       expect(dead).toMatchObject({ status: 'dead', attempts: 4, maxAttempts: 4 });
-      expect(dead?.lastError).toMatch(/^HTTP 503: receiver says no/);
+      expect(dead?.lastError).toMatch(/^HTTP 503/);
       expect(receiver.requests).toHaveLength(4);
       const audit = await org1.hay.audit.list.query({ action: 'event.dead' });
       expect(audit.entries.some((e) => e.details.deliveryId === dead?.id)).toBe(true);
@@ -265,7 +265,7 @@ describe.each(DB_KINDS)('events on %s', (kind) => {
       'http://example.com/x',
     ])
       await expect(org1.hay.events.createEndpoint.mutate({ url, eventTypes: ['*'] }), url).rejects.toThrow(
-        /not a public address|plain http/,
+        /plain http|private, loopback, link-local or reserved range/,
       );
     expect(await org1.hay.events.endpoints.query()).toEqual([]);
   });

@@ -1,6 +1,13 @@
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULTS } from '../../config.js';
-import { HayError, InstanceError, PreconditionError, TimeoutError, isHayError } from '../../errors.js';
+import {
+  EgressError,
+  HayError,
+  InstanceError,
+  PreconditionError,
+  TimeoutError,
+  isHayError,
+} from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type {
   CallOptions,
@@ -451,6 +458,8 @@ export class InstanceManager {
         { kind: 'failed', reason, failures: rec.failures, retryAfter: this.now() + delay },
         reason,
       );
+      // an egress refusal keeps its code: the caller must see EGRESS_DENIED, not a generic start failure
+      if (err instanceof EgressError) throw err;
       throw new InstanceError(
         'INSTANCE_FAILED',
         `Plugin ${spec.pluginId} could not start for organization ${rec.orgId}: ${errorText(err)}. ` +
