@@ -137,6 +137,27 @@ export interface HostConfig {
   mcpMaxSessionsPerOrg: number;
   /** An /mcp session without a request for this long is closed. */
   mcpSessionIdleMs: number;
+  /** Outbox (src/events/): how often due deliveries are looked for, besides the kick on each publish. */
+  eventsPollIntervalMs: number;
+  /** A claimed delivery is held this long; after it, another node (or the restarted host) retries it. */
+  eventsLeaseMs: number;
+  /** One attempt (webhook request or handler tool call) is aborted after this. Must be < eventsLeaseMs. */
+  eventsDeliveryTimeoutMs: number;
+  /** Attempts before a delivery is dead-lettered. */
+  eventsMaxAttempts: number;
+  eventsBackoffBaseMs: number;
+  eventsBackoffMaxMs: number;
+  /** Deliveries in flight at once on this node. */
+  eventsConcurrency: number;
+  /** Largest event payload (JSON bytes) a plugin or an inbound request may submit. */
+  eventsMaxPayloadBytes: number;
+  /** Webhook endpoints per organization. */
+  webhookMaxEndpoints: number;
+  /** Largest inbound route body; a manifest route's maxBodyBytes can only lower it. */
+  inboundMaxBodyBytes: number;
+  /** Default per (org, plugin, route) rate; a manifest route's rateLimitPerMinute overrides it. */
+  inboundRateLimitPerMinute: number;
+  inboundRateLimitBurst: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -229,6 +250,18 @@ export const DEFAULTS: HostConfig = {
   mcpMaxSessions: 1_000,
   mcpMaxSessionsPerOrg: 100,
   mcpSessionIdleMs: 30 * 60_000,
+  eventsPollIntervalMs: 1_000,
+  eventsLeaseMs: 60_000,
+  eventsDeliveryTimeoutMs: 15_000,
+  eventsMaxAttempts: 8,
+  eventsBackoffBaseMs: 1_000,
+  eventsBackoffMaxMs: 15 * 60_000,
+  eventsConcurrency: 8,
+  eventsMaxPayloadBytes: 256 * 1024,
+  webhookMaxEndpoints: 20,
+  inboundMaxBodyBytes: 1024 * 1024,
+  inboundRateLimitPerMinute: 600,
+  inboundRateLimitBurst: 50,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -335,6 +368,18 @@ const FIELDS: readonly Field[] = [
   f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
   f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
+  f('eventsPollIntervalMs', 'HAY_EVENTS_POLL_INTERVAL_MS', 'int', { min: 10 }),
+  f('eventsLeaseMs', 'HAY_EVENTS_LEASE_MS', 'int', { min: 100 }),
+  f('eventsDeliveryTimeoutMs', 'HAY_EVENTS_DELIVERY_TIMEOUT_MS', 'int', { min: 10 }),
+  f('eventsMaxAttempts', 'HAY_EVENTS_MAX_ATTEMPTS', 'int', { min: 1 }),
+  f('eventsBackoffBaseMs', 'HAY_EVENTS_BACKOFF_BASE_MS', 'int', { min: 1 }),
+  f('eventsBackoffMaxMs', 'HAY_EVENTS_BACKOFF_MAX_MS', 'int', { min: 1 }),
+  f('eventsConcurrency', 'HAY_EVENTS_CONCURRENCY', 'int', { min: 1 }),
+  f('eventsMaxPayloadBytes', 'HAY_EVENTS_MAX_PAYLOAD_BYTES', 'int', { min: 1 }),
+  f('webhookMaxEndpoints', 'HAY_WEBHOOK_MAX_ENDPOINTS', 'int', { min: 1 }),
+  f('inboundMaxBodyBytes', 'HAY_INBOUND_MAX_BODY_BYTES', 'int', { min: 1 }),
+  f('inboundRateLimitPerMinute', 'HAY_INBOUND_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
+  f('inboundRateLimitBurst', 'HAY_INBOUND_RATE_LIMIT_BURST', 'int', { min: 1 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -385,6 +430,10 @@ export function loadConfig(
   for (const p of cfg.filesystemReadAllow)
     if (!path.isAbsolute(p))
       throw new ConfigError(`HAY_FILESYSTEM_READ_ALLOW entries must be absolute paths; got "${p}"`);
+  if (cfg.eventsDeliveryTimeoutMs >= cfg.eventsLeaseMs)
+    throw new ConfigError('HAY_EVENTS_DELIVERY_TIMEOUT_MS must be < HAY_EVENTS_LEASE_MS');
+  if (cfg.eventsBackoffMaxMs < cfg.eventsBackoffBaseMs)
+    throw new ConfigError('HAY_EVENTS_BACKOFF_MAX_MS must be >= HAY_EVENTS_BACKOFF_BASE_MS');
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
   try {

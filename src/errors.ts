@@ -33,6 +33,8 @@ export type HayErrorCode =
   | 'HAS_DEPENDENTS'
   | 'VERSION_NOT_FOUND'
   | 'EGRESS_DENIED'
+  | 'DELIVERY_NOT_FOUND'
+  | 'ENDPOINT_NOT_FOUND'
   | 'RESPONSE_TOO_LARGE'
   | 'INTERNAL';
 
@@ -68,7 +70,11 @@ export class ManifestError extends HayError {
 }
 
 export class NotFoundError extends HayError {
-  constructor(code: 'PLUGIN_NOT_FOUND' | 'TOOL_NOT_FOUND' | 'ORG_NOT_FOUND', message: string) {
+  constructor(
+    code:
+      'PLUGIN_NOT_FOUND' | 'TOOL_NOT_FOUND' | 'ORG_NOT_FOUND' | 'DELIVERY_NOT_FOUND' | 'ENDPOINT_NOT_FOUND',
+    message: string,
+  ) {
     super(code, message);
   }
 }
@@ -161,6 +167,13 @@ export class EgressError extends HayError {
     details?: Record<string, unknown>,
   ) {
     super(code, message, details ? { details } : undefined);
+  }
+}
+
+/** EGRESS_DENIED without details (the events area's checks name the address in the message). */
+export class EgressDeniedError extends EgressError {
+  constructor(message: string) {
+    super('EGRESS_DENIED', message);
   }
 }
 

@@ -21,6 +21,7 @@ import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
 import { wireGateway, type Gateway } from './gateway/wiring.js';
+import { wireEvents } from './events/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
@@ -333,7 +334,22 @@ export async function createHost(
     versions: lifecycle.versions,
   });
 
+  const events = wireEvents({
+    config,
+    db,
+    box,
+    logger,
+    registry,
+    settings,
+    plugins,
+    audit,
+    metricsRegistry: metrics.registry,
+    publicUrl: () => config.apiUrl ?? listenUrl,
+    hostPolicy: egress.policy,
+  });
+
   const platformApis: PlatformApi[] = [
+    events.platformApi,
     createEmailApi({
       smtpUrl: config.smtpUrl,
       from: 'Hay <no-reply@hay.local>',
@@ -385,8 +401,9 @@ export async function createHost(
     audit,
     gateway: gateway.settingsApi,
     lifecycle: lifecycle.api,
+    events: events.service,
     admin: {
-      rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
+      rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets]),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
@@ -402,6 +419,7 @@ export async function createHost(
     register: (app) => {
       gateway.register(app);
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
+      events.register(app);
       registerUploadRoutes(app, {
         organizations,
         uploads,
@@ -463,6 +481,7 @@ export async function createHost(
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
+        events.start();
       })();
       return starting;
     },
@@ -479,6 +498,7 @@ export async function createHost(
         if (!drained)
           logger.warn('in-flight requests still running after the drain period; stopping instances');
         await warmup.close();
+        await events.close();
         await instances.close();
         await processes.close();
         await egress.close();

@@ -1,5 +1,6 @@
 import type { AuditAction } from '../audit/audit-log.js';
 import { gatewayRouter } from '../gateway/router.js';
+import { eventsRouter } from './events-router.js';
 import { inputs } from './inputs.js';
 import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
@@ -128,5 +129,6 @@ export const appRouter = router({
   plugins: pluginsRouter,
   audit: auditRouter,
   gateway: gatewayRouter,
+  events: eventsRouter,
 });
 export type AppRouter = typeof appRouter;

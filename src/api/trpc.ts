@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import { isHayError } from '../errors.js';
+import type { EventsService } from '../events/service.js';
 import type { PluginService } from '../invocation/plugin-service.js';
 import type { LifecycleApi } from '../lifecycle/wiring.js';
 import type { Logger } from '../logger.js';
@@ -20,6 +21,8 @@ export interface ApiServices {
   };
   /** Versions, pins, rollbacks, rollouts, analytics (src/lifecycle/). */
   lifecycle: LifecycleApi;
+  /** src/events/: subscriptions, routes, webhook endpoints, deliveries. */
+  events: EventsService;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

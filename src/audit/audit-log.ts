@@ -28,7 +28,17 @@ export type AuditAction =
   | 'rollout.set'
   | 'rollout.promote'
   | 'rollout.abort'
-  | 'rollout.rollback';
+  | 'rollout.rollback'
+  | 'event.publish'
+  | 'event.deliver'
+  | 'event.dead'
+  | 'event.replay'
+  | 'webhook.create'
+  | 'webhook.delete'
+  | 'webhook.rotate'
+  | 'route.receive'
+  | 'route.refused'
+  | 'route.rotate';
 
 export interface AuditEntry {
   organizationId: string | null;

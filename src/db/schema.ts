@@ -18,6 +18,7 @@ import { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 
 export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 import { lifecycleSchema } from './schema-lifecycle.js';
+import { eventsSchema } from './schema-events.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -135,6 +136,7 @@ export const schema = {
   auditLog,
   ...{ gatewayOrgSettings, gatewayToolLists },
   ...lifecycleSchema,
+  ...eventsSchema,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

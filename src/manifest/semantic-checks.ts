@@ -194,6 +194,24 @@ export function semanticProblems(manifest: HayPluginManifest, ceilings?: Runtime
     if (defaultProblem !== undefined) problems.push({ pointer: `${base}/default`, rule: defaultProblem });
   }
 
+  const firstRoute = new Map<string, number>();
+  (manifest.capabilities?.api?.routes ?? []).forEach((route, index) => {
+    const key = `${route.method} ${route.path}`;
+    const first = firstRoute.get(key);
+    if (first === undefined) firstRoute.set(key, index);
+    else
+      problems.push({
+        pointer: `/capabilities/api/routes/${index}`,
+        rule: `duplicates route ${key} (already declared at /capabilities/api/routes/${first})`,
+      });
+    const field = route.auth?.secretConfigField;
+    if (field !== undefined && !Object.hasOwn(config, field))
+      problems.push({
+        pointer: `/capabilities/api/routes/${index}/auth/secretConfigField`,
+        rule: `names ${JSON.stringify(field)} but configSchema has no such field`,
+      });
+  });
+
   Object.keys(manifest.dependencies ?? {}).forEach((dep) => {
     if (dep === manifest.id) {
       problems.push({

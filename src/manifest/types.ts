@@ -6,7 +6,7 @@ export type PluginType = 'channel' | 'mcp-connector' | 'retriever' | 'playbook' 
 export type McpAuthMethod = 'oauth2' | 'jwt' | 'apiKey';
 export type TransportName = 'stdio' | 'sse' | 'websocket' | 'http';
 /** Platform APIs a plugin may request. Adding an API = one enum value here and in the schema + one module. */
-export type PlatformApiName = 'email';
+export type PlatformApiName = 'email' | 'events';
 
 export interface McpToolDeclaration {
   name: string;
@@ -53,6 +53,34 @@ export interface ApiRoute {
   /** Starts with "/". */
   path: string;
   description?: string;
+  /** When set, the host serves the route and hands each verified request to this tool as `{event}`. */
+  handler?: string;
+  auth?: RouteAuth;
+  maxBodyBytes?: number;
+  rateLimitPerMinute?: number;
+  /** Request header carrying the caller's idempotency key (a repeat is accepted once). */
+  idempotencyHeader?: string;
+}
+
+export type RouteAuthScheme = 'hay-signature' | 'hmac-sha256' | 'token';
+export type RouteSignatureEncoding = 'hex' | 'base64';
+
+export interface RouteAuth {
+  scheme: RouteAuthScheme;
+  header?: string;
+  prefix?: string;
+  encoding?: RouteSignatureEncoding;
+  /** configSchema field holding the secret; else a host-generated secret (events.rotateRouteSecret). */
+  secretConfigField?: string;
+}
+
+/** Events of the organization the plugin receives: `handler` is called with `{event}`. */
+export interface EventSubscription {
+  /** Event types, `prefix.*` or `*`. */
+  events: string[];
+  handler: string;
+  /** One at a time, in publish order, per organization. */
+  ordered?: boolean;
 }
 
 export interface ApiCapabilities {
@@ -149,4 +177,5 @@ export interface HayPluginManifest {
   category?: string;
   icon?: string;
   tags?: string[];
+  subscriptions?: EventSubscription[];
 }

@@ -15,6 +15,14 @@ export interface RotatableStore {
   ): Promise<boolean>;
 }
 
+/** Other encrypted secrets (e.g. webhook and route signing secrets, src/events/) a rotation covers. */
+export interface SecretStore {
+  /** Re-encrypts every value not under the current key; how many changed. */
+  reencrypt(): Promise<number>;
+  /** Adds the key ids its stored values use. */
+  keyIds(into: Set<string>): Promise<void>;
+}
+
 /** Attempts per row before rotation gives up on a row that keeps changing under it. */
 const MAX_ATTEMPTS = 20;
 
@@ -30,9 +38,11 @@ export async function rotateKeys(
   box: SecretBox,
   store: RotatableStore,
   audit: AuditLog,
+  secretStores: readonly SecretStore[] = [],
 ): Promise<{ reencrypted: number; keyId: string }> {
   const keyId = await ring.rotate();
   let reencrypted = 0;
+  for (const other of secretStores) reencrypted += await other.reencrypt();
   for (const row of await store.allStored()) {
     let current: Record<string, unknown> | undefined = row.configuration;
     for (let attempt = 0; ; attempt++) {
@@ -53,6 +63,7 @@ export async function rotateKeys(
   }
   const used = new Set<string>();
   for (const row of await store.allStored()) collectKeyIds(row.configuration, used);
+  for (const other of secretStores) await other.keyIds(used);
   for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
   audit.record({
     organizationId: null,

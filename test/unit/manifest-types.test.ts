@@ -15,6 +15,7 @@ import type {
   ApiRoute,
   ConfigField,
   ConfigFieldType,
+  EventSubscription,
   FilesystemPermission,
   HayPluginManifest,
   HttpMethod,
@@ -30,6 +31,9 @@ import type {
   PluginPermissions,
   PluginType,
   ResourceLimits,
+  RouteAuth,
+  RouteAuthScheme,
+  RouteSignatureEncoding,
   RuntimeSettings,
   ToolCacheSettings,
   TransportName,
@@ -58,6 +62,7 @@ const KEYS = {
     category: true,
     icon: true,
     tags: true,
+    subscriptions: true,
   } satisfies Keys<HayPluginManifest>,
   PluginCapabilities: { mcp: true, ui: true, api: true } satisfies Keys<PluginCapabilities>,
   McpCapabilities: {
@@ -79,7 +84,24 @@ const KEYS = {
   ToolCacheSettings: { ttlSeconds: true } satisfies Keys<ToolCacheSettings>,
   UiCapabilities: { settings: true, components: true } satisfies Keys<UiCapabilities>,
   ApiCapabilities: { routes: true } satisfies Keys<ApiCapabilities>,
-  ApiRoute: { method: true, path: true, description: true } satisfies Keys<ApiRoute>,
+  ApiRoute: {
+    method: true,
+    path: true,
+    description: true,
+    handler: true,
+    auth: true,
+    maxBodyBytes: true,
+    rateLimitPerMinute: true,
+    idempotencyHeader: true,
+  } satisfies Keys<ApiRoute>,
+  RouteAuth: {
+    scheme: true,
+    header: true,
+    prefix: true,
+    encoding: true,
+    secretConfigField: true,
+  } satisfies Keys<RouteAuth>,
+  EventSubscription: { events: true, handler: true, ordered: true } satisfies Keys<EventSubscription>,
   PluginPermissions: {
     api: true,
     env: true,
@@ -133,7 +155,12 @@ const ENUMS = {
     analytics: true,
   } satisfies Record<PluginType, true>,
   McpAuthMethod: { oauth2: true, jwt: true, apiKey: true } satisfies Record<McpAuthMethod, true>,
-  PlatformApiName: { email: true } satisfies Record<PlatformApiName, true>,
+  PlatformApiName: { email: true, events: true } satisfies Record<PlatformApiName, true>,
+  RouteAuthScheme: { 'hay-signature': true, 'hmac-sha256': true, token: true } satisfies Record<
+    RouteAuthScheme,
+    true
+  >,
+  RouteSignatureEncoding: { hex: true, base64: true } satisfies Record<RouteSignatureEncoding, true>,
   McpConnectionType: { local: true, remote: true } satisfies Record<McpConnectionType, true>,
   ConfigFieldType: {
     string: true,
@@ -164,6 +191,8 @@ const INTERFACE_PATHS: Record<InterfaceName, string[]> = {
   UiCapabilities: ['capabilities', 'ui'],
   ApiCapabilities: ['capabilities', 'api'],
   ApiRoute: ['capabilities', 'api', 'routes', '[]'],
+  RouteAuth: ['capabilities', 'api', 'routes', '[]', 'auth'],
+  EventSubscription: ['subscriptions', '[]'],
   PluginPermissions: ['permissions'],
   NetworkPermission: ['permissions', 'network'],
   FilesystemPermission: ['permissions', 'filesystem'],
@@ -181,6 +210,8 @@ const ENUM_PATHS: Record<Exclude<EnumName, 'TransportName'>, string[]> = {
   McpConnectionType: ['capabilities', 'mcp', 'connection', 'type'],
   ConfigFieldType: ['configSchema', '{}', 'type'],
   HttpMethod: ['capabilities', 'api', 'routes', '[]', 'method'],
+  RouteAuthScheme: ['capabilities', 'api', 'routes', '[]', 'auth', 'scheme'],
+  RouteSignatureEncoding: ['capabilities', 'api', 'routes', '[]', 'auth', 'encoding'],
 };
 
 // ---- schema access -------------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ describe('ManifestValidator', () => {
   it('rejects platform APIs that do not exist', () => {
     const m = guide();
     m.permissions = { api: ['email', 'sms'] };
-    expect(invalid(m)).toEqual([`${FILE}: /permissions/api/1 must be one of "email" (got "sms")`]);
+    expect(invalid(m)).toEqual([`${FILE}: /permissions/api/1 must be one of "email", "events" (got "sms")`]);
   });
 
   it('rejects bad configSchema entries', () => {
@@ -275,6 +275,20 @@ describe('ManifestValidator', () => {
     mcp(remote).transport = 'stdio';
     expect(invalid(remote)).toEqual([
       expect.stringMatching(/\/capabilities\/mcp\/transport a remote server needs a network transport/),
+    ]);
+  });
+
+  it('rejects duplicate inbound routes and a route secret naming no config field', () => {
+    const m = guide();
+    (m.capabilities as Record<string, unknown>).api = {
+      routes: [
+        { method: 'POST', path: '/in', handler: 'h' },
+        { method: 'POST', path: '/in', handler: 'h', auth: { scheme: 'token', secretConfigField: 'nope' } },
+      ],
+    };
+    expect(invalid(m)).toEqual([
+      `${FILE}: /capabilities/api/routes/1 duplicates route POST /in (already declared at /capabilities/api/routes/0)`,
+      `${FILE}: /capabilities/api/routes/1/auth/secretConfigField names "nope" but configSchema has no such field`,
     ]);
   });
 
