@@ -29,6 +29,8 @@ export type HayErrorCode =
   | 'CONFLICT'
   | 'SECRET_KEY_INVALID'
   | 'SANDBOX_UNAVAILABLE'
+  | 'AUTHORIZATION_REQUIRED'
+  | 'AUTHORIZATION_FAILED'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -99,6 +101,20 @@ export class PermissionDeniedError extends HayError {
       'PERMISSION_DENIED',
       `Plugin ${pluginId} does not have permission to access ${api}. Add "${api}" to permissions.api in manifest.json`,
     );
+  }
+}
+
+/** A plugin needs (new) OAuth authorization from an org admin before it can be used for that org. */
+export class AuthorizationRequiredError extends HayError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('AUTHORIZATION_REQUIRED', message, details ? { details } : undefined);
+  }
+}
+
+/** An authorization step with a remote authorization server failed (callback, token exchange, revoke). */
+export class AuthorizationFailedError extends HayError {
+  constructor(message: string) {
+    super('AUTHORIZATION_FAILED', message);
   }
 }
 

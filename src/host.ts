@@ -8,6 +8,7 @@ import { registerPlatformRoutes } from './api/platform-routes.js';
 import { registerUploadRoutes } from './api/upload-routes.js';
 import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
+import { wireAuth } from './auth/wiring.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { PluginService } from './invocation/plugin-service.js';
@@ -172,6 +173,20 @@ export async function createHost(
     hostEnv,
     operatorAllowedEnv: [],
     dataDirFor: (orgId, spec) => path.join(config.dataDir, 'plugin-data', orgId, spec.pluginId),
+    get credentials() {
+      return pluginAuth.credentials;
+    },
+  });
+  const pluginAuth = wireAuth({
+    db,
+    box,
+    audit,
+    logger: logger.child({ component: 'plugin-auth' }),
+    registry,
+    settings,
+    publicUrl: () => config.apiUrl ?? listenUrl,
+    remoteUrl: (orgId, spec) => environment.remoteUrl(orgId, spec),
+    restartInstance: (orgId, pluginKey, reason) => instances.stopInstance(orgId, pluginKey, reason),
   });
   const connections = new McpConnectionFactory({
     logger: logger.child({ component: 'mcp' }),
@@ -185,6 +200,7 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    authorizationRequired: pluginAuth.authorizationRequired,
   });
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
@@ -301,8 +317,9 @@ export async function createHost(
     organizations,
     plugins,
     audit,
+    pluginAuth: pluginAuth.api,
     admin: {
-      rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
+      rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [pluginAuth.secrets]),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
@@ -316,6 +333,7 @@ export async function createHost(
     isReady: () => ready,
     register: (app) => {
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
+      pluginAuth.registerRoutes(app);
       registerUploadRoutes(app, {
         organizations,
         uploads,
@@ -365,6 +383,7 @@ export async function createHost(
           },
           'plugin discovery finished',
         );
+        await pluginAuth.start();
         await processes.start();
         instances.start();
         await http.listen({ host: config.host, port: config.port });
@@ -392,6 +411,7 @@ export async function createHost(
         await processes.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
+        await pluginAuth.close();
         await audit.close();
         await database.close();
         logger.info('hay plugin host stopped');
@@ -452,13 +472,28 @@ function stopCause(reason: string): string {
   return causes.find((c) => r.includes(c)) ?? 'other';
 }
 
+/** A table (other than plugin configuration) holding SecretBox values. */
+interface EncryptedStore {
+  /** Re-encrypts its values with the current key (compare-and-swap per row); returns how many changed. */
+  reencrypt(): Promise<number>;
+  /** Every SecretBox value it holds. */
+  stored(): Promise<string[]>;
+}
+
 /**
  * Adds a new current key, re-encrypts every stored configuration with it, then retires keys no stored
  * value uses. An interruption leaves every value readable: old keys are retired last.
  */
-async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSettingsService, audit: AuditLog) {
+async function rotateKeys(
+  ring: KeyRing,
+  box: SecretBox,
+  settings: PluginSettingsService,
+  audit: AuditLog,
+  otherStores: readonly EncryptedStore[] = [],
+) {
   const keyId = await ring.rotate();
   let reencrypted = 0;
+  for (const store of otherStores) reencrypted += await store.reencrypt();
   for (const row of await settings.allStored()) {
     const { value, changed } = reencryptValues(row.configuration, box);
     if (changed > 0) {
@@ -468,6 +503,7 @@ async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSetting
   }
   const used = new Set<string>();
   for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
+  for (const store of otherStores) collectKeyIds(await store.stored(), used);
   for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
   audit.record({
     organizationId: null,

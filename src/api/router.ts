@@ -1,4 +1,5 @@
 import type { AuditAction } from '../audit/audit-log.js';
+import { adminAuthProcedures, pluginAuthProcedures } from './auth-router.js';
 import { inputs } from './inputs.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
@@ -62,6 +63,7 @@ const adminRouter = router({
   auditLog: adminProcedure
     .input(inputs.audit)
     .query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
+  ...adminAuthProcedures,
 });
 
 const pluginsRouter = router({
@@ -105,6 +107,7 @@ const pluginsRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
     ),
+  ...pluginAuthProcedures,
 });
 
 const auditRouter = router({

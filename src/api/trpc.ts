@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { PluginAuthApi } from '../auth/wiring.js';
 import { isHayError } from '../errors.js';
 import type { PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
@@ -12,6 +13,7 @@ export interface ApiServices {
   organizations: OrganizationService;
   plugins: PluginService;
   audit: AuditLog;
+  pluginAuth: PluginAuthApi;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

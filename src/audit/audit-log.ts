@@ -20,7 +20,13 @@ export type AuditAction =
   | 'org.create'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'secrets.rotate';
+  | 'secrets.rotate'
+  | 'oauth.connect'
+  | 'oauth.callback'
+  | 'oauth.refresh'
+  | 'oauth.revoke'
+  | 'oauth.failed'
+  | 'jwt.rotate';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -14,6 +14,9 @@ import {
   varchar,
 } from 'drizzle-orm/pg-core';
 import type { HayPluginManifest } from '../manifest/types.js';
+import { authSigningKeys, pluginOauth } from './schema-auth.js';
+
+export { authSigningKeys, pluginOauth };
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -121,7 +124,15 @@ export const auditLog = pgTable(
   ],
 );
 
-export const schema = { organizations, apiKeys, pluginRegistry, pluginInstances, auditLog };
+export const schema = {
+  organizations,
+  apiKeys,
+  pluginRegistry,
+  pluginInstances,
+  auditLog,
+  authSigningKeys,
+  pluginOauth,
+};
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;
 export type PluginInstanceRow = typeof pluginInstances.$inferSelect;

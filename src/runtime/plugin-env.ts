@@ -2,7 +2,14 @@ import { mkdir } from 'node:fs/promises';
 import { InstanceError } from '../errors.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
-import type { EnvProvider, PluginConfigValues, PluginSpec, RemoteEndpointProvider } from './ports.js';
+import type { PluginCredentials } from '../auth/plugin-credentials.js';
+import type {
+  EnvProvider,
+  PluginConfigValues,
+  PluginSpec,
+  RemoteEndpoint,
+  RemoteEndpointProvider,
+} from './ports.js';
 
 /** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
 export const BASE_ENV_ALLOW_LIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
@@ -21,6 +28,8 @@ export interface PluginEnvOptions {
    * (mode 0700) when missing.
    */
   dataDirFor: (orgId: string, spec: PluginSpec) => string;
+  /** The authentication step (capabilities.mcp.auth); unset: no auth methods are applied. */
+  credentials?: PluginCredentials;
 }
 
 /**
@@ -69,6 +78,7 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
       const v = values[name];
       if (field.env && v !== undefined) env[field.env] = String(v);
     }
+    if (this.o.credentials) Object.assign(env, this.o.credentials.localEnv(orgId, spec, values));
     return env;
   }
 
@@ -77,24 +87,38 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
    * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
-  async endpointFor(
-    orgId: string,
-    spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string> }> {
-    const values = await this.values(orgId, spec);
+  async endpointFor(orgId: string, spec: PluginSpec): Promise<RemoteEndpoint> {
+    const { url, values } = await this.remoteUrl(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
-    const override = values.serverUrl;
-    const url = typeof override === 'string' && override !== '' ? override : connection?.url;
-    if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
     const headers: Record<string, string> = {};
     for (const [name, template] of Object.entries(connection?.headers ?? {})) {
       const filled = substitute(template, values);
       if (filled !== undefined) headers[name] = filled;
     }
-    return { url, headers };
+    if (!this.o.credentials) return { url, headers };
+    const creds = await this.o.credentials.remote(orgId, spec, values);
+    return {
+      url,
+      headers: { ...headers, ...creds.headers },
+      ...(creds.perRequestHeaders ? { perRequestHeaders: creds.perRequestHeaders } : {}),
+      ...(creds.authProvider ? { authProvider: creds.authProvider } : {}),
+    };
   }
 
-  private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
+  /** The remote URL of (org, plugin) as endpointFor resolves it, with the configuration values. */
+  async remoteUrl(orgId: string, spec: PluginSpec): Promise<{ url: string; values: PluginConfigValues }> {
+    const values = await this.values(orgId, spec);
+    const override = values.serverUrl;
+    const url =
+      typeof override === 'string' && override !== ''
+        ? override
+        : spec.manifest.capabilities?.mcp?.connection?.url;
+    if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
+    return { url, values };
+  }
+
+  /** The organization's configuration values of `spec`, decrypted, after defaults. */
+  values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
     return this.o.settings.runtimeValues(orgId, spec.pluginKey, spec.manifest.configSchema ?? {});
   }
 }

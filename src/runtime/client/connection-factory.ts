@@ -1,3 +1,4 @@
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { parseCommandLine } from '../../manifest/command.js';
 import { InstanceError, TimeoutError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
@@ -26,6 +27,8 @@ export interface McpConnectionFactoryOptions {
   limits: Required<ResourceLimits>;
   /** Timeout of connection calls (listTools, callTool, ping) that pass no timeoutMs. */
   callTimeoutMs: number;
+  /** The error for a remote server that refused for lack of OAuth authorization. */
+  authorizationRequired?: (spec: PluginSpec) => Error;
   /** Wait after a local plugin's first roots/list answer before connect resolves. Default 200. */
   rootsSettleMs?: number;
 }
@@ -136,7 +139,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
         : AbortSignal.timeout(timeoutMs);
       try {
-        await connection.open(createRemoteTransport(kind, endpoint.url, endpoint.headers, attemptSignal), {
+        await connection.open(createRemoteTransport(kind, endpoint, attemptSignal), {
           signal,
           timeoutMs,
         });
@@ -144,6 +147,12 @@ export class McpConnectionFactory implements ConnectionFactory {
       } catch (err) {
         await connection.close();
         if (err instanceof TimeoutError || signal?.aborted) throw err;
+        if (endpoint.authProvider && isUnauthorized(err)) {
+          throw (
+            this.opts.authorizationRequired?.(spec) ??
+            new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} needs OAuth authorization`)
+          );
+        }
         const reason = err instanceof Error ? err.message : String(err);
         logger.info({ reason }, 'remote transport failed; trying the next one if any');
         failures.push(`${kind}: ${reason}`);
@@ -154,6 +163,13 @@ export class McpConnectionFactory implements ConnectionFactory {
       `Could not connect to plugin ${spec.pluginId} at ${redactUrl(endpoint.url)} (${failures.join('; ')})`,
     );
   }
+}
+
+function isUnauthorized(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof UnauthorizedError) return true;
+  }
+  return false;
 }
 
 function remaining(deadline: number): number {

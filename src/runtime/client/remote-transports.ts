@@ -1,6 +1,7 @@
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { RemoteEndpoint } from '../ports.js';
 import { WsClientTransport } from './websocket-transport.js';
 
 export type RemoteTransportKind = 'http' | 'sse' | 'websocket';
@@ -42,20 +43,29 @@ export function urlFor(kind: RemoteTransportKind, raw: string): URL {
   return url;
 }
 
-/** A not yet started client transport of `kind` to `url`, sending `headers` on every request/handshake. */
+/** A not yet started client transport of `kind` to the endpoint, sending its headers on every request/handshake. */
 export function createRemoteTransport(
   kind: RemoteTransportKind,
-  url: string,
-  headers: Record<string, string>,
+  endpoint: RemoteEndpoint,
   signal: AbortSignal,
 ): Transport {
-  const target = urlFor(kind, url);
+  const target = urlFor(kind, endpoint.url);
+  const { headers, perRequestHeaders, authProvider } = endpoint;
+  const base = isolatingFetch();
+  const fetchFn: FetchLike = perRequestHeaders
+    ? (url, init) => {
+        const h = new Headers(init?.headers);
+        for (const [k, v] of Object.entries(perRequestHeaders())) h.set(k, v);
+        return base(url, { ...init, headers: h });
+      }
+    : base;
+  const auth = authProvider ? { authProvider } : {};
   switch (kind) {
     case 'http':
-      return new StreamableHTTPClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch() });
+      return new StreamableHTTPClientTransport(target, { requestInit: { headers }, fetch: fetchFn, ...auth });
     case 'sse':
-      return new SSEClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch() });
+      return new SSEClientTransport(target, { requestInit: { headers }, fetch: fetchFn, ...auth });
     case 'websocket':
-      return new WsClientTransport(target, { headers, signal });
+      return new WsClientTransport(target, { headers: { ...headers, ...perRequestHeaders?.() }, signal });
   }
 }
