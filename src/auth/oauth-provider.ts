@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   auth,
   type OAuthClientProvider,
@@ -74,9 +75,9 @@ export class HostOAuthProvider implements OAuthClientProvider {
     };
   }
 
+  /** The stored authorization's state (connect mode); runtime mode starts no flow, so any value does. */
   state(): string {
-    if (!this.o.state) throw new Error('no authorization in progress');
-    return this.o.state.value;
+    return this.o.state?.value ?? randomBytes(16).toString('base64url');
   }
 
   async clientInformation(): Promise<OAuthClientInformationMixed | undefined> {

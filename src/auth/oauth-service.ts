@@ -224,12 +224,18 @@ export class OAuthService {
   async status(orgId: string, spec: PluginSpec): Promise<AuthStatus> {
     this.requireOauth(spec);
     const record = await this.o.store.get(orgId, spec.pluginKey);
+    const now = this.now();
+    const status: AuthStatus['status'] =
+      record?.tokens !== undefined
+        ? 'connected'
+        : record?.status === 'failed'
+          ? 'failed'
+          : record?.pendingUntil !== undefined && record.pendingUntil.getTime() > now
+            ? 'pending'
+            : 'not_connected';
     return {
       method: 'oauth2',
-      status:
-        record === undefined || (record.tokens === undefined && record.status === 'connected')
-          ? 'not_connected'
-          : record.status,
+      status,
       expiresAt: record?.tokensExpireAt?.toISOString() ?? null,
       lastError: record?.lastError ?? null,
     };

@@ -17,6 +17,8 @@ export interface OAuthRecord {
   codeVerifier: string | undefined;
   discovery: Record<string, unknown> | undefined;
   lastError: string | undefined;
+  /** Until when a started authorization's `state` is accepted. */
+  pendingUntil: Date | undefined;
   updatedAt: Date;
 }
 
@@ -151,6 +153,7 @@ export class OAuthStore {
       codeVerifier: row.codeVerifier === null ? undefined : this.box.decrypt(row.codeVerifier),
       discovery: row.discovery ?? undefined,
       lastError: row.lastError ?? undefined,
+      pendingUntil: row.stateHash !== null ? (row.stateExpiresAt ?? undefined) : undefined,
       updatedAt: row.updatedAt,
     };
   }

@@ -132,7 +132,11 @@ export class McpPluginConnection implements PluginConnection {
       const what = exit
         ? `its process ${describeExit(exit)} before completing MCP initialize`
         : errorText(err);
-      throw new InstanceError('INSTANCE_FAILED', `Plugin ${this.opts.pluginId} failed to start: ${what}`);
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${this.opts.pluginId} failed to start: ${what}`,
+        err,
+      );
     }
     this.opened = true;
   }
