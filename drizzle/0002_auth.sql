@@ -18,6 +18,7 @@ CREATE TABLE "plugin_oauth" (
 	"state_hash" varchar(64),
 	"state_expires_at" timestamp with time zone,
 	"discovery" jsonb,
+	"requested_scope" text,
 	"last_error" text,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "plugin_oauth_organization_id_plugin_key_pk" PRIMARY KEY("organization_id","plugin_key")

@@ -103,6 +103,7 @@ export class HostOAuthProvider implements OAuthClientProvider {
    * (once at a time; a failed refresh leaves the old tokens for the server to judge).
    */
   async tokens(): Promise<OAuthTokens | undefined> {
+    if (this.o.mode === 'connect') return undefined;
     const now = this.now();
     if (!this.cachedTokens || this.cachedTokens.until <= now) {
       const record = await this.o.store.get(this.o.orgId, this.o.pluginKey);
@@ -154,6 +155,8 @@ export class HostOAuthProvider implements OAuthClientProvider {
       return;
     }
     this.authorizationNeeded = true;
+    const scope = url.searchParams.get('scope');
+    await this.o.store.patch(this.o.orgId, this.o.pluginKey, { requestedScope: scope });
   }
 
   async saveCodeVerifier(codeVerifier: string): Promise<void> {

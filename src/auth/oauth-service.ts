@@ -94,6 +94,24 @@ export class OAuthService {
         authorizationUrl = u;
       },
     });
+    const record = await this.o.store.get(orgId, spec.pluginKey);
+    if (record?.requestedScope !== undefined) {
+      const discovery = record.discovery as { resourceMetadataUrl?: string } | undefined;
+      try {
+        await auth(provider, {
+          serverUrl: url,
+          scope: record.requestedScope,
+          fetchFn: this.o.fetchFn,
+          ...(discovery?.resourceMetadataUrl
+            ? { resourceMetadataUrl: new URL(discovery.resourceMetadataUrl) }
+            : {}),
+        });
+      } catch (err) {
+        return this.connectFailed(orgId, spec, actor, err);
+      }
+      if (authorizationUrl !== undefined)
+        return this.redirectResult(orgId, spec, actor, authorizationUrl, state.expiresAt);
+    }
     const client = new Client({ name: 'hay-plugin-host', version: '1.0.0' });
     const transport = new StreamableHTTPClientTransport(new URL(url), {
       authProvider: provider,
@@ -102,6 +120,7 @@ export class OAuthService {
     const signal = AbortSignal.timeout(this.timeout());
     try {
       await client.connect(transport, { signal, timeout: this.timeout() });
+      await client.listTools(undefined, { signal, timeout: this.timeout() });
       await client.close();
       this.forgetRuntime(orgId, spec);
       this.o.audit.record({
@@ -115,35 +134,46 @@ export class OAuthService {
       return { status: 'connected' };
     } catch (err) {
       await client.close().catch(() => undefined);
-      if (authorizationUrl !== undefined && (err instanceof UnauthorizedError || err instanceof Error)) {
-        this.o.audit.record({
-          organizationId: orgId,
-          actor,
-          action: 'oauth.connect',
-          pluginId: spec.pluginId,
-          outcome: 'ok',
-          details: { status: 'authorization_required', authorizationServer: authorizationUrl.origin },
-        });
-        return {
-          status: 'authorization_required',
-          authorizationUrl: authorizationUrl.toString(),
-          expiresAt: state.expiresAt.toISOString(),
-        };
-      }
-      const reason = safeReason(err);
-      await this.o.store.patch(orgId, spec.pluginKey, { status: 'failed', lastError: reason });
-      this.o.audit.record({
-        organizationId: orgId,
-        actor,
-        action: 'oauth.failed',
-        pluginId: spec.pluginId,
-        outcome: 'error',
-        details: { step: 'connect', reason },
-      });
-      throw new AuthorizationFailedError(
-        `Could not start authorization of plugin ${spec.pluginId}: ${reason}`,
-      );
+      if (authorizationUrl !== undefined)
+        return this.redirectResult(orgId, spec, actor, authorizationUrl, state.expiresAt);
+      return this.connectFailed(orgId, spec, actor, err);
     }
+  }
+
+  private redirectResult(
+    orgId: string,
+    spec: PluginSpec,
+    actor: string,
+    url: URL,
+    expiresAt: Date,
+  ): ConnectResult {
+    this.o.audit.record({
+      organizationId: orgId,
+      actor,
+      action: 'oauth.connect',
+      pluginId: spec.pluginId,
+      outcome: 'ok',
+      details: { status: 'authorization_required', authorizationServer: url.origin },
+    });
+    return {
+      status: 'authorization_required',
+      authorizationUrl: url.toString(),
+      expiresAt: expiresAt.toISOString(),
+    };
+  }
+
+  private async connectFailed(orgId: string, spec: PluginSpec, actor: string, err: unknown): Promise<never> {
+    const reason = safeReason(err);
+    await this.o.store.patch(orgId, spec.pluginKey, { status: 'failed', lastError: reason });
+    this.o.audit.record({
+      organizationId: orgId,
+      actor,
+      action: 'oauth.failed',
+      pluginId: spec.pluginId,
+      outcome: 'error',
+      details: { step: 'connect', reason },
+    });
+    throw new AuthorizationFailedError(`Could not start authorization of plugin ${spec.pluginId}: ${reason}`);
   }
 
   /** The browser's return from the authorization server: exchanges `code` for tokens of the org bound to `state`. */
@@ -208,7 +238,12 @@ export class OAuthService {
       });
       throw new AuthorizationFailedError(`Token exchange for plugin ${spec.pluginId} failed: ${reason}`);
     }
-    await this.o.store.patch(orgId, spec.pluginKey, { state: null, codeVerifier: null, status: 'connected' });
+    await this.o.store.patch(orgId, spec.pluginKey, {
+      state: null,
+      codeVerifier: null,
+      status: 'connected',
+      requestedScope: null,
+    });
     this.forgetRuntime(orgId, spec);
     this.o.audit.record({
       organizationId: orgId,

@@ -17,6 +17,7 @@ export interface OAuthRecord {
   codeVerifier: string | undefined;
   discovery: Record<string, unknown> | undefined;
   lastError: string | undefined;
+  requestedScope: string | undefined;
   /** Until when a started authorization's `state` is accepted. */
   pendingUntil: Date | undefined;
   updatedAt: Date;
@@ -31,6 +32,7 @@ export type OAuthPatch = Partial<{
   state: { value: string; expiresAt: Date } | null;
   discovery: Record<string, unknown> | null;
   lastError: string | null;
+  requestedScope: string | null;
 }>;
 
 export const hashState = (state: string): string => createHash('sha256').update(state).digest('hex');
@@ -83,6 +85,7 @@ export class OAuthStore {
     }
     if (patch.discovery !== undefined) set.discovery = patch.discovery;
     if (patch.lastError !== undefined) set.lastError = patch.lastError;
+    if (patch.requestedScope !== undefined) set.requestedScope = patch.requestedScope;
     await this.db
       .insert(pluginOauth)
       .values({ organizationId, pluginKey, status: patch.status ?? 'pending', ...set })
@@ -153,6 +156,7 @@ export class OAuthStore {
       codeVerifier: row.codeVerifier === null ? undefined : this.box.decrypt(row.codeVerifier),
       discovery: row.discovery ?? undefined,
       lastError: row.lastError ?? undefined,
+      requestedScope: row.requestedScope ?? undefined,
       pendingUntil: row.stateHash !== null ? (row.stateExpiresAt ?? undefined) : undefined,
       updatedAt: row.updatedAt,
     };

@@ -37,6 +37,8 @@ export const pluginOauth = pgTable(
     stateHash: varchar('state_hash', { length: 64 }),
     stateExpiresAt: ts('state_expires_at'),
     discovery: jsonb('discovery').$type<Record<string, unknown>>(),
+    /** Scope a server asked for when it refused a runtime request (step-up); used by the next connect. */
+    requestedScope: text('requested_scope'),
     lastError: text('last_error'),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },

@@ -110,6 +110,13 @@ export class McpConnectionFactory implements ConnectionFactory {
     return connection;
   }
 
+  private authorizationRequired(spec: PluginSpec): Error {
+    return (
+      this.opts.authorizationRequired?.(spec) ??
+      new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} needs OAuth authorization`)
+    );
+  }
+
   private async connectRemote(
     orgId: string,
     spec: PluginSpec,
@@ -133,6 +140,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         transport: kind,
         logger,
         callTimeoutMs: this.opts.callTimeoutMs,
+        ...(endpoint.authProvider ? { unauthorizedError: () => this.authorizationRequired(spec) } : {}),
       });
       const timeoutMs = remaining(deadline);
       const attemptSignal = signal
@@ -147,12 +155,7 @@ export class McpConnectionFactory implements ConnectionFactory {
       } catch (err) {
         await connection.close();
         if (err instanceof TimeoutError || signal?.aborted) throw err;
-        if (endpoint.authProvider && isUnauthorized(err)) {
-          throw (
-            this.opts.authorizationRequired?.(spec) ??
-            new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} needs OAuth authorization`)
-          );
-        }
+        if (endpoint.authProvider && isUnauthorized(err)) throw this.authorizationRequired(spec);
         const reason = err instanceof Error ? err.message : String(err);
         logger.info({ reason }, 'remote transport failed; trying the next one if any');
         failures.push(`${kind}: ${reason}`);

@@ -1,3 +1,4 @@
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -42,6 +43,8 @@ export interface McpPluginConnectionOptions {
   roots?: readonly ClientRoot[];
   /** Wait after the server's first roots/list was answered at open(). Default DEFAULT_ROOTS_SETTLE_MS. */
   rootsSettleMs?: number;
+  /** Remote OAuth: the error for a request the server refused for lack of (enough) authorization. */
+  unauthorizedError?: () => Error;
 }
 
 function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
@@ -273,6 +276,7 @@ export class McpPluginConnection implements PluginConnection {
     const plugin = `Plugin ${this.opts.pluginId}`;
     if (err instanceof HayError) return err;
     if (scope.callerAborted()) return abortReason(scope.signal);
+    if (this.opts.unauthorizedError && err instanceof UnauthorizedError) return this.opts.unauthorizedError();
     if (scope.timedOut() || (err instanceof McpError && err.code === Number(ErrorCode.RequestTimeout))) {
       return new TimeoutError(`${plugin} did not ${what} within ${scope.timeoutMs} ms`);
     }
