@@ -36,6 +36,8 @@ export type HayErrorCode =
   | 'DELIVERY_NOT_FOUND'
   | 'ENDPOINT_NOT_FOUND'
   | 'RESPONSE_TOO_LARGE'
+  | 'AUTHORIZATION_REQUIRED'
+  | 'AUTHORIZATION_FAILED'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -110,6 +112,20 @@ export class PermissionDeniedError extends HayError {
       'PERMISSION_DENIED',
       `Plugin ${pluginId} does not have permission to access ${api}. Add "${api}" to permissions.api in manifest.json`,
     );
+  }
+}
+
+/** A plugin needs (new) OAuth authorization from an org admin before it can be used for that org. */
+export class AuthorizationRequiredError extends HayError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('AUTHORIZATION_REQUIRED', message, details ? { details } : undefined);
+  }
+}
+
+/** An authorization step with a remote authorization server failed (callback, token exchange, revoke). */
+export class AuthorizationFailedError extends HayError {
+  constructor(message: string) {
+    super('AUTHORIZATION_FAILED', message);
   }
 }
 

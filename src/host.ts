@@ -8,6 +8,7 @@ import { registerPlatformRoutes } from './api/platform-routes.js';
 import { registerUploadRoutes } from './api/upload-routes.js';
 import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
+import { wireAuth } from './auth/wiring.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { wireEgress } from './egress/wiring.js';
@@ -215,6 +216,20 @@ export async function createHost(
     hostEnv,
     operatorAllowedEnv: [],
     dataDirFor: (orgId, spec) => path.join(config.dataDir, 'plugin-data', orgId, spec.pluginId),
+    get credentials() {
+      return pluginAuth.credentials;
+    },
+  });
+  const pluginAuth = wireAuth({
+    db,
+    box,
+    audit,
+    logger: logger.child({ component: 'plugin-auth' }),
+    registry,
+    settings,
+    publicUrl: () => config.apiUrl ?? listenUrl,
+    remoteUrl: (orgId, spec) => environment.remoteUrl(orgId, spec),
+    restartInstance: (orgId, pluginKey, reason) => instances.stopInstance(orgId, pluginKey, reason),
   });
   const connections = new McpConnectionFactory({
     logger: logger.child({ component: 'mcp' }),
@@ -229,6 +244,7 @@ export async function createHost(
     },
     callTimeoutMs: config.callTimeoutMs,
     egress: egress.plugins,
+    authorizationRequired: pluginAuth.authorizationRequired,
   });
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
@@ -402,8 +418,9 @@ export async function createHost(
     gateway: gateway.settingsApi,
     lifecycle: lifecycle.api,
     events: events.service,
+    pluginAuth: pluginAuth.api,
     admin: {
-      rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets]),
+      rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets, pluginAuth.secrets]),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
@@ -420,6 +437,7 @@ export async function createHost(
       gateway.register(app);
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
       events.register(app);
+      pluginAuth.registerRoutes(app);
       registerUploadRoutes(app, {
         organizations,
         uploads,
@@ -471,6 +489,7 @@ export async function createHost(
           },
           'plugin discovery finished',
         );
+        await pluginAuth.start();
         await processes.start();
         instances.start();
         await http.listen({ host: config.host, port: config.port });
@@ -505,6 +524,7 @@ export async function createHost(
         await httpClosed;
         for (const api of platformApis) await api.close?.();
         await lifecycle.close();
+        await pluginAuth.close();
         await audit.close();
         await database.close();
         logger.info('hay plugin host stopped');

@@ -1,6 +1,7 @@
 import type { AuditAction } from '../audit/audit-log.js';
 import { gatewayRouter } from '../gateway/router.js';
 import { eventsRouter } from './events-router.js';
+import { adminAuthProcedures, pluginAuthProcedures } from './auth-router.js';
 import { inputs } from './inputs.js';
 import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
@@ -70,6 +71,7 @@ const adminRouter = router({
     .input(inputs.audit)
     .query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
   ...lifecycleAdminProcedures,
+  ...adminAuthProcedures,
 });
 
 const pluginsRouter = router({
@@ -114,6 +116,7 @@ const pluginsRouter = router({
       ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
     ),
   ...lifecyclePluginProcedures,
+  ...pluginAuthProcedures,
 });
 
 const auditRouter = router({

@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { PluginAuthApi } from '../auth/wiring.js';
 import { isHayError } from '../errors.js';
 import type { EventsService } from '../events/service.js';
 import type { PluginService } from '../invocation/plugin-service.js';
@@ -23,6 +24,7 @@ export interface ApiServices {
   lifecycle: LifecycleApi;
   /** src/events/: subscriptions, routes, webhook endpoints, deliveries. */
   events: EventsService;
+  pluginAuth: PluginAuthApi;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

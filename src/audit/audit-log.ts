@@ -38,7 +38,13 @@ export type AuditAction =
   | 'webhook.rotate'
   | 'route.receive'
   | 'route.refused'
-  | 'route.rotate';
+  | 'route.rotate'
+  | 'oauth.connect'
+  | 'oauth.callback'
+  | 'oauth.refresh'
+  | 'oauth.revoke'
+  | 'oauth.failed'
+  | 'jwt.rotate';
 
 export interface AuditEntry {
   organizationId: string | null;

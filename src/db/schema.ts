@@ -19,6 +19,9 @@ import { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 import { lifecycleSchema } from './schema-lifecycle.js';
 import { eventsSchema } from './schema-events.js';
+import { authSigningKeys, pluginOauth } from './schema-auth.js';
+
+export { authSigningKeys, pluginOauth };
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -137,6 +140,8 @@ export const schema = {
   ...{ gatewayOrgSettings, gatewayToolLists },
   ...lifecycleSchema,
   ...eventsSchema,
+  authSigningKeys,
+  pluginOauth,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

@@ -211,6 +211,7 @@ export function semanticProblems(manifest: HayPluginManifest, ceilings?: Runtime
         rule: `names ${JSON.stringify(field)} but configSchema has no such field`,
       });
   });
+  problems.push(...authProblems(manifest));
 
   Object.keys(manifest.dependencies ?? {}).forEach((dep) => {
     if (dep === manifest.id) {
@@ -221,6 +222,65 @@ export function semanticProblems(manifest: HayPluginManifest, ceilings?: Runtime
     }
   });
 
+  return problems;
+}
+
+function authProblems(manifest: HayPluginManifest): ManifestProblem[] {
+  const problems: ManifestProblem[] = [];
+  const mcp = manifest.capabilities?.mcp;
+  const methods = mcp?.auth ?? [];
+  const options = mcp?.authOptions ?? {};
+  const config = manifest.configSchema ?? {};
+  const base = '/capabilities/mcp/authOptions';
+  for (const method of ['apiKey', 'jwt', 'oauth2'] as const) {
+    if (options[method] !== undefined && !methods.includes(method)) {
+      problems.push({
+        pointer: `${base}/${method}`,
+        rule: `configures ${method} but capabilities.mcp.auth does not list "${method}"`,
+      });
+    }
+  }
+  const secretField = (name: string, pointer: string) => {
+    const field = config[name];
+    if (field === undefined) {
+      problems.push({
+        pointer,
+        rule: `names configSchema field ${JSON.stringify(name)}, which does not exist`,
+      });
+    } else if (field.encrypted !== true) {
+      problems.push({
+        pointer,
+        rule: `names configSchema field ${JSON.stringify(name)}, which must be "encrypted": true to hold a credential`,
+      });
+    }
+  };
+  if (methods.includes('apiKey')) {
+    if (options.apiKey === undefined) {
+      problems.push({
+        pointer: base,
+        rule: 'needs apiKey.field (the encrypted configSchema field holding the key) because auth lists "apiKey"',
+      });
+    } else secretField(options.apiKey.field, `${base}/apiKey/field`);
+  }
+  for (const method of ['apiKey', 'jwt'] as const) {
+    const env = options[method]?.env;
+    if (env !== undefined && isReservedEnvName(env)) {
+      problems.push({ pointer: `${base}/${method}/env`, rule: reservedEnvRule(env) });
+    }
+  }
+  if (methods.includes('oauth2')) {
+    if (mcp?.connection?.type !== 'remote') {
+      problems.push({
+        pointer: '/capabilities/mcp/auth',
+        rule: 'lists "oauth2", which the host performs for remote servers only (connection.type "remote")',
+      });
+    }
+    const secret = options.oauth2?.clientSecretField;
+    if (secret !== undefined) secretField(secret, `${base}/oauth2/clientSecretField`);
+    if (secret !== undefined && options.oauth2?.clientId === undefined) {
+      problems.push({ pointer: `${base}/oauth2/clientSecretField`, rule: 'needs oauth2.clientId as well' });
+    }
+  }
   return problems;
 }
 

@@ -39,6 +39,39 @@ export interface McpCapabilities {
   installCommand?: string;
   buildCommand?: string;
   auth?: McpAuthMethod[];
+  authOptions?: McpAuthOptions;
+}
+
+export interface McpAuthOptions {
+  apiKey?: ApiKeyAuthOptions;
+  jwt?: JwtAuthOptions;
+  oauth2?: OAuth2AuthOptions;
+}
+
+/** The key comes from the encrypted configSchema field `field`. Defaults: header Authorization, prefix "Bearer ". */
+export interface ApiKeyAuthOptions {
+  field: string;
+  header?: string;
+  prefix?: string;
+  /** Local plugins: the environment variable that carries the key. Default HAY_API_KEY_AUTH. */
+  env?: string;
+}
+
+/** Defaults: audience = the plugin id, ttlSeconds 300, header Authorization (Bearer), env HAY_PLUGIN_JWT. */
+export interface JwtAuthOptions {
+  audience?: string;
+  ttlSeconds?: number;
+  header?: string;
+  env?: string;
+}
+
+/** Client registration preference: clientId (pre-registered), clientMetadataUrl (CIMD), else dynamic registration. */
+export interface OAuth2AuthOptions {
+  scopes?: string[];
+  clientId?: string;
+  /** Encrypted configSchema field holding the pre-registered client's secret. */
+  clientSecretField?: string;
+  clientMetadataUrl?: string;
 }
 
 export interface UiCapabilities {

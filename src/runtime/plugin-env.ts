@@ -3,6 +3,7 @@ import path from 'node:path';
 import { InstanceError } from '../errors.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import type { PluginCredentials } from '../auth/plugin-credentials.js';
 import {
   SHARED_INSTANCE_ORG,
   type CallMetaProvider,
@@ -10,6 +11,7 @@ import {
   type PluginConfigValues,
   type PluginSpec,
   type RemoteEndpointProvider,
+  type RemoteEndpoint,
 } from './ports.js';
 
 /** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
@@ -34,6 +36,8 @@ export interface PluginEnvOptions {
    * (mode 0700) when missing.
    */
   dataDirFor: (orgId: string, spec: PluginSpec) => string;
+  /** The authentication step (capabilities.mcp.auth); unset: no auth methods are applied. */
+  credentials?: PluginCredentials;
 }
 
 /**
@@ -93,6 +97,7 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
       const v = values[name];
       if (field.env && v !== undefined) env[field.env] = String(v);
     }
+    if (this.o.credentials) Object.assign(env, this.o.credentials.localEnv(orgId, spec, values));
     return env;
   }
 
@@ -126,25 +131,40 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
    * else the manifest's connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
-  async endpointFor(
-    orgId: string,
-    spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration: boolean }> {
-    const values = await this.values(orgId, spec);
+  async endpointFor(orgId: string, spec: PluginSpec): Promise<RemoteEndpoint> {
+    const { url, values, fromConfiguration } = await this.remoteUrl(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
-    const override = values.serverUrl;
-    const fromConfiguration = typeof override === 'string' && override !== '';
-    const url = fromConfiguration ? override : connection?.url;
-    if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
     const headers: Record<string, string> = {};
     for (const [name, template] of Object.entries(connection?.headers ?? {})) {
       const filled = substitute(template, values);
       if (filled !== undefined) headers[name] = filled;
     }
-    return { url, headers, fromConfiguration };
+    if (!this.o.credentials) return { url, headers, fromConfiguration };
+    const creds = await this.o.credentials.remote(orgId, spec, values);
+    return {
+      url,
+      headers: { ...headers, ...creds.headers },
+      fromConfiguration,
+      ...(creds.perRequestHeaders ? { perRequestHeaders: creds.perRequestHeaders } : {}),
+      ...(creds.authProvider ? { authProvider: creds.authProvider } : {}),
+    };
   }
 
-  private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
+  /** The remote URL of (org, plugin) as endpointFor resolves it, with the configuration values. */
+  async remoteUrl(
+    orgId: string,
+    spec: PluginSpec,
+  ): Promise<{ url: string; values: PluginConfigValues; fromConfiguration: boolean }> {
+    const values = await this.values(orgId, spec);
+    const override = values.serverUrl;
+    const fromConfiguration = typeof override === 'string' && override !== '';
+    const url = fromConfiguration ? override : spec.manifest.capabilities?.mcp?.connection?.url;
+    if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
+    return { url, values, fromConfiguration };
+  }
+
+  /** The organization's configuration values of `spec`, decrypted, after defaults. */
+  values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
     return this.o.settings.runtimeValues(orgId, spec.pluginKey, spec.manifest.configSchema ?? {});
   }
 }

@@ -1,3 +1,4 @@
+import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { HayPluginManifest, ResourceLimits } from '../manifest/types.js';
 
@@ -100,10 +101,20 @@ export interface EnvProvider {
 
 /** Remote connection details for (org, plugin): URL and headers from the manifest + org configuration. */
 export interface RemoteEndpointProvider {
-  endpointFor(
-    orgId: string,
-    spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration?: boolean }>;
+  endpointFor(orgId: string, spec: PluginSpec): Promise<RemoteEndpoint>;
+}
+
+/** Where and how to reach a remote plugin for one organization. */
+export interface RemoteEndpoint {
+  url: string;
+  /** Sent on every request and handshake. */
+  headers: Record<string, string>;
+  /** Headers computed per HTTP request (e.g. a re-signed JWT); WebSocket uses their value at handshake. */
+  perRequestHeaders?: () => Record<string, string>;
+  /** OAuth 2.1 provider of this (org, plugin) for the SDK's HTTP transports. */
+  authProvider?: OAuthClientProvider;
+  /** True when the URL came from the organization's configuration (serverUrl), not the manifest. */
+  fromConfiguration?: boolean;
 }
 
 /** Makes sure a plugin is installed and built before its first start. Concurrent calls share one run. */

@@ -1,3 +1,4 @@
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { parseCommandLine } from '../../manifest/command.js';
 import type { PluginEgress } from '../../egress/plugin-egress.js';
 import { EgressError, InstanceError, TimeoutError } from '../../errors.js';
@@ -27,6 +28,8 @@ export interface McpConnectionFactoryOptions {
   limits: Required<ResourceLimits>;
   /** Timeout of connection calls (listTools, callTool, ping) that pass no timeoutMs. */
   callTimeoutMs: number;
+  /** The error for a remote server that refused for lack of OAuth authorization. */
+  authorizationRequired?: (spec: PluginSpec) => Error;
   /** Wait after a local plugin's first roots/list answer before connect resolves. Default 200. */
   rootsSettleMs?: number;
   /** Egress policy for tenant traffic (src/egress). Unset: every connection is direct (tests, tools). */
@@ -120,6 +123,13 @@ export class McpConnectionFactory implements ConnectionFactory {
     return connection;
   }
 
+  private authorizationRequired(spec: PluginSpec): Error {
+    return (
+      this.opts.authorizationRequired?.(spec) ??
+      new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} needs OAuth authorization`)
+    );
+  }
+
   private async connectRemote(
     orgId: string,
     spec: PluginSpec,
@@ -149,6 +159,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         logger,
         callTimeoutMs: this.opts.callTimeoutMs,
         ...(guard ? { onClose: () => guard.close() } : {}),
+        ...(endpoint.authProvider ? { unauthorizedError: () => this.authorizationRequired(spec) } : {}),
       });
       const timeoutMs = remaining(deadline);
       const attemptSignal = signal
@@ -157,8 +168,7 @@ export class McpConnectionFactory implements ConnectionFactory {
       try {
         const transport = createRemoteTransport(
           kind,
-          endpoint.url,
-          endpoint.headers,
+          endpoint,
           attemptSignal,
           egress && guard ? { fetch: guard.fetch, webSocket: egress.webSocket } : undefined,
         );
@@ -169,6 +179,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         if (err instanceof TimeoutError || signal?.aborted) throw err;
         if (err instanceof EgressError) throw err;
         if (guard?.lastError) throw guard.lastError;
+        if (endpoint.authProvider && isUnauthorized(err)) throw this.authorizationRequired(spec);
         const reason = err instanceof Error ? err.message : String(err);
         logger.info({ reason }, 'remote transport failed; trying the next one if any');
         failures.push(`${kind}: ${reason}`);
@@ -179,6 +190,13 @@ export class McpConnectionFactory implements ConnectionFactory {
       `Could not connect to plugin ${spec.pluginId} at ${redactUrl(endpoint.url)} (${failures.join('; ')})`,
     );
   }
+}
+
+function isUnauthorized(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof UnauthorizedError) return true;
+  }
+  return false;
 }
 
 function remaining(deadline: number): number {

@@ -1,3 +1,4 @@
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -46,6 +47,8 @@ export interface McpPluginConnectionOptions {
   rootsSettleMs?: number;
   /** Runs at the end of close() (e.g. drops the egress-guarded sockets of a remote connection). */
   onClose?: () => Promise<void>;
+  /** Remote OAuth: the error for a request the server refused for lack of (enough) authorization. */
+  unauthorizedError?: () => Error;
 }
 
 function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
@@ -156,7 +159,11 @@ export class McpPluginConnection implements PluginConnection {
         const lines = this.opts.process.stderrLines();
         if (lines.length > 0) what += `; its last stderr lines: ${lines.join(' | ')}`;
       }
-      throw new InstanceError('INSTANCE_FAILED', `Plugin ${this.opts.pluginId} failed to start: ${what}`);
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${this.opts.pluginId} failed to start: ${what}`,
+        err,
+      );
     }
     this.opened = true;
   }
@@ -302,6 +309,7 @@ export class McpPluginConnection implements PluginConnection {
     const plugin = `Plugin ${this.opts.pluginId}`;
     if (err instanceof HayError) return err;
     if (scope.callerAborted()) return abortReason(scope.signal);
+    if (this.opts.unauthorizedError && err instanceof UnauthorizedError) return this.opts.unauthorizedError();
     if (scope.timedOut() || (err instanceof McpError && err.code === Number(ErrorCode.RequestTimeout))) {
       return new TimeoutError(`${plugin} did not ${what} within ${scope.timeoutMs} ms`);
     }

@@ -2,6 +2,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { LookupFunction } from 'node:net';
+import type { RemoteEndpoint } from '../ports.js';
 import { WsClientTransport } from './websocket-transport.js';
 
 export type RemoteTransportKind = 'http' | 'sse' | 'websocket';
@@ -44,27 +45,37 @@ export function urlFor(kind: RemoteTransportKind, raw: string): URL {
 }
 
 /**
- * A not yet started client transport of `kind` to `url`, sending `headers` on every request/handshake.
+ * A not yet started client transport of `kind` to the endpoint, sending its headers on every
+ * request/handshake (per-request headers recomputed each time; OAuth through the endpoint's provider).
  * `egress` (tenant-directed URLs): HTTP transports use its guarded fetch, WebSocket its checking lookup.
  */
 export function createRemoteTransport(
   kind: RemoteTransportKind,
-  url: string,
-  headers: Record<string, string>,
+  endpoint: RemoteEndpoint,
   signal: AbortSignal,
   egress?: { fetch: FetchLike; webSocket: (url: URL) => { lookup: LookupFunction; maxPayloadBytes: number } },
 ): Transport {
-  const target = urlFor(kind, url);
-  const base = egress?.fetch;
+  const target = urlFor(kind, endpoint.url);
+  const { headers, perRequestHeaders, authProvider } = endpoint;
+  const base = isolatingFetch(egress?.fetch);
+  const fetchFn: FetchLike = perRequestHeaders
+    ? (url, init) => {
+        const h = new Headers(init?.headers);
+        for (const [name, value] of Object.entries(perRequestHeaders())) h.set(name, value);
+        return base(url, { ...init, headers: h });
+      }
+    : base;
+  const auth = authProvider ? { authProvider } : {};
   switch (kind) {
     case 'http':
-      return new StreamableHTTPClientTransport(target, {
-        requestInit: { headers },
-        fetch: isolatingFetch(base),
-      });
+      return new StreamableHTTPClientTransport(target, { requestInit: { headers }, fetch: fetchFn, ...auth });
     case 'sse':
-      return new SSEClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch(base) });
+      return new SSEClientTransport(target, { requestInit: { headers }, fetch: fetchFn, ...auth });
     case 'websocket':
-      return new WsClientTransport(target, { headers, signal, ...(egress ? egress.webSocket(target) : {}) });
+      return new WsClientTransport(target, {
+        headers: { ...headers, ...perRequestHeaders?.() },
+        signal,
+        ...(egress ? egress.webSocket(target) : {}),
+      });
   }
 }

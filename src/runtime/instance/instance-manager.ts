@@ -492,6 +492,10 @@ export class InstanceManager {
         this.transition(rec, { kind: 'stopped' }, `start cancelled: ${errorText(signal.reason)}`);
         throw signal.reason;
       }
+      if (isHayError(err) && err.code === 'AUTHORIZATION_REQUIRED') {
+        this.transition(rec, { kind: 'stopped' }, 'waiting for OAuth authorization');
+        throw err;
+      }
       rec.failures++;
       const delay = backoffDelay(rec.failures, this.opts.crashBackoffBaseMs, this.opts.crashBackoffMaxMs);
       const reason = `failed to start: ${errorText(err)}`;
