@@ -17,6 +17,8 @@ export interface HostConfig {
   encryptionKey: string | undefined;
   smtpUrl: string | undefined;
   logLevel: string;
+  /** 'auto': human-readable (pino-pretty) when stdout is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
   /** Public base URL plugins use to reach platform APIs; defaults to http://host:port. */
   apiUrl: string | undefined;
 
@@ -130,6 +132,11 @@ export interface HostConfig {
   egressMaxConnectionsPerInstance: number;
   /** A proxied connection or tunnel without traffic for this long is closed. */
   egressIdleTimeoutMs: number;
+  /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
+  mcpMaxSessions: number;
+  mcpMaxSessionsPerOrg: number;
+  /** An /mcp session without a request for this long is closed. */
+  mcpSessionIdleMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -142,6 +149,7 @@ export const DEFAULTS: HostConfig = {
   encryptionKey: undefined,
   smtpUrl: undefined,
   logLevel: 'info',
+  logFormat: 'auto',
   apiUrl: undefined,
 
   idleTimeoutMs: 5 * 60_000,
@@ -218,6 +226,9 @@ export const DEFAULTS: HostConfig = {
   egressConnectTimeoutMs: 10_000,
   egressMaxConnectionsPerInstance: 64,
   egressIdleTimeoutMs: 60_000,
+  mcpMaxSessions: 1_000,
+  mcpMaxSessionsPerOrg: 100,
+  mcpSessionIdleMs: 30 * 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -250,6 +261,7 @@ const FIELDS: readonly Field[] = [
   f('logLevel', 'HAY_LOG_LEVEL', 'enum', {
     values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
   }),
+  f('logFormat', 'HAY_LOG_FORMAT', 'enum', { values: ['auto', 'json', 'pretty'] }),
   f('apiUrl', 'HAY_API_URL', 'string'),
   f('idleTimeoutMs', 'HAY_IDLE_TIMEOUT_MS'),
   f('idleSweepIntervalMs', 'HAY_IDLE_SWEEP_INTERVAL_MS', 'int', { min: 1 }),
@@ -320,6 +332,9 @@ const FIELDS: readonly Field[] = [
   f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
   f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
   f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
+  f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
+  f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
+  f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {

@@ -20,8 +20,10 @@ import { createLogger, type Logger } from './logger.js';
 import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
+import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
+import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
 import { PluginUploadService } from './registry/uploads.js';
@@ -69,6 +71,7 @@ export interface HostServices {
   keyRing: KeyRing;
   http: FastifyInstance;
   warmup: InstanceWarmup;
+  gateway: Gateway;
 }
 
 /**
@@ -150,9 +153,15 @@ export async function createHost(
     },
     { maxSeries: config.metricsMaxSeries },
   );
+  const hostPackages = HostPackages.resolve(
+    HOST_PACKAGES,
+    packageRoot(),
+    logger.child({ component: 'installer' }),
+  );
   const sandboxing = await wireSandbox(config, {
     logger: logger.child({ component: 'sandbox' }),
     hostEnv,
+    extraReadOnlyPaths: hostPackages.list().map((p) => p.dir),
     ...(extra.hideSandboxLayers ? { hideLayers: extra.hideSandboxLayers } : {}),
   });
   const sandbox = sandboxing.sandbox;
@@ -171,6 +180,7 @@ export async function createHost(
         e.durationMs / 1000,
       ),
     onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
+    afterInstall: async (plugin) => void (await hostPackages.linkPeers(plugin.dir)),
   });
 
   const layers = sandbox.describe();
@@ -224,6 +234,7 @@ export async function createHost(
     connections,
     preparer: versionedPreparer(installer, versionsRoot(config)),
     activity: settings,
+    callMeta: environment,
     options: {
       idleTimeoutMs: config.idleTimeoutMs,
       idleSweepIntervalMs: config.idleSweepIntervalMs,
@@ -311,6 +322,7 @@ export async function createHost(
       ratePerMinute: config.apiKeyRateLimitPerMinute,
       burst: config.rateLimitBurst,
     }),
+    installs: installer,
     options: {
       callTimeoutMs: config.callTimeoutMs,
       batchConcurrency: config.batchConcurrency,
@@ -347,11 +359,31 @@ export async function createHost(
     readPaths: sandboxing.readPaths,
   });
 
+  const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
+  const gateway = wireGateway({
+    db,
+    logger,
+    organizations,
+    plugins,
+    settings,
+    instances,
+    registry,
+    audit,
+    metricsRegistry: metrics.registry,
+    options: {
+      listTimeoutMs: config.startTimeoutMs,
+      maxSessions: config.mcpMaxSessions,
+      maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
+      sessionIdleMs: config.mcpSessionIdleMs,
+      maxRequestBodyBytes: bodyLimitBytes,
+    },
+  });
   const services: ApiServices = {
     logger,
     organizations,
     plugins,
     audit,
+    gateway: gateway.settingsApi,
     lifecycle: lifecycle.api,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
@@ -364,10 +396,11 @@ export async function createHost(
     services,
     metrics,
     organizations,
-    bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    bodyLimitBytes,
     isReady: () => ready,
     health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
+      gateway.register(app);
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
       registerUploadRoutes(app, {
         organizations,
@@ -404,6 +437,7 @@ export async function createHost(
       keyRing,
       http,
       warmup,
+      gateway,
     },
     start() {
       starting ??= (async () => {
@@ -424,6 +458,7 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        gateway.start();
         await lifecycle.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
@@ -435,6 +470,7 @@ export async function createHost(
       closing ??= (async () => {
         ready = false;
         await starting?.catch(() => undefined);
+        await gateway.close();
         const httpClosed = http.close();
         const drained = await Promise.race([
           httpClosed.then(() => true),

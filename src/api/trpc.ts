@@ -13,6 +13,11 @@ export interface ApiServices {
   organizations: OrganizationService;
   plugins: PluginService;
   audit: AuditLog;
+  /** Settings of the organization's MCP endpoint (src/gateway/). */
+  gateway: {
+    settings(orgId: string): Promise<{ unprefixedNames: boolean }>;
+    configure(orgId: string, settings: { unprefixedNames: boolean }): Promise<{ unprefixedNames: boolean }>;
+  };
   /** Versions, pins, rollbacks, rollouts, analytics (src/lifecycle/). */
   lifecycle: LifecycleApi;
   /** Optional admin operations wired by the host. */
@@ -102,7 +107,12 @@ export const orgProcedure = authed.use(({ ctx, next }) => {
     });
   return next({
     ctx: {
-      caller: { organizationId: p.organizationId, actor: `key:${p.keyPrefix}`, keyId: p.keyId },
+      caller: {
+        organizationId: p.organizationId,
+        actor: `key:${p.keyPrefix}`,
+        keyId: p.keyId,
+        ...(p.scopes ? { scopes: p.scopes } : {}),
+      },
       role: p.role,
     },
   });

@@ -21,6 +21,7 @@ export type AuditAction =
   | 'apikey.create'
   | 'apikey.revoke'
   | 'secrets.rotate'
+  | 'gateway.configure'
   | 'plugin.pin'
   | 'plugin.unpin'
   | 'plugin.version'
