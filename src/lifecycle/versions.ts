@@ -363,6 +363,13 @@ export class VersionService {
   ): Promise<PluginRolloutRow> {
     if (input.scope === 'subjects' && !input.organizationId)
       throw new ValidationError('INPUT_INVALID', 'a rollout over subjects needs organizationId');
+    // one instance per (organization, plugin) cannot serve two versions at once: alternating subjects
+    // would restart it on every switch and fail calls, so subject rollouts are refused until it can
+    if (input.scope === 'subjects')
+      throw new ValidationError(
+        'INPUT_INVALID',
+        'rollouts over subjects within an organization are not available yet (an organization runs one instance per plugin); use scope "orgs"',
+      );
     const current = this.rollouts.get(plugin.key);
     const now = new Date();
     let row: PluginRolloutRow | undefined;
@@ -390,7 +397,7 @@ export class VersionService {
           pluginKey: plugin.key,
           versionId: input.version.id,
           scope: input.scope,
-          organizationId: input.scope === 'subjects' ? (input.organizationId ?? null) : null,
+          organizationId: null,
           percent: input.percent,
           state: 'active',
           maxErrorRate: input.maxErrorRate ?? null,
