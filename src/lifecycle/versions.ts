@@ -98,6 +98,7 @@ export class VersionService {
   private readonly staging = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private started = false;
   private readonly offs: (() => void)[] = [];
 
   constructor(deps: VersionServiceDeps) {
@@ -112,14 +113,7 @@ export class VersionService {
     if (existsSync(shared) && !existsSync(link)) await symlink(shared, link, 'dir').catch(() => undefined);
     await this.reload();
     // files changed while the host was down: stage them; the kept version serves meanwhile
-    for (const p of this.d.registry.listAll())
-      if (
-        p.status !== 'missing' &&
-        this.ready.has(p.key) &&
-        !this.hasReady(p.key, p.checksum) &&
-        !this.isFailed(p)
-      )
-        void this.stage(p);
+    this.stageUnkept();
     const onChanged = (p: RegisteredPlugin) => void this.stage(p);
     this.d.registry.on('changed', onChanged);
     this.offs.push(() => this.d.registry.off('changed', onChanged));
@@ -133,6 +127,7 @@ export class VersionService {
     );
     this.timer = setInterval(() => void this.reload().catch(() => undefined), this.d.refreshIntervalMs);
     this.timer.unref();
+    this.started = true;
   }
 
   async close(): Promise<void> {
@@ -148,13 +143,19 @@ export class VersionService {
    * shared registry row, so this node saw no change event); then waits for every stage.
    */
   async afterScan(): Promise<void> {
-    if (this.closed) return;
+    // the boot scan runs before start(); start() stages what that scan changed, once processes can run
+    if (!this.started || this.closed) return;
     await this.reload();
+    this.stageUnkept();
+    await this.settled();
+  }
+
+  /** Stages registry versions not kept here whose plugin has a kept version, or that another node keeps. */
+  private stageUnkept(): void {
     for (const p of this.d.registry.listAll()) {
       if (p.status === 'missing' || this.hasReady(p.key, p.checksum) || this.isFailed(p)) continue;
       if (this.ready.has(p.key) || this.elsewhere.has(`${p.key}\u0000${p.checksum}`)) void this.stage(p);
     }
-    await this.settled();
   }
 
   /** Resolves when every stage in progress has finished. */
@@ -362,6 +363,13 @@ export class VersionService {
   ): Promise<PluginRolloutRow> {
     if (input.scope === 'subjects' && !input.organizationId)
       throw new ValidationError('INPUT_INVALID', 'a rollout over subjects needs organizationId');
+    // one instance per (organization, plugin) cannot serve two versions at once: alternating subjects
+    // would restart it on every switch and fail calls, so subject rollouts are refused until it can
+    if (input.scope === 'subjects')
+      throw new ValidationError(
+        'INPUT_INVALID',
+        'rollouts over subjects within an organization are not available yet (an organization runs one instance per plugin); use scope "orgs"',
+      );
     const current = this.rollouts.get(plugin.key);
     const now = new Date();
     let row: PluginRolloutRow | undefined;
@@ -389,7 +397,7 @@ export class VersionService {
           pluginKey: plugin.key,
           versionId: input.version.id,
           scope: input.scope,
-          organizationId: input.scope === 'subjects' ? (input.organizationId ?? null) : null,
+          organizationId: null,
           percent: input.percent,
           state: 'active',
           maxErrorRate: input.maxErrorRate ?? null,

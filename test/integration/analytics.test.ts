@@ -183,5 +183,5 @@ describe('usage analytics through the host', () => {
     await expect(hay.plugins.analytics.query({ from: to, to: from, groupBy: 'tool' })).rejects.toThrow(
       /"to" must be after "from"/,
     );
-  });
+  }, 120_000);
 });
