@@ -83,6 +83,8 @@ const INTERNAL_ERROR: McpErrorMapping = { as: 'protocol', code: -32603 };
 
 /** The MCP column of the same table. An unknown or hidden tool is -32602, as the MCP spec asks. */
 export const MCP_ERROR: Record<HayErrorCode, McpErrorMapping> = {
+  EGRESS_DENIED: TOOL_RESULT,
+  RESPONSE_TOO_LARGE: TOOL_RESULT,
   CONFIG_INVALID: INTERNAL_ERROR,
   MANIFEST_INVALID: INVALID_PARAMS,
   PLUGIN_NOT_FOUND: INVALID_PARAMS,

@@ -5,7 +5,7 @@ import { mapLimit } from '../registry/discovery.js';
 import type { Tool } from '../runtime/ports.js';
 import { scopeAllows } from '../security/key-scopes.js';
 import { buildNameTable, type NameTable } from './naming.js';
-import type { GatewayStore } from './store.js';
+import type { GatewaySettings, GatewayStore } from './store.js';
 
 /** Upper bound on tools one organization exposes through /mcp (the rest is left out with a log line). */
 export const MAX_CATALOG_TOOLS = 5_000;
@@ -45,7 +45,16 @@ export interface GatewayCatalogDeps {
  * listTimeoutMs). A plugin that fails is left out (log line + metric) and never fails the listing.
  */
 export class GatewayCatalog {
-  private readonly memo = new Map<string, { until: number; entries: Promise<CatalogTool[]> }>();
+  private readonly memo = new Map<
+    string,
+    {
+      until: number;
+      entries: Promise<CatalogTool[]>;
+      settings: Promise<GatewaySettings>;
+      /** Built views by key scopes (JSON), for the memo's lifetime. */
+      views: Map<string, Promise<CallerCatalog>>;
+    }
+  >();
 
   constructor(private readonly d: GatewayCatalogDeps) {}
 
@@ -55,28 +64,18 @@ export class GatewayCatalog {
     else this.memo.delete(orgId);
   }
 
-  async forCaller(caller: Caller): Promise<CallerCatalog> {
-    const orgId = caller.organizationId;
-    const [entries, settings] = await Promise.all([this.entries(orgId), this.d.store.settings(orgId)]);
-    const visible = entries.filter((e) => scopeAllows(caller.scopes, e.pluginId, e.tool.name));
-    const names = buildNameTable(
-      visible.map((e) => ({ pluginId: e.pluginId, tool: e.tool.name })),
-      { unprefixed: settings.unprefixedNames },
-    );
-    const byRef = new Map(visible.map((e) => [`${e.pluginId}\u0000${e.tool.name}`, e]));
-    const tools: CallerCatalog['tools'] = [];
-    for (const entry of visible) {
-      const exposed = names.exposedName({ pluginId: entry.pluginId, tool: entry.tool.name });
-      if (exposed !== undefined) tools.push({ exposed, entry });
+  /** The caller's view (its key scopes applied, names built); memoized with the organization's catalog. */
+  forCaller(caller: Caller): Promise<CallerCatalog> {
+    const memo = this.memoFor(caller.organizationId);
+    const key = caller.scopes ? JSON.stringify(caller.scopes) : '';
+    let view = memo.views.get(key);
+    if (!view) {
+      view = Promise.all([memo.entries, memo.settings]).then(([entries, settings]) =>
+        buildView(caller, entries, settings),
+      );
+      if (memo.views.size < 1_000) memo.views.set(key, view);
     }
-    return {
-      tools,
-      names,
-      resolve: (exposed) => {
-        const ref = names.resolve(exposed);
-        return ref ? byRef.get(`${ref.pluginId}\u0000${ref.tool}`) : undefined;
-      },
-    };
+    return view;
   }
 
   /**
@@ -93,14 +92,21 @@ export class GatewayCatalog {
     return true;
   }
 
-  private entries(orgId: string): Promise<CatalogTool[]> {
+  private memoFor(orgId: string) {
     const now = Date.now();
     const hit = this.memo.get(orgId);
-    if (hit && hit.until > now) return hit.entries;
-    const entries = this.load(orgId);
-    this.memo.set(orgId, { until: now + this.d.options.memoMs, entries });
-    entries.catch(() => this.memo.delete(orgId));
-    return entries;
+    if (hit && hit.until > now) return hit;
+    const entry = {
+      until: now + this.d.options.memoMs,
+      entries: this.load(orgId),
+      settings: this.d.store.settings(orgId),
+      views: new Map<string, Promise<CallerCatalog>>(),
+    };
+    this.memo.set(orgId, entry);
+    Promise.all([entry.entries, entry.settings]).catch(() => {
+      if (this.memo.get(orgId) === entry) this.memo.delete(orgId);
+    });
+    return entry;
   }
 
   private async load(orgId: string): Promise<CatalogTool[]> {
@@ -159,6 +165,28 @@ export class GatewayCatalog {
       return [];
     }
   }
+}
+
+function buildView(caller: Caller, entries: CatalogTool[], settings: GatewaySettings): CallerCatalog {
+  const visible = entries.filter((e) => scopeAllows(caller.scopes, e.pluginId, e.tool.name));
+  const names = buildNameTable(
+    visible.map((e) => ({ pluginId: e.pluginId, tool: e.tool.name })),
+    { unprefixed: settings.unprefixedNames },
+  );
+  const byRef = new Map(visible.map((e) => [`${e.pluginId}\u0000${e.tool.name}`, e]));
+  const tools: CallerCatalog['tools'] = [];
+  for (const entry of visible) {
+    const exposed = names.exposedName({ pluginId: entry.pluginId, tool: entry.tool.name });
+    if (exposed !== undefined) tools.push({ exposed, entry });
+  }
+  return {
+    tools,
+    names,
+    resolve: (exposed) => {
+      const ref = names.resolve(exposed);
+      return ref ? byRef.get(`${ref.pluginId}\u0000${ref.tool}`) : undefined;
+    },
+  };
 }
 
 function sameTools(a: readonly Tool[], b: readonly Tool[]): boolean {
