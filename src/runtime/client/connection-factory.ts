@@ -90,6 +90,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         hosts: network?.hosts ?? [],
       },
       readPaths: manifest.permissions?.filesystem?.read ?? [],
+      trust: spec.sourceType === 'core' ? 'core' : 'tenant',
       ...(egress?.egress ? { egress: egress.egress } : {}),
     };
     let proc;

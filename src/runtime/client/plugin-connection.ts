@@ -205,10 +205,17 @@ export class McpPluginConnection implements PluginConnection {
   ): Promise<CallToolResult> {
     const scope = this.scope(options);
     return this.request(scope, `run tool "${name}"`, () =>
-      this.client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
-        signal: scope.signal,
-        timeout: scope.timeoutMs + 1_000,
-      }),
+      this.client.request(
+        {
+          method: 'tools/call',
+          params: { name, arguments: args, ...(options?.meta ? { _meta: options.meta } : {}) },
+        },
+        CallToolResultSchema,
+        {
+          signal: scope.signal,
+          timeout: scope.timeoutMs + 1_000,
+        },
+      ),
     );
   }
 

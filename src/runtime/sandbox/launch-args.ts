@@ -134,7 +134,8 @@ export function buildBwrapInvocation(plan: BwrapPlan): {
   const isUnderUsr = (p: string) => p === '/usr' || p.startsWith('/usr/');
   for (const p of plan.readOnlyPaths) if (!isUnderUsr(p)) bind('--ro-bind-try', p, p);
   for (const p of plan.pluginReadPaths) bind('--ro-bind-try', p, p);
-  bind('--ro-bind', spec.cwd, spec.cwd);
+  // An install/build step writes node_modules and build output into its own folder; a run never does.
+  bind(spec.purpose === 'install' ? '--bind' : '--ro-bind', spec.cwd, spec.cwd);
   bind('--bind', plan.hostDataDir, SANDBOX_DATA_DIR);
   for (const b of plan.egress?.binds ?? []) bind('--bind', b.host, b.sandbox);
   options.push('--chdir', spec.cwd);
