@@ -16,7 +16,7 @@ import { buildZip } from '../helpers/zip-writer.js';
 
 /**
  * The host-side egress guard with no network namespace (sandbox off, as on a machine without
- * bubblewrap where the operator opted out): remote URLs are still checked in the host, and local plugins
+ * bubblewrap where the operator opted out with HAY_ALLOW_UNSANDBOXED_TENANT_CODE): remote URLs are still checked in the host, and local plugins
  * that route through HTTP_PROXY (the bundled http-api-connector) reach the proxy's loopback port, which
  * requires the instance's token and enforces the same policy.
  */
@@ -30,7 +30,11 @@ let a: Awaited<ReturnType<typeof createOrg>>;
 beforeAll(async () => {
   allowed = await startRemoteMcp();
   denied = await startRemoteMcp();
-  t = await startTestHost({ sandbox: 'off', egressAllow: `127.0.0.1:${allowed.port}` });
+  t = await startTestHost({
+    sandbox: 'off',
+    allowUnsandboxedTenantCode: true,
+    egressAllow: `127.0.0.1:${allowed.port}`,
+  });
   url = t.host.url;
   a = await createOrg(t, 'egress-off');
   const upload = async (manifest: Record<string, unknown>, files: { name: string; data: Buffer }[] = []) => {
