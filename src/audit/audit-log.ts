@@ -30,7 +30,15 @@ export type AuditAction =
   | 'webhook.rotate'
   | 'route.receive'
   | 'route.refused'
-  | 'route.rotate';
+  | 'route.rotate'
+  | 'gateway.configure'
+  | 'plugin.pin'
+  | 'plugin.unpin'
+  | 'plugin.version'
+  | 'rollout.set'
+  | 'rollout.promote'
+  | 'rollout.abort'
+  | 'rollout.rollback';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -15,6 +15,10 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { HayPluginManifest } from '../manifest/types.js';
 import { eventsSchema } from './schema-events.js';
+import { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
+
+export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
+import { lifecycleSchema } from './schema-lifecycle.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -38,6 +42,8 @@ export const apiKeys = pgTable(
     role: varchar('role', { length: 16 }).notNull().$type<'admin' | 'member'>(),
     createdAt: ts('created_at').notNull().defaultNow(),
     revokedAt: ts('revoked_at'),
+    /** Least privilege: null = every plugin of the org; else only these plugins / `<pluginId>/<tool>` tools. */
+    scopes: jsonb('scopes').$type<{ plugins?: string[]; tools?: string[] }>(),
   },
   (t) => [uniqueIndex('api_keys_prefix_uq').on(t.prefix), index('api_keys_org_idx').on(t.organizationId)],
 );
@@ -129,6 +135,8 @@ export const schema = {
   pluginInstances,
   auditLog,
   ...eventsSchema,
+  ...{ gatewayOrgSettings, gatewayToolLists },
+  ...lifecycleSchema,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

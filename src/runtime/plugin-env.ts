@@ -3,7 +3,14 @@ import path from 'node:path';
 import { InstanceError } from '../errors.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
-import type { EnvProvider, PluginConfigValues, PluginSpec, RemoteEndpointProvider } from './ports.js';
+import {
+  SHARED_INSTANCE_ORG,
+  type CallMetaProvider,
+  type EnvProvider,
+  type PluginConfigValues,
+  type PluginSpec,
+  type RemoteEndpointProvider,
+} from './ports.js';
 
 /** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
 export const BASE_ENV_ALLOW_LIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
@@ -34,8 +41,10 @@ export interface PluginEnvOptions {
  * allow-list (PATH is TENANT_PATH for custom plugins), the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
  * HAY_PLUGIN_DATA_DIR / HAY_API_URL / HAY_API_TOKEN (a short-lived token bound to the org, plugin and its
  * declared permissions.api), then the organization's configuration mapped through configSchema `env` names.
+ * A shared instance's process (orgId SHARED_INSTANCE_ORG) gets no organization, token or configuration:
+ * HAY_SHARED_INSTANCE=1, and each call's `_meta` (callMetaFor) names the organization.
  */
-export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
+export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, CallMetaProvider {
   constructor(private readonly o: PluginEnvOptions) {}
 
   async envFor(orgId: string, spec: PluginSpec): Promise<Record<string, string>> {
@@ -62,6 +71,13 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
       );
     }
     env.HOME = dataDir;
+    if (orgId === SHARED_INSTANCE_ORG) {
+      env.HAY_SHARED_INSTANCE = '1';
+      env.HAY_PLUGIN_ID = spec.pluginId;
+      env.HAY_PLUGIN_DATA_DIR = dataDir;
+      env.HAY_API_URL = this.o.apiUrl;
+      return env;
+    }
     env.HAY_ORG_ID = orgId;
     env.HAY_PLUGIN_ID = spec.pluginId;
     env.HAY_PLUGIN_DATA_DIR = dataDir;
@@ -78,6 +94,31 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
       if (field.env && v !== undefined) env[field.env] = String(v);
     }
     return env;
+  }
+
+  /**
+   * `_meta` of a tools/call on a shared instance: `hay/orgId`, `hay/config` (the org's configuration values,
+   * decrypted, after defaults; {} for a plugin without configSchema, read without a query) and, for a plugin
+   * declaring permissions.api, `hay/apiToken` (a token bound to that org, like HAY_API_TOKEN).
+   */
+  async callMetaFor(orgId: string, spec: PluginSpec): Promise<Record<string, unknown>> {
+    const schema = spec.manifest.configSchema ?? {};
+    const config = Object.keys(schema).length > 0 ? await this.values(orgId, spec) : {};
+    const apis = spec.manifest.permissions?.api ?? [];
+    return {
+      'hay/orgId': orgId,
+      'hay/config': config,
+      ...(apis.length > 0
+        ? {
+            'hay/apiToken': this.o.tokens.issue({
+              orgId,
+              pluginId: spec.pluginId,
+              pluginKey: spec.pluginKey,
+              apis: [...apis],
+            }).token,
+          }
+        : {}),
+    };
   }
 
   /**
@@ -106,6 +147,28 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
   private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
     return this.o.settings.runtimeValues(orgId, spec.pluginKey, spec.manifest.configSchema ?? {});
   }
+}
+
+/** How configuration values name the plugin's private data folder; expanded at start (see withDataDir). */
+export const DATA_DIR_REFERENCE = '${HAY_PLUGIN_DATA_DIR}';
+
+/**
+ * The environment a plugin process gets once its data folder is known as the process sees it (`/data`
+ * inside bubblewrap, the host path otherwise): HAY_PLUGIN_DATA_DIR set to `dataDir`, and every
+ * `${HAY_PLUGIN_DATA_DIR}` in the other values (configuration such as MEMORY_FILE_PATH) replaced by it.
+ */
+export function withDataDir(env: Readonly<Record<string, string>>, dataDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env))
+    out[name] = value.includes(DATA_DIR_REFERENCE) ? value.split(DATA_DIR_REFERENCE).join(dataDir) : value;
+  out.HAY_PLUGIN_DATA_DIR = dataDir;
+  return out;
+}
+
+/** withDataDir with the environment's own HAY_PLUGIN_DATA_DIR (launches that keep the host path). */
+export function expandDataDir(env: Readonly<Record<string, string>>): Record<string, string> {
+  const dir = env.HAY_PLUGIN_DATA_DIR;
+  return dir === undefined ? { ...env } : withDataDir(env, dir);
 }
 
 function substitute(template: string, values: PluginConfigValues): string | undefined {

@@ -119,6 +119,23 @@ export interface ActivityStore {
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** tools/call only: the server's progress notifications for this request (a progress token is sent). */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+  /** tools/call only: sent as the request's `_meta` (shared instances: the calling organization). */
+  meta?: Record<string, unknown>;
+}
+
+/** The organization of a shared instance's process: none; each call names its own in `_meta`. */
+export const SHARED_INSTANCE_ORG = '_shared';
+
+/** `_meta` of one tools/call on a shared instance, for the calling organization. */
+export interface CallMetaProvider {
+  callMetaFor(orgId: string, spec: PluginSpec): Promise<Record<string, unknown>>;
+}
+
+/** A core plugin whose manifest opts in to one process for every organization (custom plugins never do). */
+export function isSharedSpec(spec: PluginSpec): boolean {
+  return spec.sourceType === 'core' && spec.manifest.runtime?.shared === true;
 }
 
 /** Why a connection ended. `limit` = killed by a sandbox limit (memory, pids, cpu). */
