@@ -29,6 +29,11 @@ export type HayErrorCode =
   | 'CONFLICT'
   | 'SECRET_KEY_INVALID'
   | 'SANDBOX_UNAVAILABLE'
+  | 'DEPENDENCY_UNSATISFIED'
+  | 'HAS_DEPENDENTS'
+  | 'VERSION_NOT_FOUND'
+  | 'EGRESS_DENIED'
+  | 'RESPONSE_TOO_LARGE'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -131,6 +136,31 @@ export class InstanceError extends HayError {
       ...(cause !== undefined ? { cause } : {}),
       ...(details !== undefined ? { details } : {}),
     });
+  }
+}
+
+/** A plugin dependency rule refused the change (src/lifecycle/dependencies.ts); the message names the plugins. */
+export class DependencyError extends HayError {
+  constructor(
+    code: 'DEPENDENCY_UNSATISFIED' | 'HAS_DEPENDENTS',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
+  }
+}
+
+/**
+ * An outbound connection made for a tenant was refused by the egress policy (EGRESS_DENIED), or a remote
+ * response exceeded its size cap (RESPONSE_TOO_LARGE). Messages name the host/address and the rule.
+ */
+export class EgressError extends HayError {
+  constructor(
+    code: 'EGRESS_DENIED' | 'RESPONSE_TOO_LARGE',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
   }
 }
 

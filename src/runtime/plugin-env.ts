@@ -122,30 +122,53 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
   }
 
   /**
-   * URL: the org's `serverUrl` configuration when the schema has one and it is set, else the manifest's
-   * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
+   * URL: the org's `serverUrl` configuration when the schema has one and it is set (`fromConfiguration`),
+   * else the manifest's connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
   async endpointFor(
     orgId: string,
     spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string> }> {
+  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration: boolean }> {
     const values = await this.values(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
     const override = values.serverUrl;
-    const url = typeof override === 'string' && override !== '' ? override : connection?.url;
+    const fromConfiguration = typeof override === 'string' && override !== '';
+    const url = fromConfiguration ? override : connection?.url;
     if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
     const headers: Record<string, string> = {};
     for (const [name, template] of Object.entries(connection?.headers ?? {})) {
       const filled = substitute(template, values);
       if (filled !== undefined) headers[name] = filled;
     }
-    return { url, headers };
+    return { url, headers, fromConfiguration };
   }
 
   private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {
     return this.o.settings.runtimeValues(orgId, spec.pluginKey, spec.manifest.configSchema ?? {});
   }
+}
+
+/** How configuration values name the plugin's private data folder; expanded at start (see withDataDir). */
+export const DATA_DIR_REFERENCE = '${HAY_PLUGIN_DATA_DIR}';
+
+/**
+ * The environment a plugin process gets once its data folder is known as the process sees it (`/data`
+ * inside bubblewrap, the host path otherwise): HAY_PLUGIN_DATA_DIR set to `dataDir`, and every
+ * `${HAY_PLUGIN_DATA_DIR}` in the other values (configuration such as MEMORY_FILE_PATH) replaced by it.
+ */
+export function withDataDir(env: Readonly<Record<string, string>>, dataDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env))
+    out[name] = value.includes(DATA_DIR_REFERENCE) ? value.split(DATA_DIR_REFERENCE).join(dataDir) : value;
+  out.HAY_PLUGIN_DATA_DIR = dataDir;
+  return out;
+}
+
+/** withDataDir with the environment's own HAY_PLUGIN_DATA_DIR (launches that keep the host path). */
+export function expandDataDir(env: Readonly<Record<string, string>>): Record<string, string> {
+  const dir = env.HAY_PLUGIN_DATA_DIR;
+  return dir === undefined ? { ...env } : withDataDir(env, dir);
 }
 
 function substitute(template: string, values: PluginConfigValues): string | undefined {

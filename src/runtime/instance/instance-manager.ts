@@ -1,6 +1,13 @@
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULTS } from '../../config.js';
-import { HayError, InstanceError, PreconditionError, TimeoutError, isHayError } from '../../errors.js';
+import {
+  EgressError,
+  HayError,
+  InstanceError,
+  PreconditionError,
+  TimeoutError,
+  isHayError,
+} from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import {
   isSharedSpec,
@@ -175,9 +182,10 @@ export class InstanceManager {
             return undefined;
           }
         }
-        if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, callOptions);
+        const opts = options?.onProgress ? { ...callOptions, onProgress: options.onProgress } : callOptions;
+        if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, opts);
         const meta = (await this.callMeta?.callMetaFor(orgId, live.spec)) ?? { 'hay/orgId': orgId };
-        return live.conn.callTool(toolName, args, { ...callOptions, meta });
+        return live.conn.callTool(toolName, args, { ...opts, meta });
       },
     );
     if (refused) throw refused.err;
@@ -493,6 +501,8 @@ export class InstanceManager {
         { kind: 'failed', reason, failures: rec.failures, retryAfter: this.now() + delay },
         reason,
       );
+      // an egress refusal keeps its code: the caller must see EGRESS_DENIED, not a generic start failure
+      if (err instanceof EgressError) throw err;
       throw new InstanceError(
         'INSTANCE_FAILED',
         `Plugin ${spec.pluginId} could not start for organization ${rec.orgId}: ${errorText(err)}. ` +
