@@ -72,6 +72,39 @@ export interface HostConfig {
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+
+  // Bounds on what a tenant can make the host hold or do (issue 9).
+  /** Distinct (plugin, tool) metric label pairs; later new pairs are counted as `_overflow`. */
+  metricsMaxSeries: number;
+  /** Tool-result cache budget, all organizations together and per organization (approximate bytes). */
+  toolCacheMaxBytes: number;
+  toolCacheMaxBytesPerOrg: number;
+  /** A tool result larger than this (JSON bytes) is refused with RESULT_TOO_LARGE. */
+  maxToolResultBytes: number;
+  /** A server's tools/list, all pages together: most tools and most JSON bytes. */
+  maxTools: number;
+  maxToolsListBytes: number;
+  /** Operator ceilings for manifest `runtime` settings; a manifest above one is invalid, naming it. */
+  manifestMaxMemoryMb: number;
+  manifestMaxCpuPercent: number;
+  manifestMaxProcesses: number;
+  manifestMaxOpenFiles: number;
+  manifestMaxConcurrentInstances: number;
+  manifestMaxIdleTimeoutMs: number;
+  manifestMaxRateLimitPerMinute: number;
+  manifestMaxWarmInstances: number;
+  /** Failed authentications are audited as one row per source (IP + key prefix) and window. */
+  authFailureWindowMs: number;
+  /** Emails one organization's plugins may send per hour. */
+  emailPerOrgPerHour: number;
+  /** 'deny': custom (uploaded) plugins may not use the email API even if their manifest asks. */
+  emailCustomPlugins: 'allow' | 'deny';
+  /** Time to receive a whole request (headers and body); 408 after it. */
+  httpRequestTimeoutMs: number;
+  /** Socket inactivity timeout; raised to at least call + queue timeout + 10 s. */
+  httpConnectionTimeoutMs: number;
+  /** An expired platform token can still be exchanged at /v1/platform/token/refresh for this long. */
+  platformTokenGraceMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -128,6 +161,27 @@ export const DEFAULTS: HostConfig = {
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+
+  metricsMaxSeries: 2_000,
+  toolCacheMaxBytes: 64 * 1024 * 1024,
+  toolCacheMaxBytesPerOrg: 16 * 1024 * 1024,
+  maxToolResultBytes: 8 * 1024 * 1024,
+  maxTools: 1_000,
+  maxToolsListBytes: 4 * 1024 * 1024,
+  manifestMaxMemoryMb: 4_096,
+  manifestMaxCpuPercent: 400,
+  manifestMaxProcesses: 256,
+  manifestMaxOpenFiles: 8_192,
+  manifestMaxConcurrentInstances: 100,
+  manifestMaxIdleTimeoutMs: 60 * 60_000,
+  manifestMaxRateLimitPerMinute: 6_000,
+  manifestMaxWarmInstances: 10,
+  authFailureWindowMs: 60_000,
+  emailPerOrgPerHour: 100,
+  emailCustomPlugins: 'deny',
+  httpRequestTimeoutMs: 30_000,
+  httpConnectionTimeoutMs: 120_000,
+  platformTokenGraceMs: 10 * 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -199,6 +253,26 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('metricsMaxSeries', 'HAY_METRICS_MAX_SERIES', 'int', { min: 1 }),
+  f('toolCacheMaxBytes', 'HAY_TOOL_CACHE_MAX_BYTES'),
+  f('toolCacheMaxBytesPerOrg', 'HAY_TOOL_CACHE_MAX_BYTES_PER_ORG'),
+  f('maxToolResultBytes', 'HAY_MAX_TOOL_RESULT_BYTES', 'int', { min: 1024 }),
+  f('maxTools', 'HAY_MAX_TOOLS', 'int', { min: 1 }),
+  f('maxToolsListBytes', 'HAY_MAX_TOOLS_LIST_BYTES', 'int', { min: 1024 }),
+  f('manifestMaxMemoryMb', 'HAY_MANIFEST_MAX_MEMORY_MB', 'int', { min: 16 }),
+  f('manifestMaxCpuPercent', 'HAY_MANIFEST_MAX_CPU_PERCENT', 'int', { min: 1 }),
+  f('manifestMaxProcesses', 'HAY_MANIFEST_MAX_PROCESSES', 'int', { min: 1 }),
+  f('manifestMaxOpenFiles', 'HAY_MANIFEST_MAX_OPEN_FILES', 'int', { min: 16 }),
+  f('manifestMaxConcurrentInstances', 'HAY_MANIFEST_MAX_CONCURRENT_INSTANCES', 'int', { min: 1 }),
+  f('manifestMaxIdleTimeoutMs', 'HAY_MANIFEST_MAX_IDLE_TIMEOUT_MS'),
+  f('manifestMaxRateLimitPerMinute', 'HAY_MANIFEST_MAX_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
+  f('manifestMaxWarmInstances', 'HAY_MANIFEST_MAX_WARM_INSTANCES'),
+  f('authFailureWindowMs', 'HAY_AUTH_FAILURE_WINDOW_MS', 'int', { min: 1 }),
+  f('emailPerOrgPerHour', 'HAY_EMAIL_PER_ORG_PER_HOUR'),
+  f('emailCustomPlugins', 'HAY_EMAIL_CUSTOM_PLUGINS', 'enum', { values: ['allow', 'deny'] }),
+  f('httpRequestTimeoutMs', 'HAY_HTTP_REQUEST_TIMEOUT_MS', 'int', { min: 1 }),
+  f('httpConnectionTimeoutMs', 'HAY_HTTP_CONNECTION_TIMEOUT_MS', 'int', { min: 1 }),
+  f('platformTokenGraceMs', 'HAY_PLATFORM_TOKEN_GRACE_MS'),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {

@@ -32,7 +32,8 @@ import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
 import { PlatformTokens } from './security/platform-token.js';
 import { RateLimiter } from './security/rate-limiter.js';
-import { reencryptValues, SecretBox, collectKeyIds } from './security/secret-box.js';
+import { rotateKeys } from './security/key-rotation.js';
+import { SecretBox } from './security/secret-box.js';
 import { OrganizationService } from './tenancy/organizations.js';
 import { PluginSettingsService } from './tenancy/plugin-settings.js';
 
@@ -94,7 +95,16 @@ export async function createHost(
   const db = database.db;
   let schemaPath = manifestSchemaPath(config.pluginsDir);
   if (!existsSync(schemaPath)) schemaPath = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
-  const validator = new ManifestValidator(schemaPath);
+  const validator = new ManifestValidator(schemaPath, {
+    memoryMb: config.manifestMaxMemoryMb,
+    cpuPercent: config.manifestMaxCpuPercent,
+    maxProcesses: config.manifestMaxProcesses,
+    maxOpenFiles: config.manifestMaxOpenFiles,
+    maxConcurrentInstances: config.manifestMaxConcurrentInstances,
+    idleTimeoutMs: config.manifestMaxIdleTimeoutMs,
+    rateLimitPerMinute: config.manifestMaxRateLimitPerMinute,
+    warmInstances: config.manifestMaxWarmInstances,
+  });
   const registry = new PluginRegistry({
     db,
     logger: logger.child({ component: 'registry' }),
@@ -102,31 +112,38 @@ export async function createHost(
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
   });
-  const audit = new AuditLog(db, logger.child({ component: 'audit' }));
+  const audit = new AuditLog(db, logger.child({ component: 'audit' }), {
+    flushIntervalMs: 500,
+    maxBuffered: 500,
+    authFailureWindowMs: config.authFailureWindowMs,
+  });
   const organizations = new OrganizationService(db, admin.token);
   const settings = new PluginSettingsService(db, box);
 
   // collectors read `instances` and `registry` at scrape time, after both exist
-  const metrics = new Metrics({
-    activeInstances: () => {
-      const counts = new Map<string, number>();
-      for (const i of instances.listInstances())
-        if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
-      return [...counts].map(([plugin, count]) => ({ plugin, count }));
+  const metrics = new Metrics(
+    {
+      activeInstances: () => {
+        const counts = new Map<string, number>();
+        for (const i of instances.listInstances())
+          if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
+        return [...counts].map(([plugin, count]) => ({ plugin, count }));
+      },
+      queueDepth: () =>
+        registry
+          .listAll()
+          .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
+          .filter((q) => q.depth > 0),
+      usage: async () =>
+        (await instances.usage()).instances.map((u) => ({
+          plugin: u.pluginId,
+          instance: String(u.pid ?? 'remote'),
+          rssBytes: u.rssBytes,
+          cpuSeconds: u.cpuSeconds,
+        })),
     },
-    queueDepth: () =>
-      registry
-        .listAll()
-        .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
-        .filter((q) => q.depth > 0),
-    usage: async () =>
-      (await instances.usage()).instances.map((u) => ({
-        plugin: u.pluginId,
-        instance: String(u.pid ?? 'remote'),
-        rssBytes: u.rssBytes,
-        cpuSeconds: u.cpuSeconds,
-      })),
-  });
+    { maxSeries: config.metricsMaxSeries },
+  );
   const sandboxing = await wireSandbox(config, {
     logger: logger.child({ component: 'sandbox' }),
     hostEnv,
@@ -247,7 +264,10 @@ export async function createHost(
     settings,
     instances,
     validator: new ToolArgumentValidator(),
-    cache: new ToolResultCache(config.toolCacheMaxEntries),
+    cache: new ToolResultCache(config.toolCacheMaxEntries, Date.now, {
+      maxBytes: config.toolCacheMaxBytes,
+      maxBytesPerOrg: config.toolCacheMaxBytesPerOrg,
+    }),
     audit,
     metrics,
     pluginLimiter: new RateLimiter({
@@ -454,31 +474,4 @@ function stopCause(reason: string): string {
   ];
   const r = reason.toLowerCase();
   return causes.find((c) => r.includes(c)) ?? 'other';
-}
-
-/**
- * Adds a new current key, re-encrypts every stored configuration with it, then retires keys no stored
- * value uses. An interruption leaves every value readable: old keys are retired last.
- */
-async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSettingsService, audit: AuditLog) {
-  const keyId = await ring.rotate();
-  let reencrypted = 0;
-  for (const row of await settings.allStored()) {
-    const { value, changed } = reencryptValues(row.configuration, box);
-    if (changed > 0) {
-      await settings.replaceStored(row.id, value);
-      reencrypted += changed;
-    }
-  }
-  const used = new Set<string>();
-  for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
-  for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
-  audit.record({
-    organizationId: null,
-    actor: 'admin',
-    action: 'secrets.rotate',
-    outcome: 'ok',
-    details: { keyId, reencrypted },
-  });
-  return { reencrypted, keyId };
 }

@@ -73,12 +73,10 @@ const authed = publicProcedure.use(async ({ ctx, next }) => {
   try {
     principal = await ctx.services.organizations.authenticate(ctx.token);
   } catch (err) {
-    ctx.services.audit.record({
-      organizationId: null,
-      actor: `ip:${ctx.ip}`,
-      action: 'auth.failed',
-      outcome: 'denied',
-      details: { reason: isHayError(err) ? err.message : 'error' },
+    ctx.services.audit.recordAuthFailure({
+      ip: ctx.ip,
+      token: ctx.token,
+      reason: isHayError(err) ? err.message : 'error',
     });
     throw err;
   }

@@ -1,7 +1,7 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import { HayError, NotFoundError, PreconditionError, RateLimitError, isHayError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Metrics, CallOutcome } from '../observability/metrics.js';
+import { UNKNOWN_LABEL, type Metrics, type CallOutcome } from '../observability/metrics.js';
 import { mapLimit } from '../registry/discovery.js';
 import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
@@ -177,15 +177,20 @@ export class PluginService {
   async invokeTool(caller: Caller, input: ToolCallInput, signal?: AbortSignal): Promise<CallToolResult> {
     const started = performance.now();
     const orgId = caller.organizationId;
-    let pluginLabel = 'unknown';
+    // metric labels name only what the host matched: a registered plugin, a tool it listed or declared
+    let pluginLabel = UNKNOWN_LABEL;
+    let toolLabel = UNKNOWN_LABEL;
     let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
     try {
+      // the API key's limit comes before any lookup: unknown names cost the caller its own budget
+      this.limitKey(caller);
       const { plugin, spec } = await this.callable(orgId, input.pluginId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
-      this.limit(caller, plugin);
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
+      if (declared) toolLabel = declared.name;
+      this.limitPlugin(caller, plugin);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
@@ -206,6 +211,7 @@ export class PluginService {
               'TOOL_NOT_FOUND',
               `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
             );
+          toolLabel = tool.name;
           this.d.validator.validate(
             versionKey(orgId, plugin),
             tool.name,
@@ -231,12 +237,12 @@ export class PluginService {
       throw err;
     } finally {
       const ms = performance.now() - started;
-      this.d.metrics.recordCall(pluginLabel, input.toolName, outcome, ms / 1000);
+      this.d.metrics.recordCall(pluginLabel, toolLabel, outcome, ms / 1000);
       if (this.d.logger.isLevelEnabled('debug'))
         this.d.logger.debug(
           {
             orgId,
-            pluginId: pluginLabel === 'unknown' ? input.pluginId.slice(0, 100) : pluginLabel,
+            pluginId: pluginKey === undefined ? input.pluginId.slice(0, 100) : pluginLabel,
             tool: input.toolName.slice(0, 100),
             durationMs: Math.round(ms * 100) / 100,
             outcome,
@@ -352,18 +358,22 @@ export class PluginService {
     return { plugin, spec };
   }
 
-  private limit(caller: Caller, plugin: RegisteredPlugin): void {
-    const perPlugin = this.d.pluginLimiter.take(`${caller.organizationId}\u0000${plugin.key}`);
-    const perKey = perPlugin.ok ? this.d.keyLimiter.take(caller.keyId) : perPlugin;
-    if (perKey.ok) return;
-    const scope = perPlugin.ok ? 'api_key' : 'plugin';
-    this.d.metrics.rateLimited.inc({ plugin: plugin.pluginId, scope });
-    const retry = Math.ceil(perKey.retryAfterMs / 1000);
+  private limitKey(caller: Caller): void {
+    const taken = this.d.keyLimiter.take(caller.keyId);
+    if (taken.ok) return;
+    this.d.metrics.recordRateLimited(UNKNOWN_LABEL, 'api_key');
+    const retry = Math.ceil(taken.retryAfterMs / 1000);
+    throw new RateLimitError(`rate limit for this API key exceeded; retry in ${retry} s`, taken.retryAfterMs);
+  }
+
+  private limitPlugin(caller: Caller, plugin: RegisteredPlugin): void {
+    const taken = this.d.pluginLimiter.take(`${caller.organizationId}\u0000${plugin.key}`);
+    if (taken.ok) return;
+    this.d.metrics.recordRateLimited(plugin.pluginId, 'plugin');
+    const retry = Math.ceil(taken.retryAfterMs / 1000);
     throw new RateLimitError(
-      scope === 'plugin'
-        ? `rate limit for plugin ${plugin.pluginId} exceeded for this organization; retry in ${retry} s`
-        : `rate limit for this API key exceeded; retry in ${retry} s`,
-      perKey.retryAfterMs,
+      `rate limit for plugin ${plugin.pluginId} exceeded for this organization; retry in ${retry} s`,
+      taken.retryAfterMs,
     );
   }
 
@@ -413,6 +423,7 @@ function outcomeOf(err: unknown): CallOutcome {
       return 'capacity';
     case 'ARGUMENTS_INVALID':
     case 'TOOL_NOT_FOUND':
+    case 'PLUGIN_NOT_FOUND':
       return 'invalid';
     default:
       return 'error';
