@@ -178,7 +178,7 @@ export async function createHost(
     stopGraceMs: config.stopGraceMs,
     killGraceMs: config.killGraceMs,
     stderrLinesPerMinute: config.pluginStderrLinesPerMinute,
-    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: e.pluginId }, e.lines),
+    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: metrics.labels(e.pluginId).plugin }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;
   const environment = new PluginEnvironment({
