@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseAllowList } from './egress/policy.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -105,6 +106,18 @@ export interface HostConfig {
   httpConnectionTimeoutMs: number;
   /** An expired platform token can still be exchanged at /v1/platform/token/refresh for this long. */
   platformTokenGraceMs: number;
+  /**
+   * Internal destinations tenant traffic may reach despite the default deny of private, loopback,
+   * link-local and metadata ranges: CIDRs, addresses or host names, each with an optional :port.
+   */
+  egressAllow: string | undefined;
+  /** Largest remote response body (or single SSE event / WebSocket frame) read for a tenant. */
+  egressMaxResponseBytes: number;
+  egressConnectTimeoutMs: number;
+  /** Open connections of one plugin instance through the egress proxy. */
+  egressMaxConnectionsPerInstance: number;
+  /** A proxied connection or tunnel without traffic for this long is closed. */
+  egressIdleTimeoutMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -182,6 +195,11 @@ export const DEFAULTS: HostConfig = {
   httpRequestTimeoutMs: 30_000,
   httpConnectionTimeoutMs: 120_000,
   platformTokenGraceMs: 10 * 60_000,
+  egressAllow: undefined,
+  egressMaxResponseBytes: 16 * 1024 * 1024,
+  egressConnectTimeoutMs: 10_000,
+  egressMaxConnectionsPerInstance: 64,
+  egressIdleTimeoutMs: 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -273,6 +291,11 @@ const FIELDS: readonly Field[] = [
   f('httpRequestTimeoutMs', 'HAY_HTTP_REQUEST_TIMEOUT_MS', 'int', { min: 1 }),
   f('httpConnectionTimeoutMs', 'HAY_HTTP_CONNECTION_TIMEOUT_MS', 'int', { min: 1 }),
   f('platformTokenGraceMs', 'HAY_PLATFORM_TOKEN_GRACE_MS'),
+  f('egressAllow', 'HAY_EGRESS_ALLOW', 'string'),
+  f('egressMaxResponseBytes', 'HAY_EGRESS_MAX_RESPONSE_BYTES', 'int', { min: 1024 }),
+  f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
+  f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
+  f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -325,6 +348,11 @@ export function loadConfig(
       throw new ConfigError(`HAY_FILESYSTEM_READ_ALLOW entries must be absolute paths; got "${p}"`);
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  try {
+    parseAllowList(cfg.egressAllow);
+  } catch (err) {
+    throw new ConfigError(`HAY_EGRESS_ALLOW: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return cfg;
 }
 

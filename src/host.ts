@@ -10,6 +10,7 @@ import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
+import { wireEgress } from './egress/wiring.js';
 import { PluginService } from './invocation/plugin-service.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
@@ -181,6 +182,14 @@ export async function createHost(
     onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: metrics.labels(e.pluginId).plugin }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;
+  const egress = wireEgress({
+    config,
+    logger: logger.child({ component: 'egress' }),
+    platformTarget: () => {
+      const u = new URL(listenUrl);
+      return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port) };
+    },
+  });
   const environment = new PluginEnvironment({
     settings,
     tokens,
@@ -203,12 +212,14 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    egress: egress.plugins,
   });
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
     connections,
     preparer: installer,
     activity: settings,
+    callMeta: environment,
     options: {
       idleTimeoutMs: config.idleTimeoutMs,
       idleSweepIntervalMs: config.idleSweepIntervalMs,
@@ -414,6 +425,7 @@ export async function createHost(
         await warmup.close();
         await instances.close();
         await processes.close();
+        await egress.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
         await audit.close();

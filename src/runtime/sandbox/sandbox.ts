@@ -195,12 +195,14 @@ export class LayeredSandbox implements SandboxWrapper {
     const install = spec.purpose === 'install';
     if (trust === 'tenant') this.assertTenantAllowed(spec.pluginId);
     const pluginReadPaths = await this.#readPolicy.check(spec.pluginId, spec.readPaths, trust);
-    if (this.#options.mode === 'off') return passthrough(spec);
+    if (this.#options.mode === 'off')
+      return passthrough(spec, spec.egress ? await spec.egress.hostNetwork(spec.env) : {});
     const log = this.#options.logger.child({ orgId: spec.orgId, pluginId: spec.pluginId });
     validateSpec(spec);
     const missing = this.#missing();
-    // An install step's network (the npm registry) is the egress layer's to restrict, not a manifest's.
-    const wantsAllowList = !install && !spec.network.all && spec.network.hosts.length > 0;
+    // An install step's network (the npm registry) is the egress layer's to restrict, not a manifest's;
+    // with spec.egress the allow-list is enforced by the egress proxy.
+    const wantsAllowList = !install && !spec.egress && !spec.network.all && spec.network.hosts.length > 0;
     if (this.#options.mode === 'strict') {
       if (missing.length > 0) {
         throw new HayError(
@@ -267,6 +269,7 @@ export class LayeredSandbox implements SandboxWrapper {
 
       let argv: string[];
       let env: Record<string, string>;
+      const hostNetEgress = spec.egress && !useBwrap ? await spec.egress.hostNetwork(spec.env) : {};
       if (useBwrap && l.bubblewrap.ok && l.identity.ok) {
         const inv = buildBwrapInvocation({
           spec,
@@ -277,8 +280,9 @@ export class LayeredSandbox implements SandboxWrapper {
           readOnlyPaths: this.#readOnlyPaths,
           pluginReadPaths,
           hostDataDir,
-          shareNetwork: spec.network.all || spec.network.hosts.length > 0,
+          shareNetwork: !spec.egress && (spec.network.all || spec.network.hosts.length > 0),
           envPath: l.tools.env,
+          ...(spec.egress ? { egress: spec.egress.namespace(spec.env) } : {}),
         });
         await mkdir(this.#runDir, { recursive: true, mode: 0o700 });
         await writeFile(argsFile, inv.argsFile, { mode: 0o600 });
@@ -313,10 +317,20 @@ export class LayeredSandbox implements SandboxWrapper {
           ...procs,
         ];
         argv.push(...rlimit, ...spec.argv);
-        env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir, ...(install ? { HOME: hostDataDir } : {}) };
+        env = {
+          ...spec.env,
+          ...hostNetEgress,
+          HAY_PLUGIN_DATA_DIR: hostDataDir,
+          ...(install ? { HOME: hostDataDir } : {}),
+        };
       } else {
         argv = [...rlimit, ...spec.argv];
-        env = { ...spec.env, HAY_PLUGIN_DATA_DIR: hostDataDir, ...(install ? { HOME: hostDataDir } : {}) };
+        env = {
+          ...spec.env,
+          ...hostNetEgress,
+          HAY_PLUGIN_DATA_DIR: hostDataDir,
+          ...(install ? { HOME: hostDataDir } : {}),
+        };
       }
       log.debug({ sandboxId: id, layers: this.describe().active }, 'sandboxed launch prepared');
       const pluginDataDir = useBwrap ? SANDBOX_DATA_DIR : hostDataDir;
@@ -396,8 +410,13 @@ async function chownTree(root: string, uid: number, gid: number): Promise<void> 
   for (const entry of await readdir(root)) await chownTree(path.join(root, entry), uid, gid);
 }
 
-function passthrough(spec: LaunchSpec): PreparedLaunch {
-  return { argv: [...spec.argv], cwd: spec.cwd, env: { ...spec.env }, release: () => Promise.resolve() };
+function passthrough(spec: LaunchSpec, extraEnv: Record<string, string>): PreparedLaunch {
+  return {
+    argv: [...spec.argv],
+    cwd: spec.cwd,
+    env: { ...spec.env, ...extraEnv },
+    release: () => Promise.resolve(),
+  };
 }
 
 /** Detects the available layers (see detectSandboxLayers) and builds the sandbox. 'off' skips detection. */
