@@ -153,6 +153,8 @@ export async function createHost(
   const sandbox = sandboxing.sandbox;
   const installer = new PluginInstaller({
     ...sandboxing.tenantInstall,
+    // tenant install steps reach only the npm registry, through the egress proxy (built below)
+    egress: { local: (orgId, spec) => egress.plugins.local(orgId, spec) },
     registry,
     logger: logger.child({ component: 'installer' }),
     installTimeoutMs: config.installTimeoutMs,

@@ -32,6 +32,16 @@ export interface InstallerOptions {
   registryHost: string;
   /** Host paths replaced by `<host>` in every stored or returned install/build error. */
   hostPaths: readonly string[];
+  /**
+   * The egress layer (src/egress): a tenant step's network then goes through the egress proxy allowing
+   * only `registryHost`. Unset: the step shares the sandbox's default network for a declared host.
+   */
+  egress?: {
+    local(
+      orgId: string,
+      spec: PluginSpec,
+    ): Promise<{ network: LaunchSpec['network']; egress?: LaunchSpec['egress']; close(): Promise<void> }>;
+  };
   onPhaseDone?: (event: {
     pluginId: string;
     phase: 'install' | 'build';
@@ -171,18 +181,39 @@ export class PluginInstaller implements PluginPreparer {
     };
     let result: CommandResult;
     if (tenant) {
-      const prepared = await this.opts.sandbox.prepare({
-        orgId: plugin.organizationId ?? 'core',
-        pluginId: plugin.pluginId,
-        argv,
-        cwd: plugin.dir,
-        env: this.opts.tenantEnv,
-        limits: this.opts.tenantLimits,
-        network: { all: false, hosts: [this.opts.registryHost] },
-        readPaths: [],
-        trust: 'tenant',
-        purpose: 'install',
-      });
+      const orgId = plugin.organizationId ?? 'core';
+      const spec = this.opts.registry.toSpec(plugin);
+      // the step's network: the registry only, through the egress proxy when there is one
+      const egress =
+        spec && this.opts.egress
+          ? await this.opts.egress.local(orgId, {
+              ...spec,
+              manifest: {
+                ...spec.manifest,
+                permissions: { network: { hosts: [this.opts.registryHost] } },
+                configSchema: {},
+              },
+            })
+          : undefined;
+      let prepared: PreparedLaunch;
+      try {
+        prepared = await this.opts.sandbox.prepare({
+          orgId,
+          pluginId: plugin.pluginId,
+          argv,
+          cwd: plugin.dir,
+          env: this.opts.tenantEnv,
+          limits: this.opts.tenantLimits,
+          network: egress?.network ?? { all: false, hosts: [this.opts.registryHost] },
+          ...(egress?.egress ? { egress: egress.egress } : {}),
+          readPaths: [],
+          trust: 'tenant',
+          purpose: 'install',
+        });
+      } catch (err) {
+        await egress?.close();
+        throw err;
+      }
       try {
         result = await runCommand({
           ...common,
@@ -195,6 +226,7 @@ export class PluginInstaller implements PluginPreparer {
         if (limit !== undefined && !result.ok) result = { ...result, limit };
       } finally {
         await prepared.release();
+        await egress?.close();
       }
     } else {
       result = await runCommand({ ...common, argv, cwd: plugin.dir, env: this.opts.env });
