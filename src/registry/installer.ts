@@ -84,7 +84,8 @@ export class PluginInstaller implements PluginPreparer {
   async ensureReady(spec: PluginSpec): Promise<void> {
     const plugin = this.opts.registry.getByKey(spec.pluginKey);
     if (!plugin) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${spec.pluginId} is not registered`);
-    if (plugin.sourceType === 'custom') this.opts.sandbox.assertTenantAllowed(plugin.pluginId);
+    if (plugin.sourceType === 'custom' && (await this.runsTenantCode(plugin)))
+      this.opts.sandbox.assertTenantAllowed(plugin.pluginId);
     if (plugin.installed && plugin.built) return;
     const runKey = `${plugin.key}:${plugin.checksum}`;
     const failedAt = this.failedAt.get(runKey);
@@ -242,6 +243,14 @@ export class PluginInstaller implements PluginPreparer {
       durationMs: result.durationMs,
     });
     return result;
+  }
+
+  /** A local plugin always runs tenant code; a remote one only when it still has install/build steps. */
+  private async runsTenantCode(plugin: RegisteredPlugin): Promise<boolean> {
+    if (plugin.manifest?.capabilities?.mcp?.connection?.type !== 'remote') return true;
+    if (plugin.installed && plugin.built) return false;
+    const steps = await this.steps(plugin);
+    return steps.install !== undefined || steps.build !== undefined;
   }
 
   private async steps(plugin: RegisteredPlugin): Promise<Steps> {

@@ -30,7 +30,11 @@ let a: Awaited<ReturnType<typeof createOrg>>;
 beforeAll(async () => {
   allowed = await startRemoteMcp();
   denied = await startRemoteMcp();
-  t = await startTestHost({ sandbox: 'off', egressAllow: `127.0.0.1:${allowed.port}` });
+  t = await startTestHost({
+    sandbox: 'off',
+    allowUnsandboxedTenantCode: true,
+    egressAllow: `127.0.0.1:${allowed.port}`,
+  });
   url = t.host.url;
   a = await createOrg(t, 'egress-off');
   const upload = async (manifest: Record<string, unknown>, files: { name: string; data: Buffer }[] = []) => {
