@@ -169,6 +169,8 @@ export async function createHost(
   const sandbox = sandboxing.sandbox;
   const installer = new PluginInstaller({
     ...sandboxing.tenantInstall,
+    // tenant install steps reach only the npm registry, through the egress proxy (built below)
+    egress: { local: (orgId, spec) => egress.plugins.local(orgId, spec) },
     registry,
     logger: logger.child({ component: 'installer' }),
     installTimeoutMs: config.installTimeoutMs,
@@ -196,7 +198,7 @@ export async function createHost(
     stopGraceMs: config.stopGraceMs,
     killGraceMs: config.killGraceMs,
     stderrLinesPerMinute: config.pluginStderrLinesPerMinute,
-    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: e.pluginId }, e.lines),
+    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: metrics.labels(e.pluginId).plugin }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;
   const egress = wireEgress({

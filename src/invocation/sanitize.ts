@@ -35,11 +35,11 @@ export function redactHostPaths(
     ...[...paths.hostPaths, ...ancestors].map((p): [string, string] => [p, '<host>']),
   ].filter((pair) => pair[0].length > 1);
   pairs.sort((a, b) => b[0].length - a[0].length);
-  let out = text;
+  // eslint-disable-next-line no-control-regex
+  let out = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
   for (const [p, replacement] of pairs) {
     const escaped = p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    out = out.replace(new RegExp(`${escaped}(?=[/\\s:'"\`,;)]|$)`, 'gm'), replacement);
+    out = out.replace(new RegExp(`${escaped}(?![\\w.-])`, 'g'), replacement);
   }
-  // eslint-disable-next-line no-control-regex
-  return out.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
+  return out;
 }

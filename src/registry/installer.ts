@@ -33,6 +33,16 @@ export interface InstallerOptions {
   registryHost: string;
   /** Host paths replaced by `<host>` in every stored or returned install/build error. */
   hostPaths: readonly string[];
+  /**
+   * The egress layer (src/egress): a tenant step's network then goes through the egress proxy allowing
+   * only `registryHost`. Unset: the step shares the sandbox's default network for a declared host.
+   */
+  egress?: {
+    local(
+      orgId: string,
+      spec: PluginSpec,
+    ): Promise<{ network: LaunchSpec['network']; egress?: LaunchSpec['egress']; close(): Promise<void> }>;
+  };
   onPhaseDone?: (event: {
     pluginId: string;
     phase: 'install' | 'build';
@@ -90,7 +100,8 @@ export class PluginInstaller implements PluginPreparer {
   async ensureReady(spec: PluginSpec): Promise<void> {
     const plugin = this.opts.registry.getByKey(spec.pluginKey);
     if (!plugin) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${spec.pluginId} is not registered`);
-    if (plugin.sourceType === 'custom') this.opts.sandbox.assertTenantAllowed(plugin.pluginId);
+    if (plugin.sourceType === 'custom' && (await this.runsTenantCode(plugin)))
+      this.opts.sandbox.assertTenantAllowed(plugin.pluginId);
     if (plugin.installed && plugin.built) return;
     const runKey = `${plugin.key}:${plugin.checksum}`;
     const failedAt = this.failedAt.get(runKey);
@@ -201,18 +212,39 @@ export class PluginInstaller implements PluginPreparer {
     let result: CommandResult;
     try {
       if (tenant) {
-        const prepared = await this.opts.sandbox.prepare({
-          orgId: plugin.organizationId ?? 'core',
-          pluginId: plugin.pluginId,
-          argv,
-          cwd: plugin.dir,
-          env: this.opts.tenantEnv,
-          limits: this.opts.tenantLimits,
-          network: { all: false, hosts: [this.opts.registryHost] },
-          readPaths: [],
-          trust: 'tenant',
-          purpose: 'install',
-        });
+        const orgId = plugin.organizationId ?? 'core';
+        const spec = this.opts.registry.toSpec(plugin);
+        // the step's network: the registry only, through the egress proxy when there is one
+        const egress =
+          spec && this.opts.egress
+            ? await this.opts.egress.local(orgId, {
+                ...spec,
+                manifest: {
+                  ...spec.manifest,
+                  permissions: { network: { hosts: [this.opts.registryHost] } },
+                  configSchema: {},
+                },
+              })
+            : undefined;
+        let prepared: PreparedLaunch;
+        try {
+          prepared = await this.opts.sandbox.prepare({
+            orgId,
+            pluginId: plugin.pluginId,
+            argv,
+            cwd: plugin.dir,
+            env: this.opts.tenantEnv,
+            limits: this.opts.tenantLimits,
+            network: egress?.network ?? { all: false, hosts: [this.opts.registryHost] },
+            ...(egress?.egress ? { egress: egress.egress } : {}),
+            readPaths: [],
+            trust: 'tenant',
+            purpose: 'install',
+          });
+        } catch (err) {
+          await egress?.close();
+          throw err;
+        }
         try {
           result = await runCommand({
             ...common,
@@ -225,6 +257,7 @@ export class PluginInstaller implements PluginPreparer {
           if (limit !== undefined && !result.ok) result = { ...result, limit };
         } finally {
           await prepared.release();
+          await egress?.close();
         }
       } else {
         result = await runCommand({ ...common, argv, cwd: plugin.dir, env: this.opts.env });
@@ -243,6 +276,14 @@ export class PluginInstaller implements PluginPreparer {
       durationMs: result.durationMs,
     });
     return result;
+  }
+
+  /** A local plugin always runs tenant code; a remote one only when it still has install/build steps. */
+  private async runsTenantCode(plugin: RegisteredPlugin): Promise<boolean> {
+    if (plugin.manifest?.capabilities?.mcp?.connection?.type !== 'remote') return true;
+    if (plugin.installed && plugin.built) return false;
+    const steps = await this.steps(plugin);
+    return steps.install !== undefined || steps.build !== undefined;
   }
 
   private async steps(plugin: RegisteredPlugin): Promise<Steps> {

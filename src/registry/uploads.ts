@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -7,6 +7,7 @@ import type { Db } from '../db/database.js';
 import { pluginRegistry } from '../db/schema.js';
 import { AuthError, HayError, NotFoundError, ValidationError, isHayError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { loadManifest } from '../manifest/load.js';
 import type { ManifestValidator } from '../manifest/validator.js';
 import { extractPluginZip, type ZipLimits } from '../security/zip-extract.js';
 import type { PluginRegistry, RegisteredPlugin } from './plugin-registry.js';
@@ -278,18 +279,21 @@ export class PluginUploadService {
     }
   }
 
+  /**
+   * The folder's validated manifest. Read without following a symlink (a tenant's install step can write
+   * its folder; a manifest.json linked to a host file must never be read, nor quoted in an error).
+   */
   private async readManifest(dir: string) {
-    const text = await readFile(path.join(dir, 'manifest.json'), 'utf8').catch(
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT')
-          throw new ValidationError(
-            'UPLOAD_INVALID',
-            'the archive has no manifest.json at its root (or in its single top-level folder)',
-          );
-        throw err;
-      },
-    );
-    return this.d.validator.parse(text, 'manifest.json');
+    const file = path.join(dir, 'manifest.json');
+    await lstat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT')
+        throw new ValidationError(
+          'UPLOAD_INVALID',
+          'the archive has no manifest.json at its root (or in its single top-level folder)',
+        );
+      throw err;
+    });
+    return (await loadManifest(dir, this.d.validator, 'manifest.json')).manifest;
   }
 
   /** The caller organization's own custom plugin, or NOT_FOUND / FORBIDDEN (core). */

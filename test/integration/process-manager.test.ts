@@ -78,6 +78,37 @@ describe('ProcessManager', () => {
     expect(keys).toEqual(['HAY_TEST_MARKER', 'PATH', 'PLUGIN_VALUE']);
   });
 
+  it('rate-limits plugin stderr: logs the budget at debug, drops the rest with a count and a callback', async () => {
+    const { logger, entries } = memoryLogger();
+    const dropped: { orgId: string; pluginId: string; lines: number }[] = [];
+    const pm = new ProcessManager({
+      logger,
+      sandbox: new NoSandbox(),
+      stopGraceMs: 150,
+      killGraceMs: 150,
+      stderrLinesPerMinute: 20,
+      onStderrDropped: (e) => dropped.push(e),
+    });
+    managers.push(pm);
+    const launch = fixtureLaunch('echo.mjs', envMarker());
+    const proc = await pm.spawn({
+      ...launch,
+      argv: [process.execPath, '-e', "for (let i = 0; i < 500; i++) console.error('flood ' + i)"],
+    });
+    await proc.exited;
+    await waitFor(() => dropped.length > 0, 'the dropped-lines report');
+    const lines = entries.filter(
+      (e) => e.stream === 'stderr' && typeof e.msg === 'string' && e.msg.startsWith('flood'),
+    );
+    expect(lines).toHaveLength(20);
+    expect(lines.every((e) => e.level === 20 && e.orgId === 'org-1')).toBe(true);
+    expect(dropped).toEqual([{ orgId: 'org-1', pluginId: launch.pluginId, lines: 480 }]);
+    expect(entries.find((e) => e.dropped === 480)).toMatchObject({
+      msg: 'dropped 480 plugin stderr lines (rate limit)',
+      orgId: 'org-1',
+    });
+  });
+
   it('logs stderr lines with org, plugin and pid, splitting over-long lines', async () => {
     const { logger, entries } = memoryLogger();
     const pm = new ProcessManager({

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -315,5 +315,23 @@ describe('crash-safe rollback (repaired at boot)', () => {
     expect(await version(current())).toBe('1.1.0');
     expect(existsSync(previous())).toBe(false);
     expect(await getVersion()).toMatchObject({ status: 'ok', version: '1.1.0' });
+  });
+
+  it('rollback never follows a manifest.json the tenant turned into a symlink to a host file', async () => {
+    const res0 = await uploadZip(
+      t.host.url,
+      org.adminKey,
+      await probeZip({ id: 'crashy', version: '1.2.0' }),
+    );
+    expect(res0.status, res0.raw).toBe(200);
+    const prev = path.join(customDir(), '_previous', 'crashy', 'manifest.json');
+    await rm(prev);
+    await symlink(path.join(t.dataDir, 'encryption.key'), prev);
+    const key = (await readFile(path.join(t.dataDir, 'encryption.key'), 'utf8')).trim();
+    const res = await trpc(t.host.url, 'plugins.rollback', org.adminKey, { pluginId: 'crashy' });
+    expect(res.error?.code).toBe('BAD_REQUEST');
+    expect(res.error?.message).toMatch(/symbolic link/);
+    expect(res.raw).not.toContain(key);
+    expect(await version(current())).toBe('1.2.0');
   });
 });
