@@ -165,3 +165,77 @@ describe('the API key rate limit runs before any plugin lookup', () => {
     expect(text).not.toContain('nope-');
   });
 });
+
+const REGEX_SERVER = `
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { z } from 'zod';
+const server = new McpServer({ name: 'regex', version: '1.0.0' });
+server.registerTool('match', { inputSchema: { s: z.string().regex(/^(a+)+$/) } }, async ({ s }) => ({
+  content: [{ type: 'text', text: s }],
+}));
+await server.connect(new StdioServerTransport());
+process.stdin.on('end', () => process.exit(0));
+`;
+
+describe("a plugin's catastrophic pattern does not delay another org's call", () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: ['hay-plugin-test'],
+      plugins: {
+        'core/regex': toolkitPlugin(
+          'regex',
+          {
+            capabilities: {
+              mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node regex.mjs' },
+            },
+          },
+          { 'regex.mjs': REGEX_SERVER },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('^(a+)+$ against 40 characters: both calls complete and the attacker gets a plain validation error', async () => {
+    const attacker = await t.createOrganization('attacker');
+    const victim = await t.createOrganization('victim');
+    await attacker.hay.plugins.enable.mutate({ pluginId: 'regex', configuration: {} });
+    await victim.hay.plugins.enable.mutate({ pluginId: 'hay-plugin-test', configuration: {} });
+    // both instances running, so the calls below are only validation and a round trip
+    await attacker.hay.plugins.listTools.query({ pluginId: 'regex' });
+    await victim.hay.plugins.invokeTool.mutate({
+      pluginId: 'hay-plugin-test',
+      toolName: 'echo',
+      arguments: {},
+    });
+
+    const evil = post(t.url, 'plugins.invokeTool', attacker.apiKey, {
+      pluginId: 'regex',
+      toolName: 'match',
+      arguments: { s: `${'a'.repeat(40)}!` },
+    });
+    // issued after the attacker's call; on a backtracking engine it would wait for hours behind it
+    const fair = victim.hay.plugins.invokeTool.mutate({
+      pluginId: 'hay-plugin-test',
+      toolName: 'echo',
+      arguments: { message: 'still here' },
+    });
+    const [e, f] = await Promise.all([evil, fair]);
+    expect(f.content).toEqual([{ type: 'text', text: 'still here' }]);
+    expect(e.status).toBe(400);
+    expect((e.body as { error: { data: { hayCode: string } } }).error.data.hayCode).toBe('ARGUMENTS_INVALID');
+    // the matching pattern still passes validation and reaches the server
+    const ok = await attacker.hay.plugins.invokeTool.mutate({
+      pluginId: 'regex',
+      toolName: 'match',
+      arguments: { s: 'a'.repeat(40) },
+    });
+    expect(ok.content).toEqual([{ type: 'text', text: 'a'.repeat(40) }]);
+  });
+});
