@@ -333,6 +333,11 @@ export async function createHost(
     metrics,
     organizations,
     bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    requestTimeoutMs: config.httpRequestTimeoutMs,
+    connectionTimeoutMs: Math.max(
+      config.httpConnectionTimeoutMs,
+      config.callTimeoutMs + config.queueTimeoutMs + 10_000,
+    ),
     isReady: () => ready,
     register: (app) => {
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });

@@ -1,5 +1,6 @@
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import { setMaxListeners } from 'node:events';
+import { createServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
@@ -14,6 +15,13 @@ export interface HttpServerDeps {
   metrics: Metrics;
   organizations: OrganizationService;
   bodyLimitBytes: number;
+  /**
+   * Most time to receive a whole request (headers and body) before 408 and close; checked every
+   * min(requestTimeoutMs / 4, 30 s). Config httpRequestTimeoutMs.
+   */
+  requestTimeoutMs: number;
+  /** Socket inactivity timeout (config httpConnectionTimeoutMs); must exceed the longest call. */
+  connectionTimeoutMs: number;
   isReady: () => boolean;
   /** Extra routes (platform APIs, uploads). */
   register?: (app: FastifyInstance) => void;
@@ -30,6 +38,20 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes,
+    // slow-body defence: a request that trickles in is cut at requestTimeout, an idle socket at
+    // connectionTimeout (Node checks request deadlines every connectionsCheckingInterval)
+    serverFactory: (handler) => {
+      const server = createServer(
+        {
+          requestTimeout: deps.requestTimeoutMs,
+          headersTimeout: Math.min(60_000, deps.requestTimeoutMs),
+          connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(deps.requestTimeoutMs / 4))),
+        },
+        handler,
+      );
+      server.setTimeout(deps.connectionTimeoutMs);
+      return server;
+    },
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 8192 },
   });

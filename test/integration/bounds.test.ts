@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { descendantPids } from '../helpers/processes.js';
@@ -237,5 +238,30 @@ describe("a plugin's catastrophic pattern does not delay another org's call", ()
       arguments: { s: 'a'.repeat(40) },
     });
     expect(ok.content).toEqual([{ type: 'text', text: 'a'.repeat(40) }]);
+  });
+});
+
+describe('slow request bodies are cut at the request timeout', () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [], config: { httpRequestTimeoutMs: 400 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a body that never finishes gets 408 and the connection is closed', async () => {
+    const { port } = new URL(t.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(
+      'POST /v1/invoke HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"plu',
+    );
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 });
