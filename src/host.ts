@@ -19,6 +19,7 @@ import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
+import { PlatformQuotas } from './platform/quotas.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
 import { PluginUploadService } from './registry/uploads.js';
@@ -89,6 +90,7 @@ export async function createHost(
   const tokens = new PlatformTokens({
     secret: keyRing.deriveKey('platform-token'),
     ttlMs: config.platformTokenTtlMs,
+    graceMs: config.platformTokenGraceMs,
   });
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -119,6 +121,10 @@ export async function createHost(
   });
   const organizations = new OrganizationService(db, admin.token);
   const settings = new PluginSettingsService(db, box);
+  // a disabled plugin's running instance loses its platform API access at once
+  settings.on('changed', (e) => {
+    if (!e.enabled) tokens.revoke(e.organizationId, e.pluginKey);
+  });
 
   // collectors read `instances` and `registry` at scrape time, after both exist
   const metrics = new Metrics(
@@ -323,7 +329,12 @@ export async function createHost(
     audit,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
-      uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
+      uninstallPlugin: async (orgId, pluginId, actor) => {
+        const key = registry.get(orgId, pluginId)?.key;
+        const out = await uploads.uninstall(orgId, pluginId, actor);
+        if (key !== undefined) tokens.revoke(orgId, key);
+        return out;
+      },
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
   };
@@ -340,7 +351,20 @@ export async function createHost(
     ),
     isReady: () => ready,
     register: (app) => {
-      registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
+      registerPlatformRoutes(app, {
+        apis: platformApis,
+        tokens,
+        audit,
+        metrics,
+        logger,
+        quotas: new PlatformQuotas({
+          perOrgPerHour: { email: config.emailPerOrgPerHour },
+          variables: { email: 'HAY_EMAIL_PER_ORG_PER_HOUR' },
+        }),
+        deniedToCustom:
+          config.emailCustomPlugins === 'allow' ? {} : { email: 'HAY_EMAIL_CUSTOM_PLUGINS=allow' },
+        isCustom: (key) => registry.getByKey(key)?.sourceType === 'custom',
+      });
       registerUploadRoutes(app, {
         organizations,
         uploads,
