@@ -208,6 +208,11 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    responseLimits: {
+      maxResultBytes: config.maxToolResultBytes,
+      maxTools: config.maxTools,
+      maxToolsListBytes: config.maxToolsListBytes,
+    },
   });
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),

@@ -265,3 +265,76 @@ describe('slow request bodies are cut at the request timeout', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 });
+
+const BIG_SERVER = `
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { z } from 'zod';
+const server = new McpServer({ name: 'big', version: '1.0.0' });
+server.registerTool('big', { inputSchema: { n: z.number() } }, async ({ n }) => ({
+  content: [{ type: 'text', text: 'x'.repeat(n) }],
+}));
+const many = Number(process.env.MANY_TOOLS ?? '0');
+for (let i = 0; i < many; i++) server.registerTool('t' + i, { inputSchema: {} }, async () => ({ content: [] }));
+await server.connect(new StdioServerTransport());
+process.stdin.on('end', () => process.exit(0));
+`;
+
+describe('caps on what a plugin answers: result size, tools/list count', () => {
+  let t: TestHost;
+  const plugin = (id: string, many: number) =>
+    toolkitPlugin(
+      id,
+      {
+        capabilities: {
+          mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node big.mjs' },
+        },
+        configSchema: { many: { type: 'string', env: 'MANY_TOOLS', default: String(many) } },
+      },
+      { 'big.mjs': BIG_SERVER },
+    );
+
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: [],
+      plugins: { 'core/big': plugin('big', 0), 'core/many': plugin('many', 50) },
+      config: { maxToolResultBytes: 100_000, maxTools: 20 },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('a result over HAY_MAX_TOOL_RESULT_BYTES is refused with an error naming the limit', async () => {
+    const org = await t.createOrganization('big');
+    await org.hay.plugins.enable.mutate({ pluginId: 'big', configuration: {} });
+    const small = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'big',
+      toolName: 'big',
+      arguments: { n: 10 },
+    });
+    expect(small.content).toEqual([{ type: 'text', text: 'x'.repeat(10) }]);
+    const res = await post(t.url, 'plugins.invokeTool', org.apiKey, {
+      pluginId: 'big',
+      toolName: 'big',
+      arguments: { n: 200_000 },
+    });
+    expect(res.status).toBe(412);
+    expect((res.body as { error: { message: string } }).error.message).toMatch(
+      /^Plugin big returned a result of about \d+ bytes for tool "big"; the limit is 100000 \(HAY_MAX_TOOL_RESULT_BYTES\)$/,
+    );
+  });
+
+  it('a server listing more than HAY_MAX_TOOLS tools is refused naming the limit', async () => {
+    const org = await t.createOrganization('many');
+    await org.hay.plugins.enable.mutate({ pluginId: 'many', configuration: {} });
+    const res = await fetch(
+      `${t.url}/trpc/plugins.listTools?input=${encodeURIComponent(JSON.stringify({ pluginId: 'many' }))}`,
+      { headers: { authorization: `Bearer ${org.apiKey}` } },
+    );
+    const body = (await res.json()) as { error: { message: string } };
+    expect(res.status).toBe(412);
+    expect(body.error.message).toBe('Plugin many lists more than 20 tools (limit HAY_MAX_TOOLS)');
+  });
+});

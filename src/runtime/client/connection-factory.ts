@@ -13,7 +13,7 @@ import type {
 import type { ProcessManager } from '../process/process-manager.js';
 import { ProcessStdioTransport } from '../process/stdio-transport.js';
 import { abortReason } from './call-scope.js';
-import { McpPluginConnection } from './plugin-connection.js';
+import { McpPluginConnection, type ResponseLimits } from './plugin-connection.js';
 import { createRemoteTransport, remoteTransportOrder } from './remote-transports.js';
 import { dataDirRoot } from './roots.js';
 
@@ -26,6 +26,8 @@ export interface McpConnectionFactoryOptions {
   limits: Required<ResourceLimits>;
   /** Timeout of connection calls (listTools, callTool, ping) that pass no timeoutMs. */
   callTimeoutMs: number;
+  /** Caps on server answers (tools/list, results), passed to every connection; unset: unbounded. */
+  responseLimits?: ResponseLimits;
   /** Wait after a local plugin's first roots/list answer before connect resolves. Default 200. */
   rootsSettleMs?: number;
 }
@@ -94,6 +96,7 @@ export class McpConnectionFactory implements ConnectionFactory {
       transport: 'stdio',
       logger: this.opts.logger.child({ orgId, pluginId: spec.pluginId, pid: proc.pid }),
       callTimeoutMs: this.opts.callTimeoutMs,
+      ...(this.opts.responseLimits ? { limits: this.opts.responseLimits } : {}),
       process: proc,
       ...(proc.dataDir !== undefined ? { roots: [dataDirRoot(proc.dataDir)] } : {}),
       ...(this.opts.rootsSettleMs !== undefined ? { rootsSettleMs: this.opts.rootsSettleMs } : {}),
@@ -130,6 +133,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         transport: kind,
         logger,
         callTimeoutMs: this.opts.callTimeoutMs,
+        ...(this.opts.responseLimits ? { limits: this.opts.responseLimits } : {}),
       });
       const timeoutMs = remaining(deadline);
       const attemptSignal = signal
