@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseAllowList } from './egress/policy.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -55,6 +56,17 @@ export interface HostConfig {
   sandboxCpuPercent: number;
   sandboxMaxProcesses: number;
   sandboxMaxOpenFiles: number;
+  /**
+   * Operator opt-out: run uploaded (tenant) plugins even where a tenant sandbox layer (bubblewrap, non-root
+   * uid, rlimit) is missing. Logged loudly at boot and shown in /healthz. Ignored by HAY_SANDBOX=strict.
+   */
+  allowUnsandboxedTenantCode: boolean;
+  /** Registry tenant `npm install` steps fetch from (inside the sandbox). */
+  npmRegistry: string;
+  /** Host paths uploaded plugins' permissions.filesystem.read may lie inside (comma-separated). */
+  filesystemReadAllow: string[];
+  /** Plugin stderr lines logged per process and minute (burst the same); the rest are counted and dropped. */
+  pluginStderrLinesPerMinute: number;
 
   toolCacheMaxEntries: number;
   batchConcurrency: number;
@@ -94,6 +106,18 @@ export interface HostConfig {
   httpConnectionTimeoutMs: number;
   /** An expired platform token can still be exchanged at /v1/platform/token/refresh for this long. */
   platformTokenGraceMs: number;
+  /**
+   * Internal destinations tenant traffic may reach despite the default deny of private, loopback,
+   * link-local and metadata ranges: CIDRs, addresses or host names, each with an optional :port.
+   */
+  egressAllow: string | undefined;
+  /** Largest remote response body (or single SSE event / WebSocket frame) read for a tenant. */
+  egressMaxResponseBytes: number;
+  egressConnectTimeoutMs: number;
+  /** Open connections of one plugin instance through the egress proxy. */
+  egressMaxConnectionsPerInstance: number;
+  /** A proxied connection or tunnel without traffic for this long is closed. */
+  egressIdleTimeoutMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -141,6 +165,10 @@ export const DEFAULTS: HostConfig = {
   sandboxCpuPercent: 100,
   sandboxMaxProcesses: 64,
   sandboxMaxOpenFiles: 1024,
+  allowUnsandboxedTenantCode: false,
+  npmRegistry: 'https://registry.npmjs.org/',
+  filesystemReadAllow: [],
+  pluginStderrLinesPerMinute: 600,
 
   toolCacheMaxEntries: 10_000,
   batchConcurrency: 16,
@@ -167,9 +195,14 @@ export const DEFAULTS: HostConfig = {
   httpRequestTimeoutMs: 30_000,
   httpConnectionTimeoutMs: 120_000,
   platformTokenGraceMs: 10 * 60_000,
+  egressAllow: undefined,
+  egressMaxResponseBytes: 16 * 1024 * 1024,
+  egressConnectTimeoutMs: 10_000,
+  egressMaxConnectionsPerInstance: 64,
+  egressIdleTimeoutMs: 60_000,
 };
 
-type Kind = 'string' | 'int' | 'enum';
+type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
 interface Field {
   key: keyof HostConfig;
   env: string;
@@ -230,6 +263,10 @@ const FIELDS: readonly Field[] = [
   f('sandboxCpuPercent', 'HAY_SANDBOX_CPU_PERCENT', 'int', { min: 1 }),
   f('sandboxMaxProcesses', 'HAY_SANDBOX_MAX_PROCESSES', 'int', { min: 1 }),
   f('sandboxMaxOpenFiles', 'HAY_SANDBOX_MAX_OPEN_FILES', 'int', { min: 16 }),
+  f('allowUnsandboxedTenantCode', 'HAY_ALLOW_UNSANDBOXED_TENANT_CODE', 'bool'),
+  f('npmRegistry', 'HAY_NPM_REGISTRY', 'string'),
+  f('filesystemReadAllow', 'HAY_FILESYSTEM_READ_ALLOW', 'list'),
+  f('pluginStderrLinesPerMinute', 'HAY_PLUGIN_STDERR_LINES_PER_MINUTE', 'int', { min: 1 }),
   f('toolCacheMaxEntries', 'HAY_TOOL_CACHE_MAX_ENTRIES'),
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
@@ -254,6 +291,11 @@ const FIELDS: readonly Field[] = [
   f('httpRequestTimeoutMs', 'HAY_HTTP_REQUEST_TIMEOUT_MS', 'int', { min: 1 }),
   f('httpConnectionTimeoutMs', 'HAY_HTTP_CONNECTION_TIMEOUT_MS', 'int', { min: 1 }),
   f('platformTokenGraceMs', 'HAY_PLATFORM_TOKEN_GRACE_MS'),
+  f('egressAllow', 'HAY_EGRESS_ALLOW', 'string'),
+  f('egressMaxResponseBytes', 'HAY_EGRESS_MAX_RESPONSE_BYTES', 'int', { min: 1024 }),
+  f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
+  f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
+  f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -299,15 +341,34 @@ export function loadConfig(
   cfg.pluginsDir = path.resolve(cfg.pluginsDir);
   if (cfg.crashBackoffMaxMs < cfg.crashBackoffBaseMs)
     throw new ConfigError('HAY_CRASH_BACKOFF_MAX_MS must be >= HAY_CRASH_BACKOFF_BASE_MS');
+  if (!/^https?:\/\/[^/]+/.test(cfg.npmRegistry))
+    throw new ConfigError(`HAY_NPM_REGISTRY must be an http(s) URL; got "${cfg.npmRegistry}"`);
+  for (const p of cfg.filesystemReadAllow)
+    if (!path.isAbsolute(p))
+      throw new ConfigError(`HAY_FILESYSTEM_READ_ALLOW entries must be absolute paths; got "${p}"`);
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  try {
+    parseAllowList(cfg.egressAllow);
+  } catch (err) {
+    throw new ConfigError(`HAY_EGRESS_ALLOW: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return cfg;
 }
 
-function parseValue(field: Field, raw: string, source: string): string | number {
+function parseValue(field: Field, raw: string, source: string): string | number | boolean | string[] {
   switch (field.kind) {
     case 'string':
       return raw;
+    case 'bool':
+      if (['1', 'true'].includes(raw)) return true;
+      if (['0', 'false'].includes(raw)) return false;
+      throw new ConfigError(`${source} must be 1, true, 0 or false; got "${raw}"`);
+    case 'list':
+      return raw
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
     case 'enum':
       if (!field.values?.includes(raw))
         throw new ConfigError(`${source} must be one of ${field.values?.join(', ')}; got "${raw}"`);

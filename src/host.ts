@@ -10,6 +10,7 @@ import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
+import { wireEgress } from './egress/wiring.js';
 import { PluginService } from './invocation/plugin-service.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
@@ -27,7 +28,7 @@ import { McpConnectionFactory } from './runtime/client/connection-factory.js';
 import { InstanceManager } from './runtime/instance/index.js';
 import { PluginEnvironment } from './runtime/plugin-env.js';
 import { ProcessManager } from './runtime/process/process-manager.js';
-import { createSandbox } from './runtime/sandbox/index.js';
+import { wireSandbox } from './runtime/sandbox/wiring.js';
 import { InstanceWarmup } from './runtime/warmup.js';
 import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
@@ -75,7 +76,7 @@ export interface HostServices {
  */
 export async function createHost(
   config: HostConfig,
-  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv } = {},
+  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv; hideSandboxLayers?: readonly string[] } = {},
 ): Promise<Host> {
   const logger = extra.logger ?? createLogger({ level: config.logLevel });
   const hostEnv = extra.hostEnv ?? process.env;
@@ -150,7 +151,14 @@ export async function createHost(
     },
     { maxSeries: config.metricsMaxSeries },
   );
+  const sandboxing = await wireSandbox(config, {
+    logger: logger.child({ component: 'sandbox' }),
+    hostEnv,
+    ...(extra.hideSandboxLayers ? { hideLayers: extra.hideSandboxLayers } : {}),
+  });
+  const sandbox = sandboxing.sandbox;
   const installer = new PluginInstaller({
+    ...sandboxing.tenantInstall,
     registry,
     logger: logger.child({ component: 'installer' }),
     installTimeoutMs: config.installTimeoutMs,
@@ -166,14 +174,6 @@ export async function createHost(
     onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
   });
 
-  const sandbox = await createSandbox({
-    logger: logger.child({ component: 'sandbox' }),
-    mode: config.sandbox,
-    dataDir: config.dataDir,
-    pluginDataRoot: path.join(config.dataDir, 'plugin-data'),
-    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules')],
-    protectedPaths: [config.dataDir],
-  });
   const layers = sandbox.describe();
   logger.info({ active: layers.active }, 'sandbox layers active');
   for (const u of layers.unavailable)
@@ -184,8 +184,18 @@ export async function createHost(
     sandbox,
     stopGraceMs: config.stopGraceMs,
     killGraceMs: config.killGraceMs,
+    stderrLinesPerMinute: config.pluginStderrLinesPerMinute,
+    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: e.pluginId }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;
+  const egress = wireEgress({
+    config,
+    logger: logger.child({ component: 'egress' }),
+    platformTarget: () => {
+      const u = new URL(listenUrl);
+      return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port) };
+    },
+  });
   const environment = new PluginEnvironment({
     settings,
     tokens,
@@ -213,12 +223,14 @@ export async function createHost(
       maxTools: config.maxTools,
       maxToolsListBytes: config.maxToolsListBytes,
     },
+    egress: egress.plugins,
   });
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
     connections,
     preparer: installer,
     activity: settings,
+    callMeta: environment,
     options: {
       idleTimeoutMs: config.idleTimeoutMs,
       idleSweepIntervalMs: config.idleSweepIntervalMs,
@@ -325,6 +337,7 @@ export async function createHost(
       maxUncompressedBytes: config.uploadMaxUncompressedBytes,
     },
     extractTimeoutMs: 60_000,
+    readPaths: sandboxing.readPaths,
   });
 
   const services: ApiServices = {
@@ -355,6 +368,7 @@ export async function createHost(
       config.callTimeoutMs + config.queueTimeoutMs + 10_000,
     ),
     isReady: () => ready,
+    health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
       registerPlatformRoutes(app, {
         apis: platformApis,
@@ -408,6 +422,7 @@ export async function createHost(
     },
     start() {
       starting ??= (async () => {
+        await uploads.repair();
         const report = await registry.scan();
         logger.info(
           {
@@ -444,6 +459,7 @@ export async function createHost(
         await warmup.close();
         await instances.close();
         await processes.close();
+        await egress.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
         await audit.close();

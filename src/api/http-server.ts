@@ -1,13 +1,14 @@
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:http';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { LIMITS } from './inputs.js';
 import { registerInvokeRoute } from './invoke-route.js';
+import { registerTrpcFastPath } from './trpc-fast-path.js';
 import { appRouter, type AppRouter } from './router.js';
-import type { ApiServices } from './trpc.js';
+import type { ApiContext, ApiServices } from './trpc.js';
 import { bearerToken } from './bearer.js';
 
 export interface HttpServerDeps {
@@ -17,14 +18,18 @@ export interface HttpServerDeps {
   bodyLimitBytes: number;
   /**
    * Most time to receive a whole request (headers and body) before 408 and close; checked every
-   * min(requestTimeoutMs / 4, 30 s). Config httpRequestTimeoutMs.
+   * min(requestTimeoutMs / 4, 30 s). Config httpRequestTimeoutMs; default 30 s.
    */
-  requestTimeoutMs: number;
-  /** Socket inactivity timeout (config httpConnectionTimeoutMs); must exceed the longest call. */
-  connectionTimeoutMs: number;
+  requestTimeoutMs?: number;
+  /** Socket inactivity timeout (config httpConnectionTimeoutMs); must exceed the longest call. Default 120 s. */
+  connectionTimeoutMs?: number;
   isReady: () => boolean;
+  /** Extra facts for GET /healthz (e.g. the sandbox and whether tenant code is refused or unsandboxed). */
+  health?: () => Record<string, unknown>;
   /** Extra routes (platform APIs, uploads). */
   register?: (app: FastifyInstance) => void;
+  /** Answer hot tRPC procedures without the Fetch adapter (src/api/trpc-fast-path.ts). Default true. */
+  trpcFastPath?: boolean;
 }
 
 /**
@@ -35,6 +40,7 @@ export interface HttpServerDeps {
 export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   // maxParamLength: tRPC batch URLs name every procedure (`/trpc/a,b,c?batch=1`); fastify's default of 100
   // characters answered 414 for batches of more than about five calls
+  const requestTimeoutMs = deps.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes,
@@ -43,20 +49,22 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     serverFactory: (handler) => {
       const server = createServer(
         {
-          requestTimeout: deps.requestTimeoutMs,
-          headersTimeout: Math.min(60_000, deps.requestTimeoutMs),
-          connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(deps.requestTimeoutMs / 4))),
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: Math.min(60_000, requestTimeoutMs),
+          connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeoutMs / 4))),
         },
         handler,
       );
-      server.setTimeout(deps.connectionTimeoutMs);
+      server.setTimeout(deps.connectionTimeoutMs ?? 120_000);
       return server;
     },
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 8192 },
   });
   app.get('/healthz', async (_req, reply) =>
-    deps.isReady() ? reply.send({ status: 'ok' }) : reply.status(503).send({ status: 'starting' }),
+    deps.isReady()
+      ? reply.send({ status: 'ok', ...deps.health?.() })
+      : reply.status(503).send({ status: 'starting' }),
   );
   app.get('/metrics', async (req, reply) => {
     const header = req.headers.authorization;
@@ -69,27 +77,30 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       .header('content-type', deps.metrics.registry.contentType)
       .send(await deps.metrics.registry.metrics());
   });
+  const createContext = (req: FastifyRequest, res: FastifyReply): ApiContext => {
+    const header = req.headers.authorization;
+    const controller = new AbortController();
+    // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
+    setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
+    // the client went away before the answer was written: cancel the work
+    res.raw.once('close', () => {
+      if (!res.raw.writableFinished) controller.abort();
+    });
+    return { services: deps.services, token: bearerToken(header), signal: controller.signal, ip: req.ip };
+  };
+  if (deps.trpcFastPath ?? true)
+    registerTrpcFastPath(app, {
+      router: appRouter,
+      prefix: '/trpc',
+      maxBatchSize: LIMITS.batchCalls,
+      createContext,
+    });
   void app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
     trpcOptions: {
       router: appRouter,
       maxBatchSize: LIMITS.batchCalls,
-      createContext: ({ req, res }) => {
-        const header = req.headers.authorization;
-        const controller = new AbortController();
-        // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
-        setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
-        // the client went away before the answer was written: cancel the work
-        res.raw.once('close', () => {
-          if (!res.raw.writableFinished) controller.abort();
-        });
-        return {
-          services: deps.services,
-          token: bearerToken(header),
-          signal: controller.signal,
-          ip: req.ip,
-        };
-      },
+      createContext: ({ req, res }) => createContext(req, res),
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
   });
   registerInvokeRoute(app, {

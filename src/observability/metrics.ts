@@ -81,6 +81,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Plugin stderr lines over the per-process budget (label: registered plugin id). */
+  readonly stderrDropped = new Counter({
+    name: 'hay_plugin_stderr_dropped_lines_total',
+    help: 'Plugin stderr lines dropped by the per-process rate limit',
+    labelNames: ['plugin'] as const,
+    registers: [this.registry],
+  });
+
   private readonly cacheTallies = new Map<string, { hits: number; lookups: number }>();
   private readonly startingSince = new Map<string, number>();
   /** Admitted (plugin, tool) pairs, `plugin\u0000tool`; tool '' for per-plugin metrics. */

@@ -10,7 +10,7 @@ import {
   McpError,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
+import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
 import { approxBytes } from '../json-size.js';
 import type { Logger } from '../../logger.js';
 import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
@@ -43,6 +43,8 @@ export interface McpPluginConnectionOptions {
   roots?: readonly ClientRoot[];
   /** Wait after the server's first roots/list was answered at open(). Default DEFAULT_ROOTS_SETTLE_MS. */
   rootsSettleMs?: number;
+  /** Runs at the end of close() (e.g. drops the egress-guarded sockets of a remote connection). */
+  onClose?: () => Promise<void>;
   /** Bounds on what the server may answer (approximate bytes, see approxBytes); unset: unbounded. */
   limits?: ResponseLimits;
 }
@@ -139,6 +141,7 @@ export class McpPluginConnection implements PluginConnection {
           `Plugin ${this.opts.pluginId} did not complete MCP initialize within ${scope.timeoutMs} ms`,
         );
       }
+      if (err instanceof EgressError) throw err;
       const exit = this.opts.process
         ? await timeoutPromise(this.opts.process.exited, EXIT_STATUS_WAIT_MS)
         : undefined;
@@ -230,10 +233,17 @@ export class McpPluginConnection implements PluginConnection {
   ): Promise<CallToolResult> {
     const scope = this.scope(options);
     const result = await this.request(scope, `run tool "${name}"`, () =>
-      this.client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
-        signal: scope.signal,
-        timeout: scope.timeoutMs + 1_000,
-      }),
+      this.client.request(
+        {
+          method: 'tools/call',
+          params: { name, arguments: args, ...(options?.meta ? { _meta: options.meta } : {}) },
+        },
+        CallToolResultSchema,
+        {
+          signal: scope.signal,
+          timeout: scope.timeoutMs + 1_000,
+        },
+      ),
     );
     const max = this.opts.limits?.maxResultBytes;
     if (max !== undefined) {
@@ -284,6 +294,7 @@ export class McpPluginConnection implements PluginConnection {
         this.opts.logger.debug({ err: errorText(err) }, 'MCP client close failed');
       }
       await this.opts.process?.stop();
+      await this.opts.onClose?.();
     })();
     return this.closing;
   }
