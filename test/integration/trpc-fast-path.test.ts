@@ -48,7 +48,7 @@ const services = {
   logger: createLogger({ level: 'silent' }),
   organizations,
   plugins,
-  audit: { record() {} },
+  audit: { record() {}, recordAuthFailure() {} },
   admin: {},
 } as unknown as ApiServices;
 
