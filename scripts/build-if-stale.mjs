@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stamp = join(root, 'dist', '.build-stamp');
 /** Inputs of the build: source folders (walked) and config files. */
-const SOURCE_DIRS = ['src', 'bench'];
+const SOURCE_DIRS = ['src', 'bench', 'packages/plugin-sdk/src'];
 const SOURCE_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'];
 
 function newestMtime(path) {
@@ -49,8 +49,11 @@ if (reason) {
   }
   process.stderr.write(`hay-plugins: building dist/ (${reason})\n`);
   const started = new Date();
-  const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-  if (r.status !== 0) process.exit(r.status ?? 1);
+  for (const project of ['tsconfig.build.json', join('packages', 'plugin-sdk', 'tsconfig.json')]) {
+    if (!existsSync(join(root, project))) continue;
+    const r = spawnSync(process.execPath, [tsc, '-p', join(root, project)], { stdio: 'inherit' });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
   writeFileSync(stamp, `${started.toISOString()}\n`);
   utimesSync(stamp, started, started);
   process.stderr.write(`hay-plugins: built in ${Date.now() - started.getTime()} ms\n`);

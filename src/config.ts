@@ -17,6 +17,8 @@ export interface HostConfig {
   encryptionKey: string | undefined;
   smtpUrl: string | undefined;
   logLevel: string;
+  /** 'auto': human-readable (pino-pretty) when stdout is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
   /** Public base URL plugins use to reach platform APIs; defaults to http://host:port. */
   apiUrl: string | undefined;
 
@@ -74,6 +76,18 @@ export interface HostConfig {
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
 
+  /** Usage rollups are written to the database this often (and at close). */
+  analyticsFlushIntervalMs: number;
+  /** Usage rollups older than this are deleted. */
+  analyticsRetentionDays: number;
+  /** Distinct (org, plugin, version, tool, hour) rows buffered before an early flush. */
+  analyticsMaxBufferedRows: number;
+  /** Installed versions kept per plugin (pinned or canary versions are kept beyond this). */
+  versionRetention: number;
+  /** Watch plugins/core and plugins/custom and reload changed plugins without a restart. */
+  hotReload: 'on' | 'off';
+  /** Quiet time after the last file event before a changed plugin is rescanned. */
+  watchDebounceMs: number;
   // Bounds on what a tenant can make the host hold or do (issue 9).
   /** Distinct (plugin, tool) metric label pairs; later new pairs are counted as `_overflow`. */
   metricsMaxSeries: number;
@@ -118,6 +132,11 @@ export interface HostConfig {
   egressMaxConnectionsPerInstance: number;
   /** A proxied connection or tunnel without traffic for this long is closed. */
   egressIdleTimeoutMs: number;
+  /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
+  mcpMaxSessions: number;
+  mcpMaxSessionsPerOrg: number;
+  /** An /mcp session without a request for this long is closed. */
+  mcpSessionIdleMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -130,6 +149,7 @@ export const DEFAULTS: HostConfig = {
   encryptionKey: undefined,
   smtpUrl: undefined,
   logLevel: 'info',
+  logFormat: 'auto',
   apiUrl: undefined,
 
   idleTimeoutMs: 5 * 60_000,
@@ -175,6 +195,12 @@ export const DEFAULTS: HostConfig = {
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
 
+  analyticsFlushIntervalMs: 10_000,
+  analyticsRetentionDays: 90,
+  analyticsMaxBufferedRows: 10_000,
+  versionRetention: 5,
+  hotReload: 'on',
+  watchDebounceMs: 300,
   metricsMaxSeries: 2_000,
   toolCacheMaxBytes: 64 * 1024 * 1024,
   toolCacheMaxBytesPerOrg: 16 * 1024 * 1024,
@@ -200,6 +226,9 @@ export const DEFAULTS: HostConfig = {
   egressConnectTimeoutMs: 10_000,
   egressMaxConnectionsPerInstance: 64,
   egressIdleTimeoutMs: 60_000,
+  mcpMaxSessions: 1_000,
+  mcpMaxSessionsPerOrg: 100,
+  mcpSessionIdleMs: 30 * 60_000,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -232,6 +261,7 @@ const FIELDS: readonly Field[] = [
   f('logLevel', 'HAY_LOG_LEVEL', 'enum', {
     values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
   }),
+  f('logFormat', 'HAY_LOG_FORMAT', 'enum', { values: ['auto', 'json', 'pretty'] }),
   f('apiUrl', 'HAY_API_URL', 'string'),
   f('idleTimeoutMs', 'HAY_IDLE_TIMEOUT_MS'),
   f('idleSweepIntervalMs', 'HAY_IDLE_SWEEP_INTERVAL_MS', 'int', { min: 1 }),
@@ -271,6 +301,12 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('analyticsFlushIntervalMs', 'HAY_ANALYTICS_FLUSH_INTERVAL_MS', 'int', { min: 100 }),
+  f('analyticsRetentionDays', 'HAY_ANALYTICS_RETENTION_DAYS', 'int', { min: 1 }),
+  f('analyticsMaxBufferedRows', 'HAY_ANALYTICS_MAX_BUFFERED_ROWS', 'int', { min: 10 }),
+  f('versionRetention', 'HAY_VERSION_RETENTION', 'int', { min: 1 }),
+  f('hotReload', 'HAY_HOT_RELOAD', 'enum', { values: ['on', 'off'] }),
+  f('watchDebounceMs', 'HAY_WATCH_DEBOUNCE_MS', 'int', { min: 10 }),
   f('metricsMaxSeries', 'HAY_METRICS_MAX_SERIES', 'int', { min: 1 }),
   f('toolCacheMaxBytes', 'HAY_TOOL_CACHE_MAX_BYTES'),
   f('toolCacheMaxBytesPerOrg', 'HAY_TOOL_CACHE_MAX_BYTES_PER_ORG'),
@@ -296,6 +332,9 @@ const FIELDS: readonly Field[] = [
   f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
   f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
   f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
+  f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
+  f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
+  f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {

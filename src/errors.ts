@@ -29,6 +29,9 @@ export type HayErrorCode =
   | 'CONFLICT'
   | 'SECRET_KEY_INVALID'
   | 'SANDBOX_UNAVAILABLE'
+  | 'DEPENDENCY_UNSATISFIED'
+  | 'HAS_DEPENDENTS'
+  | 'VERSION_NOT_FOUND'
   | 'EGRESS_DENIED'
   | 'RESPONSE_TOO_LARGE'
   | 'INTERNAL';
@@ -133,6 +136,17 @@ export class InstanceError extends HayError {
       ...(cause !== undefined ? { cause } : {}),
       ...(details !== undefined ? { details } : {}),
     });
+  }
+}
+
+/** A plugin dependency rule refused the change (src/lifecycle/dependencies.ts); the message names the plugins. */
+export class DependencyError extends HayError {
+  constructor(
+    code: 'DEPENDENCY_UNSATISFIED' | 'HAS_DEPENDENTS',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
   }
 }
 

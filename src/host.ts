@@ -12,15 +12,19 @@ import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { wireEgress } from './egress/wiring.js';
 import { PluginService } from './invocation/plugin-service.js';
+import { dependencyProblems } from './lifecycle/dependencies.js';
+import { versionedPreparer, versionsRoot, wireLifecycle } from './lifecycle/wiring.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
 import { createLogger, type Logger } from './logger.js';
 import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
+import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { PlatformQuotas } from './platform/quotas.js';
+import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
 import { PluginUploadService } from './registry/uploads.js';
@@ -68,6 +72,7 @@ export interface HostServices {
   keyRing: KeyRing;
   http: FastifyInstance;
   warmup: InstanceWarmup;
+  gateway: Gateway;
 }
 
 /**
@@ -114,6 +119,9 @@ export async function createHost(
     pluginsDir: config.pluginsDir,
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
+    crossCheck: dependencyProblems,
+    // staging of changed versions finishes before a scan resolves (lifecycle is built below)
+    afterScan: () => lifecycle.versions.afterScan(),
   });
   const audit = new AuditLog(db, logger.child({ component: 'audit' }), {
     flushIntervalMs: 500,
@@ -151,9 +159,15 @@ export async function createHost(
     },
     { maxSeries: config.metricsMaxSeries },
   );
+  const hostPackages = HostPackages.resolve(
+    HOST_PACKAGES,
+    packageRoot(),
+    logger.child({ component: 'installer' }),
+  );
   const sandboxing = await wireSandbox(config, {
     logger: logger.child({ component: 'sandbox' }),
     hostEnv,
+    extraReadOnlyPaths: hostPackages.list().map((p) => p.dir),
     ...(extra.hideSandboxLayers ? { hideLayers: extra.hideSandboxLayers } : {}),
   });
   const sandbox = sandboxing.sandbox;
@@ -172,6 +186,7 @@ export async function createHost(
         e.durationMs / 1000,
       ),
     onProgress: progressLogger(logger.child({ component: 'installer' }), 2_000),
+    afterInstall: async (plugin) => void (await hostPackages.linkPeers(plugin.dir)),
   });
 
   const layers = sandbox.describe();
@@ -228,7 +243,7 @@ export async function createHost(
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
     connections,
-    preparer: installer,
+    preparer: versionedPreparer(installer, versionsRoot(config)),
     activity: settings,
     callMeta: environment,
     options: {
@@ -280,6 +295,17 @@ export async function createHost(
     },
   });
 
+  const lifecycle = wireLifecycle({
+    config,
+    db,
+    logger,
+    registry,
+    settings,
+    instances,
+    audit,
+    installer,
+    connections,
+  });
   const plugins = new PluginService({
     logger,
     registry,
@@ -307,11 +333,15 @@ export async function createHost(
       ratePerMinute: config.apiKeyRateLimitPerMinute,
       burst: config.rateLimitBurst,
     }),
+    installs: installer,
     options: {
       callTimeoutMs: config.callTimeoutMs,
       batchConcurrency: config.batchConcurrency,
       enabledCacheMs: 5_000,
     },
+    onCallFinished: lifecycle.onCallFinished,
+    guard: lifecycle.dependencies,
+    versions: lifecycle.versions,
   });
 
   const platformApis: PlatformApi[] = [
@@ -340,11 +370,32 @@ export async function createHost(
     readPaths: sandboxing.readPaths,
   });
 
+  const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
+  const gateway = wireGateway({
+    db,
+    logger,
+    organizations,
+    plugins,
+    settings,
+    instances,
+    registry,
+    audit,
+    metricsRegistry: metrics.registry,
+    options: {
+      listTimeoutMs: config.startTimeoutMs,
+      maxSessions: config.mcpMaxSessions,
+      maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
+      sessionIdleMs: config.mcpSessionIdleMs,
+      maxRequestBodyBytes: bodyLimitBytes,
+    },
+  });
   const services: ApiServices = {
     logger,
     organizations,
     plugins,
     audit,
+    gateway: gateway.settingsApi,
+    lifecycle: lifecycle.api,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
       uninstallPlugin: async (orgId, pluginId, actor) => {
@@ -361,7 +412,7 @@ export async function createHost(
     services,
     metrics,
     organizations,
-    bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    bodyLimitBytes,
     requestTimeoutMs: config.httpRequestTimeoutMs,
     connectionTimeoutMs: Math.max(
       config.httpConnectionTimeoutMs,
@@ -370,6 +421,7 @@ export async function createHost(
     isReady: () => ready,
     health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
+      gateway.register(app);
       registerPlatformRoutes(app, {
         apis: platformApis,
         tokens,
@@ -419,6 +471,7 @@ export async function createHost(
       keyRing,
       http,
       warmup,
+      gateway,
     },
     start() {
       starting ??= (async () => {
@@ -439,6 +492,8 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        gateway.start();
+        await lifecycle.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
@@ -449,6 +504,7 @@ export async function createHost(
       closing ??= (async () => {
         ready = false;
         await starting?.catch(() => undefined);
+        await gateway.close();
         const httpClosed = http.close();
         const drained = await Promise.race([
           httpClosed.then(() => true),
@@ -462,6 +518,7 @@ export async function createHost(
         await egress.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
+        await lifecycle.close();
         await audit.close();
         await database.close();
         logger.info('hay plugin host stopped');

@@ -30,15 +30,43 @@ export const toolCall = z.object({
   pluginId,
   toolName: z.string().min(1).max(LIMITS.toolNameChars),
   arguments: toolArguments.default({}),
+  /** The end user the call is for (routes within-organization canary rollouts); never stored. */
+  subjectId: z.string().min(1).max(200).optional(),
 });
 
 export const inputs = {
   createOrganization: z.object({ name: z.string().trim().min(1).max(LIMITS.nameChars) }),
-  createApiKey: z.object({ organizationId: uuid, role: z.enum(['admin', 'member']).default('member') }),
+  createApiKey: z.object({
+    organizationId: uuid,
+    role: z.enum(['admin', 'member']).default('member'),
+    /** Least privilege: the key reaches only these plugins and/or `<pluginId>/<tool>` tools. */
+    restrict: z
+      .object({
+        plugins: z.array(pluginId).min(1).max(200).optional(),
+        tools: z
+          .array(
+            z
+              .string()
+              .max(300)
+              .regex(/^[a-z0-9]+(-[a-z0-9]+)*\/[^/\s]+$/, 'expected "<pluginId>/<toolName>"'),
+          )
+          .min(1)
+          .max(1000)
+          .optional(),
+      })
+      .strict()
+      .refine((r) => r.plugins !== undefined || r.tools !== undefined, 'name plugins or tools')
+      .optional(),
+  }),
   revokeApiKey: z.object({ keyId: z.string().min(1).max(64) }),
   orgPlugin: z.object({ organizationId: uuid, pluginId }),
   pluginRef: z.object({ pluginId }),
-  enable: z.object({ pluginId, configuration: configuration.default({}) }),
+  enable: z.object({
+    pluginId,
+    configuration: configuration.default({}),
+    /** Also enable missing dependencies (manifest `dependencies`), each with an empty configuration. */
+    enableDependencies: z.boolean().default(false),
+  }),
   configure: z.object({ pluginId, configuration }),
   invokeTool: toolCall,
   invokeToolsBatch: z.object({ calls: z.array(toolCall).min(1).max(LIMITS.batchCalls) }),

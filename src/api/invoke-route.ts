@@ -49,6 +49,7 @@ export function registerInvokeRoute(
         organizationId: principal.organizationId,
         actor: `key:${principal.keyPrefix}`,
         keyId: principal.keyId,
+        ...(principal.scopes ? { scopes: principal.scopes } : {}),
       };
       return await deps.plugins.invokeTool(caller, parsed.data, controller.signal);
     } catch (err) {

@@ -1,5 +1,7 @@
 import type { AuditAction } from '../audit/audit-log.js';
+import { gatewayRouter } from '../gateway/router.js';
 import { inputs } from './inputs.js';
+import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
 function auditQuery(i: {
@@ -36,15 +38,19 @@ const adminRouter = router({
   }),
   listOrganizations: adminProcedure.query(({ ctx }) => ctx.services.organizations.list()),
   createApiKey: adminProcedure.input(inputs.createApiKey).mutation(async ({ ctx, input }) => {
-    const { plain, info } = await ctx.services.organizations.createApiKey(input.organizationId, input.role);
+    const { plain, info } = await ctx.services.organizations.createApiKey(
+      input.organizationId,
+      input.role,
+      input.restrict,
+    );
     ctx.services.audit.record({
       organizationId: input.organizationId,
       actor: 'admin',
       action: 'apikey.create',
       outcome: 'ok',
-      details: { prefix: info.prefix, role: info.role },
+      details: { prefix: info.prefix, role: info.role, ...(info.scopes ? { scopes: info.scopes } : {}) },
     });
-    return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role };
+    return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role, scopes: info.scopes };
   }),
   revokeApiKey: adminProcedure.input(inputs.revokeApiKey).mutation(async ({ ctx, input }) => {
     const info = await ctx.services.organizations.revokeApiKey(input.keyId);
@@ -62,6 +68,7 @@ const adminRouter = router({
   auditLog: adminProcedure
     .input(inputs.audit)
     .query(({ ctx, input }) => ctx.services.audit.query(auditQuery(input))),
+  ...lifecycleAdminProcedures,
 });
 
 const pluginsRouter = router({
@@ -69,11 +76,11 @@ const pluginsRouter = router({
   get: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.get(ctx.caller.organizationId, input.pluginId)),
-  enable: orgAdminProcedure
-    .input(inputs.enable)
-    .mutation(({ ctx, input }) =>
-      ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration),
-    ),
+  enable: orgAdminProcedure.input(inputs.enable).mutation(({ ctx, input }) =>
+    ctx.services.plugins.enable(ctx.caller, input.pluginId, input.configuration, {
+      enableDependencies: input.enableDependencies,
+    }),
+  ),
   disable: orgAdminProcedure
     .input(inputs.pluginRef)
     .mutation(({ ctx, input }) => ctx.services.plugins.disable(ctx.caller, input.pluginId)),
@@ -105,6 +112,7 @@ const pluginsRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.admin.rollbackPlugin(ctx.caller.organizationId, input.pluginId, ctx.caller.actor),
     ),
+  ...lifecyclePluginProcedures,
 });
 
 const auditRouter = router({
@@ -115,5 +123,10 @@ const auditRouter = router({
     ),
 });
 
-export const appRouter = router({ admin: adminRouter, plugins: pluginsRouter, audit: auditRouter });
+export const appRouter = router({
+  admin: adminRouter,
+  plugins: pluginsRouter,
+  audit: auditRouter,
+  gateway: gatewayRouter,
+});
 export type AppRouter = typeof appRouter;

@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import { isHayError } from '../errors.js';
 import type { PluginService } from '../invocation/plugin-service.js';
+import type { LifecycleApi } from '../lifecycle/wiring.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService, Principal } from '../tenancy/organizations.js';
 import { TRPC_CODE } from './error-map.js';
@@ -12,6 +13,13 @@ export interface ApiServices {
   organizations: OrganizationService;
   plugins: PluginService;
   audit: AuditLog;
+  /** Settings of the organization's MCP endpoint (src/gateway/). */
+  gateway: {
+    settings(orgId: string): Promise<{ unprefixedNames: boolean }>;
+    configure(orgId: string, settings: { unprefixedNames: boolean }): Promise<{ unprefixedNames: boolean }>;
+  };
+  /** Versions, pins, rollbacks, rollouts, analytics (src/lifecycle/). */
+  lifecycle: LifecycleApi;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;
@@ -99,7 +107,12 @@ export const orgProcedure = authed.use(({ ctx, next }) => {
     });
   return next({
     ctx: {
-      caller: { organizationId: p.organizationId, actor: `key:${p.keyPrefix}`, keyId: p.keyId },
+      caller: {
+        organizationId: p.organizationId,
+        actor: `key:${p.keyPrefix}`,
+        keyId: p.keyId,
+        ...(p.scopes ? { scopes: p.scopes } : {}),
+      },
       role: p.role,
     },
   });

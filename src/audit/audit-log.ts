@@ -20,7 +20,15 @@ export type AuditAction =
   | 'org.create'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'secrets.rotate';
+  | 'secrets.rotate'
+  | 'gateway.configure'
+  | 'plugin.pin'
+  | 'plugin.unpin'
+  | 'plugin.version'
+  | 'rollout.set'
+  | 'rollout.promote'
+  | 'rollout.abort'
+  | 'rollout.rollback';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -1,17 +1,14 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { describeConfig, loadConfig } from '../config.js';
-import { ConfigError, ManifestError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { createHost } from '../host.js';
-import { createLogger } from '../logger.js';
-import { ManifestValidator, manifestSchemaPath } from '../manifest/validator.js';
-import { packageRoot } from '../paths.js';
+import { createLogger, wantsPrettyLogs } from '../logger.js';
+import { validateCommand } from './validate.js';
 
 const HELP = `hay-plugins: multi-tenant plugin host for MCP tools
 
 Usage:
   hay-plugins serve [--flag value ...]   start the host (HTTP API on HAY_HOST:HAY_PORT)
-  hay-plugins validate <plugin-dir>      check a plugin's manifest.json; exit 1 on errors
+  hay-plugins validate <dir> [...]       check a plugin folder, or every plugin in a tree; exit 1 on errors
   hay-plugins rotate-key [--flag ...]    re-encrypt every stored secret with a new key
   hay-plugins --help                     this text
 
@@ -37,7 +34,7 @@ export async function main(
       case 'serve':
         return await serve(rest, io);
       case 'validate':
-        return await validate(rest, io);
+        return await validateCommand(rest, io);
       case 'rotate-key':
         return await rotateKey(rest, io);
       default:
@@ -55,7 +52,7 @@ export async function main(
 
 async function serve(args: readonly string[], io: Out): Promise<number> {
   const config = loadConfig(process.env, args);
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, pretty: wantsPrettyLogs(config.logFormat) });
   const host = await createHost(config, { logger });
   let stopping = false;
   const done = new Promise<void>((resolve) => {
@@ -83,34 +80,6 @@ async function serve(args: readonly string[], io: Out): Promise<number> {
   }
   await done;
   return 0;
-}
-
-async function validate(args: readonly string[], io: Out): Promise<number> {
-  const dir = args[0];
-  if (!dir) {
-    io.err('usage: hay-plugins validate <plugin-dir>\n');
-    return 1;
-  }
-  const file = path.join(dir, 'manifest.json');
-  const validator = new ManifestValidator(manifestSchemaPath(path.join(packageRoot(), 'plugins')));
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    io.err(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})\n`);
-    return 1;
-  }
-  try {
-    const m = validator.parse(text, file);
-    io.out(`${file}: ok (${m.id}@${m.version})\n`);
-    return 0;
-  } catch (err) {
-    if (err instanceof ManifestError) {
-      for (const p of err.problems) io.err(`${p}\n`);
-      return 1;
-    }
-    throw err;
-  }
 }
 
 async function rotateKey(args: readonly string[], io: Out): Promise<number> {

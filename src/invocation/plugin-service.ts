@@ -1,14 +1,27 @@
 import type { AuditLog } from '../audit/audit-log.js';
-import { HayError, NotFoundError, PreconditionError, RateLimitError, isHayError } from '../errors.js';
+import {
+  AuthError,
+  HayError,
+  NotFoundError,
+  PreconditionError,
+  RateLimitError,
+  TimeoutError,
+  isHayError,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import { UNKNOWN_LABEL, type Metrics, type CallOutcome } from '../observability/metrics.js';
 import { mapLimit } from '../registry/discovery.js';
+import type { InstallProgress } from '../registry/installer.js';
 import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
+import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
+import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
+import type { KeyScopes } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import type { CallFinishedListener } from './call-events.js';
 import { sanitizeArguments } from './sanitize.js';
 import type { ToolArgumentValidator } from './tool-arguments.js';
 import type { ToolResultCache } from './tool-cache.js';
@@ -21,6 +34,24 @@ export interface Caller {
   actor: string;
   /** Rate-limit bucket of the API key. */
   keyId: string;
+  /** Least privilege: the key reaches only these plugins/tools (unset: all of its organization). */
+  scopes?: KeyScopes;
+}
+
+/** Per-call hooks for callers that relay MCP notifications (the /mcp gateway). */
+export interface InvokeOptions {
+  /** Progress notifications of the plugin for this call. */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+}
+
+/** What a catalog (the /mcp gateway) needs of one enabled plugin, read without starting it. */
+export interface CatalogPlugin {
+  pluginId: string;
+  pluginKey: string;
+  checksum: string;
+  /** Tools the manifest declares (capabilities.mcp.tools), as MCP tools. */
+  declaredTools: Tool[];
+  running: boolean;
 }
 
 export interface PluginSummary {
@@ -41,6 +72,8 @@ export interface ToolCallInput {
   pluginId: string;
   toolName: string;
   arguments: Record<string, unknown>;
+  /** The end user the call is for; routes within-organization canary rollouts. */
+  subjectId?: string | undefined;
 }
 
 export type BatchResult =
@@ -58,6 +91,30 @@ export interface PluginServiceDeps {
   pluginLimiter: RateLimiter;
   keyLimiter: RateLimiter;
   options: { callTimeoutMs: number; batchConcurrency: number; enabledCacheMs: number };
+  /**
+   * Install/build before the first start (PluginInstaller): a call waits for it within its own deadline,
+   * and `progress` is what plugins.get shows while a step runs.
+   */
+  installs?: {
+    ensureReady(spec: PluginSpec): Promise<void>;
+    progress(pluginKey: string): InstallProgress | undefined;
+  };
+  /** Told once per call whose plugin was resolved (src/invocation/call-events.ts); must only buffer. */
+  onCallFinished?: CallFinishedListener;
+  /** Version routing (src/lifecycle/versions.ts): which kept version an org (or subject) runs. */
+  versions?: {
+    specFor(orgId: string, plugin: RegisteredPlugin, subjectId?: string): PluginSpec | undefined;
+    describe(orgId: string, plugin: RegisteredPlugin): Record<string, unknown>;
+  };
+  /** Dependency rules (src/lifecycle/dependencies.ts): may refuse an enable or disable. */
+  guard?: {
+    beforeEnable(
+      caller: Caller,
+      plugin: RegisteredPlugin,
+      options: { enableDependencies: boolean },
+    ): Promise<void>;
+    beforeDisable(orgId: string, plugin: RegisteredPlugin): Promise<void>;
+  };
 }
 
 /**
@@ -90,7 +147,8 @@ export class PluginService {
     });
     deps.registry.on('changed', (p) => {
       deps.cache.invalidate(p.key);
-      void deps.instances.restartPlugin(p.key, 'plugin files changed');
+      // with version routing the new version is staged first; instances swap (draining) when routed to it
+      if (!deps.versions) void deps.instances.restartPlugin(p.key, 'plugin files changed');
     });
     deps.registry.on('missing', (p) => void deps.instances.stopAllForPlugin(p.key, 'plugin folder missing'));
   }
@@ -109,7 +167,14 @@ export class PluginService {
     orgId: string,
     pluginId: string,
   ): Promise<
-    PluginSummary & { configuration: Record<string, unknown>; tools: unknown[]; configSchema: unknown }
+    PluginSummary & {
+      configuration: Record<string, unknown>;
+      tools: unknown[];
+      configSchema: unknown;
+      /** The install or build step running now (phase, elapsedMs, lastLine), else null. */
+      installing: InstallProgress | null;
+      versions?: Record<string, unknown>;
+    }
   > {
     const p = this.visible(orgId, pluginId);
     const settings = await this.d.settings.get(orgId, p.key, p.manifest?.configSchema ?? {});
@@ -119,6 +184,8 @@ export class PluginService {
       configuration: settings.configuration,
       configSchema: p.manifest?.configSchema ?? {},
       tools: p.manifest?.capabilities?.mcp?.tools ?? [],
+      installing: this.d.installs?.progress(p.key) ?? null,
+      ...(this.d.versions ? { versions: this.d.versions.describe(orgId, p) } : {}),
     };
   }
 
@@ -126,8 +193,10 @@ export class PluginService {
     caller: Caller,
     pluginId: string,
     configuration: Record<string, unknown>,
+    options: { enableDependencies?: boolean } = {},
   ): Promise<{ success: true }> {
     const p = this.runnable(caller.organizationId, pluginId);
+    await this.d.guard?.beforeEnable(caller, p, { enableDependencies: options.enableDependencies ?? false });
     const fields = await this.audited(caller, p, 'plugin.enable', () =>
       this.d.settings.enable(caller.organizationId, p.key, p.manifest?.configSchema ?? {}, configuration),
     );
@@ -156,6 +225,7 @@ export class PluginService {
 
   async disable(caller: Caller, pluginId: string): Promise<{ success: true }> {
     const p = this.visible(caller.organizationId, pluginId);
+    await this.d.guard?.beforeDisable(caller.organizationId, p);
     await this.audited(caller, p, 'plugin.disable', () =>
       this.d.settings.disable(caller.organizationId, p.key),
     );
@@ -164,17 +234,28 @@ export class PluginService {
   }
 
   async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
-    const { spec } = await this.callable(caller.organizationId, pluginId);
-    return this.d.instances.listTools(caller.organizationId, spec, {
-      timeoutMs: this.d.options.callTimeoutMs,
-    });
+    this.inScope(caller, pluginId);
+    const { plugin, spec } = await this.callable(caller.organizationId, pluginId);
+    await this.awaitInstall(plugin, spec);
+    try {
+      return await this.d.instances.listTools(caller.organizationId, spec, {
+        timeoutMs: this.d.options.callTimeoutMs,
+      });
+    } catch (err) {
+      throw this.installingInstead(plugin, err);
+    }
   }
 
   /**
    * The tool-call path: visibility, enablement, rate limits, tool lookup (server's tools/list is the
    * truth), argument validation, cache, call. A tool's `isError` result is returned, not thrown.
    */
-  async invokeTool(caller: Caller, input: ToolCallInput, signal?: AbortSignal): Promise<CallToolResult> {
+  async invokeTool(
+    caller: Caller,
+    input: ToolCallInput,
+    signal?: AbortSignal,
+    options?: InvokeOptions,
+  ): Promise<CallToolResult> {
     const started = performance.now();
     const orgId = caller.organizationId;
     // metric labels name only what the host matched: a registered plugin, a tool it listed or declared
@@ -182,15 +263,20 @@ export class PluginService {
     let toolLabel = UNKNOWN_LABEL;
     let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
+    let version = '';
+    let errorCode: string | undefined;
     try {
       // the API key's limit comes before any lookup: unknown names cost the caller its own budget
       this.limitKey(caller);
-      const { plugin, spec } = await this.callable(orgId, input.pluginId);
+      this.inScope(caller, input.pluginId, input.toolName);
+      const { plugin, spec } = await this.callable(orgId, input.pluginId, input.subjectId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
+      version = spec.version;
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
       if (declared) toolLabel = declared.name;
       this.limitPlugin(caller, plugin);
+      await this.awaitInstall(plugin, spec, signal);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
@@ -203,7 +289,11 @@ export class PluginService {
         spec,
         input.toolName,
         input.arguments,
-        { signal, timeoutMs: this.d.options.callTimeoutMs },
+        {
+          signal,
+          timeoutMs: this.d.options.callTimeoutMs,
+          ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
+        },
         (tools) => {
           const tool = tools.find((t) => t.name === input.toolName);
           if (!tool)
@@ -234,7 +324,8 @@ export class PluginService {
       return result;
     } catch (err) {
       outcome = outcomeOf(err);
-      throw err;
+      errorCode = isHayError(err) ? err.code : undefined;
+      throw pluginKey === undefined ? err : this.installingInstead(this.d.registry.getByKey(pluginKey), err);
     } finally {
       const ms = performance.now() - started;
       this.d.metrics.recordCall(pluginLabel, toolLabel, outcome, ms / 1000);
@@ -250,6 +341,16 @@ export class PluginService {
           'tool call',
         );
       if (pluginKey !== undefined) {
+        this.d.onCallFinished?.({
+          orgId,
+          pluginId: pluginLabel,
+          version,
+          tool: input.toolName,
+          outcome,
+          errorCode,
+          durationMs: ms,
+          at: Date.now(),
+        });
         this.usage.record(orgId, pluginKey, ms, outcome !== 'ok' && outcome !== 'cached');
         this.d.audit.record({
           organizationId: orgId,
@@ -290,6 +391,65 @@ export class PluginService {
     });
   }
 
+  /**
+   * The organization's enabled, runnable plugins with their manifest-declared tools and whether an
+   * instance runs now. Starts nothing.
+   */
+  async catalogPlugins(orgId: string): Promise<CatalogPlugin[]> {
+    const plugins = this.d.registry
+      .list(orgId)
+      .filter((p) => p.status === 'ok' && p.manifest !== null && this.d.registry.toSpec(p));
+    const enabled = await this.d.settings.enabledMap(
+      orgId,
+      plugins.map((p) => p.key),
+    );
+    const running = new Set(
+      this.d.instances
+        .listInstances({ orgId })
+        .filter((i) => i.state === 'running')
+        .map((i) => i.pluginKey),
+    );
+    return plugins
+      .filter((p) => enabled.get(p.key) === true)
+      .map((p) => ({
+        pluginId: p.pluginId,
+        pluginKey: p.key,
+        checksum: p.checksum,
+        declaredTools: (p.manifest?.capabilities?.mcp?.tools ?? []).map((t) => ({
+          name: t.name,
+          ...(t.description ? { description: t.description } : {}),
+          inputSchema: {
+            type: 'object' as const,
+            ...(t.input_schema as Record<string, unknown> | undefined),
+          },
+        })),
+        running: running.has(p.key),
+      }));
+  }
+
+  /**
+   * tools/list of the (org, plugin) instance. `start: false`: only if one is running now (else
+   * undefined; nothing is started). No caller: for host-internal catalogs; visibility still applies.
+   */
+  async instanceTools(
+    orgId: string,
+    pluginId: string,
+    options: { start: boolean; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<Tool[] | undefined> {
+    const { plugin, spec } = await this.callable(orgId, pluginId);
+    if (
+      !options.start &&
+      !this.d.instances
+        .listInstances({ orgId })
+        .some((i) => i.pluginKey === plugin.key && i.state === 'running')
+    )
+      return undefined;
+    return this.d.instances.listTools(orgId, spec, {
+      timeoutMs: options.timeoutMs ?? this.d.options.callTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
   instances(orgId: string): (InstanceInfo & { pluginId: string })[] {
     return this.d.instances.listInstances({ orgId });
   }
@@ -304,6 +464,51 @@ export class PluginService {
 
   rescan(): Promise<ScanReport> {
     return this.d.registry.scan();
+  }
+
+  /**
+   * Waits, within the call's deadline, for a plugin that is not installed and built yet; past it the call
+   * answers PLUGIN_NOT_READY naming the step (which keeps running for the next call).
+   */
+  private async awaitInstall(
+    plugin: RegisteredPlugin,
+    spec: PluginSpec,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const installs = this.d.installs;
+    if (!installs || (plugin.installed && plugin.built)) return;
+    const ready = installs.ensureReady(spec);
+    ready.catch(() => {});
+    await withDeadline(() => ready, {
+      timeoutMs: this.d.options.callTimeoutMs,
+      signal,
+      timeoutError: () =>
+        this.installingError(plugin) ??
+        new TimeoutError(
+          `plugin ${plugin.pluginId} did not finish installing within ${this.d.options.callTimeoutMs} ms`,
+        ),
+    });
+  }
+
+  /**
+   * A call that ran out of time while the plugin's install or build still runs gets a PLUGIN_NOT_READY
+   * naming the step (the step keeps running; a later call finds the plugin ready) instead of TIMEOUT.
+   */
+  private installingInstead(plugin: RegisteredPlugin | undefined, err: unknown): unknown {
+    if (!plugin || !isHayError(err) || err.code !== 'TIMEOUT') return err;
+    return this.installingError(plugin) ?? err;
+  }
+
+  /** PLUGIN_NOT_READY naming the install/build step running for `plugin`, if one runs. */
+  private installingError(plugin: RegisteredPlugin): PreconditionError | undefined {
+    const progress = this.d.installs?.progress(plugin.key);
+    if (!progress) return undefined;
+    const seconds = Math.round(progress.elapsedMs / 1000);
+    return new PreconditionError(
+      'PLUGIN_NOT_READY',
+      `plugin ${plugin.pluginId} is still installing (${progress.phase} step running for ${seconds} s${progress.lastLine ? `, last output: ${progress.lastLine}` : ''}); retry later, or watch plugins.get`,
+      { phase: progress.phase, elapsedMs: progress.elapsedMs },
+    );
   }
 
   /** The plugin as `orgId` sees it, or NOT_FOUND (also for another organization's custom plugin). */
@@ -336,8 +541,10 @@ export class PluginService {
   private async callable(
     orgId: string,
     pluginId: string,
+    subjectId?: string,
   ): Promise<{ plugin: RegisteredPlugin; spec: PluginSpec }> {
-    const plugin = this.runnable(orgId, pluginId);
+    const visible = this.versions(orgId, pluginId, subjectId);
+    const plugin = visible.routed ? visible.plugin : this.runnable(orgId, pluginId);
     const cacheKey = `${orgId}\u0000${plugin.key}`;
     const now = Date.now();
     let entry = this.enabledCache.get(cacheKey);
@@ -353,9 +560,31 @@ export class PluginService {
         'PLUGIN_NOT_ENABLED',
         `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`,
       );
-    const spec = this.d.registry.toSpec(plugin);
+    const spec = visible.routed ?? this.d.registry.toSpec(plugin);
     if (!spec) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${pluginId} is not available`);
     return { plugin, spec };
+  }
+
+  /** A key restricted to some plugins/tools: anything else is FORBIDDEN. */
+  private inScope(caller: Caller, pluginId: string, tool?: string): void {
+    if (scopeAllows(caller.scopes, pluginId, tool)) return;
+    throw new AuthError(
+      'FORBIDDEN',
+      tool === undefined
+        ? `this API key is restricted and may not use plugin ${pluginId}`
+        : `this API key is restricted and may not call ${pluginId}/${tool}`,
+    );
+  }
+
+  /** The visible plugin and, with version routing, the kept version this call goes to. */
+  private versions(
+    orgId: string,
+    pluginId: string,
+    subjectId: string | undefined,
+  ): { plugin: RegisteredPlugin; routed: PluginSpec | undefined } {
+    if (!this.d.versions) return { plugin: this.visible(orgId, pluginId), routed: undefined };
+    const plugin = this.visible(orgId, pluginId);
+    return { plugin, routed: this.d.versions.specFor(orgId, plugin, subjectId) };
   }
 
   private limitKey(caller: Caller): void {

@@ -140,6 +140,22 @@ export function semanticProblems(manifest: HayPluginManifest, ceilings?: Runtime
     if ('problem' in result) problems.push({ pointer: `/capabilities/mcp/${field}`, rule: result.problem });
   }
 
+  if (mcp !== undefined) {
+    const transports = (mcp.transport ?? '').split('|').filter((t) => t !== '');
+    if (mcp.connection?.type === 'remote') {
+      if (transports.length > 0 && !transports.some((t) => t !== 'stdio'))
+        problems.push({
+          pointer: '/capabilities/mcp/transport',
+          rule: 'a remote server needs a network transport: use "http", "sse", "websocket" or alternatives like "http|sse" (stdio is for servers the host starts)',
+        });
+    } else if (mcp.startCommand === undefined) {
+      problems.push({
+        pointer: '/capabilities/mcp',
+        rule: `declares a local ${transports.includes('stdio') ? 'stdio ' : ''}server but no startCommand, so the host has nothing to start: add "startCommand" (e.g. "node dist/index.js"), or "connection": {"type": "remote", "url": ...} for a server that runs elsewhere`,
+      });
+    }
+  }
+
   const config = manifest.configSchema ?? {};
   const headers = mcp?.connection?.headers ?? {};
   for (const [header, value] of Object.entries(headers)) {

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import { parseCommandLine } from '../manifest/command.js';
 import type { ResourceLimits } from '../manifest/types.js';
 import type { LaunchSpec, PluginPreparer, PluginSpec, PreparedLaunch } from '../runtime/ports.js';
+import { StderrTail } from '../runtime/process/stderr-tail.js';
 import { runCommand, type CommandResult } from './command-runner.js';
 import type { PluginRegistry, RegisteredPlugin } from './plugin-registry.js';
 
@@ -39,6 +40,17 @@ export interface InstallerOptions {
     durationMs: number;
   }) => void;
   onProgress?: (event: { pluginId: string; phase: 'install' | 'build'; line: string }) => void;
+  /** Runs after a successful install step, before the build (links the host's packages for peers). */
+  afterInstall?: (plugin: RegisteredPlugin) => Promise<void>;
+}
+
+/** An install or build step while it runs: what `plugins.get` shows as `installing`. */
+export interface InstallProgress {
+  phase: 'install' | 'build';
+  /** Since the step started. */
+  elapsedMs: number;
+  /** The last line of output, sanitized like stderr in errors (see StderrTail); null before any. */
+  lastLine: string | null;
 }
 
 /** The part of the sandbox the installer needs (LayeredSandbox). */
@@ -66,6 +78,10 @@ export class PluginInstaller implements PluginPreparer {
   private readonly opts: InstallerOptions;
   private readonly running = new Map<string, Promise<void>>();
   private readonly failedAt = new Map<string, number>();
+  private readonly current = new Map<
+    string,
+    { phase: 'install' | 'build'; startedAt: number; tail: StderrTail }
+  >();
 
   constructor(options: InstallerOptions) {
     this.opts = options;
@@ -81,6 +97,13 @@ export class PluginInstaller implements PluginPreparer {
     if (failedAt !== undefined && Date.now() - failedAt < this.opts.retryFailedAfterMs)
       this.throwStored(plugin);
     return this.share(runKey, () => this.prepare(plugin));
+  }
+
+  /** The step running for plugin `key`, if any. */
+  progress(key: string): InstallProgress | undefined {
+    const c = this.current.get(key);
+    if (!c) return undefined;
+    return { phase: c.phase, elapsedMs: Date.now() - c.startedAt, lastLine: c.tail.lines().at(-1) ?? null };
   }
 
   /** Runs the install step now (admin action), sharing any run in progress. */
@@ -139,6 +162,7 @@ export class PluginInstaller implements PluginPreparer {
           );
         }
       }
+      await this.opts.afterInstall?.(plugin);
       await registry.setInstallState(plugin.key, plugin.checksum, { installed: true, installError: null });
     }
     if (!plugin.built) {
@@ -163,41 +187,50 @@ export class PluginInstaller implements PluginPreparer {
     const logger = this.opts.logger.child({ pluginId: plugin.pluginId, orgId: plugin.organizationId, phase });
     const tenant = plugin.sourceType === 'custom';
     logger.info({ argv, sandboxed: tenant }, `plugin ${phase} started`);
+    const tail = new StderrTail({ pluginDir: plugin.dir, env: this.opts.env, maxLines: 1 });
+    this.current.set(plugin.key, { phase, startedAt: Date.now(), tail });
     const common = {
       timeoutMs,
       killGraceMs: this.opts.killGraceMs,
       logger,
-      onLine: (line: string) => this.opts.onProgress?.({ pluginId: plugin.pluginId, phase, line }),
+      onLine: (line: string) => {
+        tail.push(line);
+        this.opts.onProgress?.({ pluginId: plugin.pluginId, phase, line });
+      },
     };
     let result: CommandResult;
-    if (tenant) {
-      const prepared = await this.opts.sandbox.prepare({
-        orgId: plugin.organizationId ?? 'core',
-        pluginId: plugin.pluginId,
-        argv,
-        cwd: plugin.dir,
-        env: this.opts.tenantEnv,
-        limits: this.opts.tenantLimits,
-        network: { all: false, hosts: [this.opts.registryHost] },
-        readPaths: [],
-        trust: 'tenant',
-        purpose: 'install',
-      });
-      try {
-        result = await runCommand({
-          ...common,
-          argv: prepared.argv,
-          cwd: prepared.cwd,
-          env: prepared.env,
-          onSpawn: (pid) => prepared.attach?.(pid),
+    try {
+      if (tenant) {
+        const prepared = await this.opts.sandbox.prepare({
+          orgId: plugin.organizationId ?? 'core',
+          pluginId: plugin.pluginId,
+          argv,
+          cwd: plugin.dir,
+          env: this.opts.tenantEnv,
+          limits: this.opts.tenantLimits,
+          network: { all: false, hosts: [this.opts.registryHost] },
+          readPaths: [],
+          trust: 'tenant',
+          purpose: 'install',
         });
-        const limit = await prepared.killedByLimit?.();
-        if (limit !== undefined && !result.ok) result = { ...result, limit };
-      } finally {
-        await prepared.release();
+        try {
+          result = await runCommand({
+            ...common,
+            argv: prepared.argv,
+            cwd: prepared.cwd,
+            env: prepared.env,
+            onSpawn: (pid) => prepared.attach?.(pid),
+          });
+          const limit = await prepared.killedByLimit?.();
+          if (limit !== undefined && !result.ok) result = { ...result, limit };
+        } finally {
+          await prepared.release();
+        }
+      } else {
+        result = await runCommand({ ...common, argv, cwd: plugin.dir, env: this.opts.env });
       }
-    } else {
-      result = await runCommand({ ...common, argv, cwd: plugin.dir, env: this.opts.env });
+    } finally {
+      this.current.delete(plugin.key);
     }
     logger[result.ok ? 'info' : 'error'](
       { durationMs: result.durationMs, exitCode: result.exitCode, timedOut: result.timedOut },

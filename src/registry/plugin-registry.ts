@@ -65,6 +65,22 @@ export interface PluginRegistryOptions {
   defaultMaxConcurrentInstances: number;
   /** Folders read in parallel during a scan. */
   scanConcurrency?: number;
+  /**
+   * Cross-plugin checks over every recorded folder of a scan (e.g. dependency ids, ranges, cycles):
+   * returns a validation error per index; those plugins are recorded as invalid.
+   */
+  crossCheck?: (
+    plugins: readonly {
+      pluginId: string;
+      organizationId: string | null;
+      dependencies: Record<string, string> | undefined;
+    }[],
+  ) => Map<number, string>;
+  /**
+   * Awaited before a scan resolves, after its events were emitted (e.g. staging of changed versions), so
+   * whoever awaits `scan()` sees its effects.
+   */
+  afterScan?: () => Promise<void>;
 }
 
 type InstallPatch = Partial<Pick<PluginRegistryRow, 'installed' | 'built' | 'installError' | 'buildError'>>;
@@ -94,7 +110,10 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
     this.scanning ??= this.doScan().finally(() => {
       this.scanning = undefined;
     });
-    return this.scanning;
+    return this.scanning.then(async (report) => {
+      await this.opts.afterScan?.();
+      return report;
+    });
   }
 
   /** The plugin `pluginId` as seen by `orgId`: a core plugin, or that organization's own custom plugin. */
@@ -213,6 +232,17 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
         };
       }
       wanted.push({ folder, pluginId, row });
+    }
+    const crossProblems = this.opts.crossCheck?.(
+      wanted.map((w) => ({
+        pluginId: w.pluginId,
+        organizationId: w.row.organizationId,
+        dependencies: w.folder.ok ? w.folder.manifest.dependencies : undefined,
+      })),
+    );
+    for (const [i, error] of crossProblems ?? []) {
+      const w = wanted[i];
+      if (w && w.row.status === 'ok') w.row = { ...w.row, status: 'invalid', validationError: error };
     }
 
     const existing = await db.select().from(pluginRegistry);

@@ -149,6 +149,28 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
   }
 }
 
+/** How configuration values name the plugin's private data folder; expanded at start (see withDataDir). */
+export const DATA_DIR_REFERENCE = '${HAY_PLUGIN_DATA_DIR}';
+
+/**
+ * The environment a plugin process gets once its data folder is known as the process sees it (`/data`
+ * inside bubblewrap, the host path otherwise): HAY_PLUGIN_DATA_DIR set to `dataDir`, and every
+ * `${HAY_PLUGIN_DATA_DIR}` in the other values (configuration such as MEMORY_FILE_PATH) replaced by it.
+ */
+export function withDataDir(env: Readonly<Record<string, string>>, dataDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env))
+    out[name] = value.includes(DATA_DIR_REFERENCE) ? value.split(DATA_DIR_REFERENCE).join(dataDir) : value;
+  out.HAY_PLUGIN_DATA_DIR = dataDir;
+  return out;
+}
+
+/** withDataDir with the environment's own HAY_PLUGIN_DATA_DIR (launches that keep the host path). */
+export function expandDataDir(env: Readonly<Record<string, string>>): Record<string, string> {
+  const dir = env.HAY_PLUGIN_DATA_DIR;
+  return dir === undefined ? { ...env } : withDataDir(env, dir);
+}
+
 function substitute(template: string, values: PluginConfigValues): string | undefined {
   let missing = false;
   const out = template.replace(/\$\{config\.([A-Za-z0-9_]+)\}/g, (_, name: string) => {

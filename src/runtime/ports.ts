@@ -119,6 +119,8 @@ export interface ActivityStore {
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** tools/call only: the server's progress notifications for this request (a progress token is sent). */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
   /** tools/call only: sent as the request's `_meta` (shared instances: the calling organization). */
   meta?: Record<string, unknown>;
 }

@@ -124,6 +124,46 @@ describe('hay-plugins validate', () => {
   });
 });
 
+describe('hay-plugins validate (trees and run-time rules)', () => {
+  it('validates every plugin of a tree and reports each one', async () => {
+    const r = await run(['validate', 'plugins']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const id of ['hay-plugin-test', 'email-notifier', 'filesystem', 'http-api-connector'])
+      expect(r.stdout).toContain(`plugins/core/${id}/manifest.json: ok (${id}@`);
+    expect(r.stdout).toMatch(/(\d+) of \1 plugin\(s\) valid/);
+  });
+
+  it('rejects stdio without startCommand, keeps reporting the other plugins, and warns on a missing entry', async () => {
+    const tree = path.join(tmp, 'tree');
+    writePlugin(path.join(tree, 'core', 'no-start'), {
+      id: 'no-start',
+      name: 'No start',
+      version: '1.0.0',
+      type: ['mcp-connector'],
+      capabilities: { mcp: { transport: 'stdio' } },
+    });
+    writePlugin(path.join(tree, 'custom', 'org-1', 'fine'), {
+      id: 'fine',
+      name: 'Fine',
+      version: '1.0.0',
+      type: ['mcp-connector'],
+      entry: 'server.js',
+      capabilities: { mcp: { startCommand: 'node server.js' } },
+    });
+    const r = await run(['validate', tree]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `${path.join(tree, 'core', 'no-start', 'manifest.json')}: /capabilities/mcp declares a local stdio server but no startCommand`,
+    );
+    expect(r.stderr).toContain(
+      `${path.join(tree, 'custom', 'org-1', 'fine', 'manifest.json')}: warning: /entry names "server.js", which does not exist`,
+    );
+    expect(r.stdout).toContain('fine/manifest.json: ok (fine@1.0.0)');
+    expect(r.stdout).toContain('1 of 2 plugin(s) valid');
+  });
+});
+
 describe('configuration errors', () => {
   it('exits 2 naming the variable for a bad environment value', async () => {
     const r = await run(['serve'], cleanEnv({ HAY_PORT: 'abc', HAY_DATA_DIR: path.join(tmp, 'never') }));

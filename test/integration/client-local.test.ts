@@ -179,6 +179,24 @@ describe('McpConnectionFactory (local stdio)', () => {
     expect(processes.list()).toEqual([]);
   });
 
+  it("names the crash's last stderr lines, sanitized, when the server dies before initialize", async () => {
+    const { factory, marker } = setup();
+    const error = await factory
+      .connect('org-1', localSpec('crash-at-start.mjs'), { timeoutMs: 10_000 })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INSTANCE_FAILED' });
+    const message = (error as Error).message;
+    expect(message).toMatch(/exited with code 1 before completing MCP initialize; its last stderr lines: /);
+    expect(message).toContain(
+      "Cannot find package '@hay-test/does-not-exist' imported from ./crash-at-start.mjs",
+    );
+    expect(message).toContain('starting with marker [redacted]');
+    expect(message).toContain('reading <path> failed');
+    expect(message).not.toContain(marker.value);
+    expect(message).not.toContain('/etc/hay-secret-config');
+    expect(message).not.toMatch(/\bat (async )?[A-Za-z]/);
+  });
+
   it('times out initialize with TimeoutError and stops the process', async () => {
     const { factory, processes, marker } = setup();
     await expect(

@@ -252,10 +252,29 @@ describe('ManifestValidator', () => {
       url: 'https://x.example.com',
       headers: { Authorization: 'Bearer ${config.token}' },
     };
+    mcp(m).transport = 'http|sse';
     m.dependencies = { 'hay-plugin-test': '^1.0.0' };
     expect(invalid(m)).toEqual([
       `${FILE}: /capabilities/mcp/connection/headers/Authorization references \${config.token} but configSchema has no field "token"`,
       `${FILE}: /dependencies/hay-plugin-test a plugin cannot depend on itself`,
+    ]);
+  });
+
+  it('rejects a local server without startCommand and a remote one with only stdio', () => {
+    const noStart = guide();
+    delete mcp(noStart).connection;
+    delete mcp(noStart).startCommand;
+    mcp(noStart).transport = 'stdio';
+    expect(invalid(noStart)).toEqual([
+      expect.stringMatching(
+        /^.*: \/capabilities\/mcp declares a local stdio server but no startCommand, so the host has nothing to start/,
+      ),
+    ]);
+    const remote = guide();
+    mcp(remote).connection = { type: 'remote', url: 'https://x.example.com/mcp' };
+    mcp(remote).transport = 'stdio';
+    expect(invalid(remote)).toEqual([
+      expect.stringMatching(/\/capabilities\/mcp\/transport a remote server needs a network transport/),
     ]);
   });
 

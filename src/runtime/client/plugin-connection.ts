@@ -25,6 +25,8 @@ export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
 const MAX_TOOL_PAGES = 1_000;
 /** How long a failed call waits for the process exit status to name it in the error. */
 const EXIT_STATUS_WAIT_MS = 2_000;
+/** How long a failed start waits for the rest of the process's stderr (its last lines go in the error). */
+const STDERR_CLOSE_WAIT_MS = 500;
 
 export type TransportKind = PluginConnection['transport'];
 
@@ -74,6 +76,21 @@ function timeoutPromise<T>(promise: Promise<T>, ms: number): Promise<T | undefin
       resolve(v);
     });
   });
+}
+
+/**
+ * Contract: a response is dispatched after the notifications that arrived before it. SDK 1.x dispatches
+ * notifications one microtask late but responses at once, so progress read in the same chunk as the
+ * result found its handler already removed ("unknown token") and was lost.
+ */
+function deferResponses(transport: Transport): void {
+  const dispatch = transport.onmessage;
+  if (!dispatch) return;
+  transport.onmessage = (message, extra) => {
+    if ('id' in message && !('method' in message))
+      void Promise.resolve().then(() => dispatch(message, extra));
+    else dispatch(message, extra);
+  };
 }
 
 /**
@@ -133,6 +150,7 @@ export class McpPluginConnection implements PluginConnection {
     const scope = callScope(options, options.timeoutMs);
     try {
       await this.client.connect(transport, { signal: scope.signal, timeout: scope.timeoutMs + 1_000 });
+      deferResponses(transport);
       if (this.opts.roots) await this.settleRoots(scope);
     } catch (err) {
       if (scope.callerAborted()) throw abortReason(options.signal);
@@ -145,9 +163,12 @@ export class McpPluginConnection implements PluginConnection {
       const exit = this.opts.process
         ? await timeoutPromise(this.opts.process.exited, EXIT_STATUS_WAIT_MS)
         : undefined;
-      const what = exit
-        ? `its process ${describeExit(exit)} before completing MCP initialize`
-        : errorText(err);
+      let what = exit ? `its process ${describeExit(exit)} before completing MCP initialize` : errorText(err);
+      if (this.opts.process) {
+        await timeoutPromise(this.opts.process.stderrClosed, STDERR_CLOSE_WAIT_MS);
+        const lines = this.opts.process.stderrLines();
+        if (lines.length > 0) what += `; its last stderr lines: ${lines.join(' | ')}`;
+      }
       throw new InstanceError('INSTANCE_FAILED', `Plugin ${this.opts.pluginId} failed to start: ${what}`);
     }
     this.opened = true;
@@ -242,6 +263,7 @@ export class McpPluginConnection implements PluginConnection {
         {
           signal: scope.signal,
           timeout: scope.timeoutMs + 1_000,
+          ...(options?.onProgress ? { onprogress: options.onProgress } : {}),
         },
       ),
     );
@@ -330,9 +352,11 @@ export class McpPluginConnection implements PluginConnection {
       const proc = this.opts.process;
       if (proc) {
         const exit = await timeoutPromise(proc.exited, EXIT_STATUS_WAIT_MS);
+        await timeoutPromise(proc.stderrClosed, STDERR_CLOSE_WAIT_MS);
+        const lines = proc.stderrLines();
         return new InstanceError(
           'INSTANCE_CRASHED',
-          `${plugin} ${describeExit(exit)} while it was asked to ${what}`,
+          `${plugin} ${describeExit(exit)} while it was asked to ${what}${lines.length > 0 ? `; its last stderr lines: ${lines.join(' | ')}` : ''}`,
         );
       }
       return new InstanceError(

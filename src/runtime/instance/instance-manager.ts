@@ -182,9 +182,10 @@ export class InstanceManager {
             return undefined;
           }
         }
-        if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, callOptions);
+        const opts = options?.onProgress ? { ...callOptions, onProgress: options.onProgress } : callOptions;
+        if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, opts);
         const meta = (await this.callMeta?.callMetaFor(orgId, live.spec)) ?? { 'hay/orgId': orgId };
-        return live.conn.callTool(toolName, args, { ...callOptions, meta });
+        return live.conn.callTool(toolName, args, { ...opts, meta });
       },
     );
     if (refused) throw refused.err;

@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../../logger.js';
 import type { PreparedLaunch } from '../ports.js';
 import { groupAlive, signalGroup } from './process-group.js';
+import type { StderrTail } from './stderr-tail.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -28,6 +29,8 @@ export interface ManagedProcessOptions {
   logger: Logger;
   stopGraceMs: number;
   killGraceMs: number;
+  /** Keeps the last stderr lines for error messages (fed by whoever reads stderr). */
+  stderrTail?: StderrTail;
   /** Called once the child exited and its group is gone, before `release` of the sandbox. */
   onGone: (proc: ManagedProcess) => void;
 }
@@ -51,6 +54,8 @@ export class ManagedProcess {
   readonly stdout: Readable;
   /** Resolves when the direct child has exited (it never rejects). */
   readonly exited: Promise<ExitInfo>;
+  /** Resolves when the child's stderr has closed (every line it wrote has been read); never rejects. */
+  readonly stderrClosed: Promise<void>;
 
   private exitInfo: ExitInfo | undefined;
   private state: ProcessState = 'running';
@@ -69,6 +74,13 @@ export class ManagedProcess {
     this.stdout = child.stdout;
     this.stdin.on('error', (err) => opts.logger.debug({ err: err.message }, 'plugin stdin error'));
     this.stdout.on('error', (err) => opts.logger.debug({ err: err.message }, 'plugin stdout error'));
+    const stderr = child.stderr;
+    this.stderrClosed = stderr
+      ? new Promise<void>((resolve) => {
+          if (stderr.destroyed) resolve();
+          stderr.once('close', () => resolve());
+        })
+      : Promise.resolve();
     this.exited = new Promise<ExitInfo>((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
@@ -99,6 +111,11 @@ export class ManagedProcess {
   /** Exit of the direct child, or undefined while it runs. */
   get exit(): ExitInfo | undefined {
     return this.exitInfo;
+  }
+
+  /** The last lines the process wrote to stderr, sanitized for the caller (see StderrTail). */
+  stderrLines(): string[] {
+    return this.opts.stderrTail?.lines() ?? [];
   }
 
   /** The plugin's data folder as the process sees it (its HAY_PLUGIN_DATA_DIR), if it has one. */

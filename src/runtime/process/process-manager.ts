@@ -8,6 +8,7 @@ import { LineSplitter } from './line-splitter.js';
 import { ManagedProcess, type ProcessInfo } from './managed-process.js';
 import { StderrBudget } from './stderr-budget.js';
 import { Reaper } from './reaper.js';
+import { StderrTail } from './stderr-tail.js';
 
 export interface ProcessManagerOptions {
   logger: Logger;
@@ -106,7 +107,9 @@ export class ProcessManager {
     }
     this.reaper.add(pid);
     const logger = this.opts.logger.child({ orgId: launch.orgId, pluginId: launch.pluginId, pid });
+    const stderrTail = new StderrTail({ pluginDir: launch.cwd, env: launch.env });
     const proc = new ManagedProcess({
+      stderrTail,
       child: child as ChildProcess & { pid: number },
       orgId: launch.orgId,
       pluginId: launch.pluginId,
@@ -120,7 +123,7 @@ export class ProcessManager {
       },
     });
     this.processes.add(proc);
-    this.logStderr(child, logger, launch);
+    this.logStderr(child, logger, launch, stderrTail);
     try {
       await prepared.attach?.(pid);
     } catch (err) {
@@ -183,7 +186,7 @@ export class ProcessManager {
   }
 
   /** Plugin stderr at debug level (it is tenant-controlled text), within a per-process line budget. */
-  private logStderr(child: ChildProcess, logger: Logger, launch: LaunchSpec): void {
+  private logStderr(child: ChildProcess, logger: Logger, launch: LaunchSpec, tail: StderrTail): void {
     const budget = new StderrBudget({
       linesPerMinute: this.opts.stderrLinesPerMinute ?? 600,
       report: (lines) => {
@@ -195,6 +198,7 @@ export class ProcessManager {
       },
     });
     const splitter = new LineSplitter(this.maxLine, (line) => {
+      tail.push(line);
       if (budget.take()) logger.debug({ stream: 'stderr' }, line);
     });
     child.stderr?.on('data', (chunk: Buffer) => splitter.push(chunk));

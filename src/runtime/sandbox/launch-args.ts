@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { withDataDir } from '../plugin-env.js';
 import type { LaunchEgress, LaunchSpec } from '../ports.js';
 import type { IdentityMode, RootEntry } from './layers.js';
 
@@ -141,10 +142,8 @@ export function buildBwrapInvocation(plan: BwrapPlan): {
   options.push('--chdir', spec.cwd);
 
   const env: Record<string, string> = {
-    ...spec.env,
-    ...plan.egress?.env,
+    ...withDataDir({ ...spec.env, ...plan.egress?.env }, SANDBOX_DATA_DIR),
     HOME: SANDBOX_DATA_DIR,
-    HAY_PLUGIN_DATA_DIR: SANDBOX_DATA_DIR,
   };
   const fileArgs = ['--clearenv'];
   const late: string[] = [];

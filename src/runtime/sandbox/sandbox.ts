@@ -4,6 +4,7 @@ import path from 'node:path';
 import { HayError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { LaunchSpec, PreparedLaunch, SandboxWrapper } from '../ports.js';
+import { expandDataDir, withDataDir } from '../plugin-env.js';
 import { SpawnCgroup } from './cgroup.js';
 import { detectSandboxLayers } from './detect.js';
 import {
@@ -318,17 +319,13 @@ export class LayeredSandbox implements SandboxWrapper {
         ];
         argv.push(...rlimit, ...spec.argv);
         env = {
-          ...spec.env,
-          ...hostNetEgress,
-          HAY_PLUGIN_DATA_DIR: hostDataDir,
+          ...withDataDir({ ...spec.env, ...hostNetEgress }, hostDataDir),
           ...(install ? { HOME: hostDataDir } : {}),
         };
       } else {
         argv = [...rlimit, ...spec.argv];
         env = {
-          ...spec.env,
-          ...hostNetEgress,
-          HAY_PLUGIN_DATA_DIR: hostDataDir,
+          ...withDataDir({ ...spec.env, ...hostNetEgress }, hostDataDir),
           ...(install ? { HOME: hostDataDir } : {}),
         };
       }
@@ -414,7 +411,7 @@ function passthrough(spec: LaunchSpec, extraEnv: Record<string, string>): Prepar
   return {
     argv: [...spec.argv],
     cwd: spec.cwd,
-    env: { ...spec.env, ...extraEnv },
+    env: expandDataDir({ ...spec.env, ...extraEnv }),
     release: () => Promise.resolve(),
   };
 }

@@ -37,7 +37,13 @@ export interface SandboxWiring {
  */
 export async function wireSandbox(
   config: HostConfig,
-  deps: { logger: Logger; hostEnv: NodeJS.ProcessEnv; hideLayers?: readonly string[] },
+  deps: {
+    logger: Logger;
+    hostEnv: NodeJS.ProcessEnv;
+    hideLayers?: readonly string[];
+    /** More host folders plugins may read (e.g. the host packages linked into plugin folders). */
+    extraReadOnlyPaths?: readonly string[];
+  },
 ): Promise<SandboxWiring> {
   const protectedPaths = [config.dataDir, config.pluginsDir];
   const sandbox = await createSandbox({
@@ -46,7 +52,7 @@ export async function wireSandbox(
     dataDir: config.dataDir,
     pluginDataRoot: path.join(config.dataDir, 'plugin-data'),
     installHomeRoot: path.join(config.dataDir, 'install-home'),
-    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules')],
+    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules'), ...(deps.extraReadOnlyPaths ?? [])],
     protectedPaths,
     readAllowList: config.filesystemReadAllow,
     allowUnsandboxedTenantCode: config.allowUnsandboxedTenantCode,

@@ -1,6 +1,6 @@
 // MCP stdio server for the Hay test plugin. stdout is the MCP channel: log only to stderr.
-// The SDK and zod resolve from the repository's node_modules (Node's upward lookup), so this plugin
-// has no dependencies to install and no build step.
+// The SDK and zod are peerDependencies (package.json): the host links its own copies into node_modules
+// before the first start, wherever the plugins folder is, so there is nothing to install or build.
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { z } from 'zod';
