@@ -25,6 +25,7 @@ import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { wireEvents } from './events/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
+import { PlatformQuotas } from './platform/quotas.js';
 import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
 import { PluginInstaller } from './registry/installer.js';
 import { PluginRegistry } from './registry/plugin-registry.js';
@@ -97,6 +98,7 @@ export async function createHost(
   const tokens = new PlatformTokens({
     secret: keyRing.deriveKey('platform-token'),
     ttlMs: config.platformTokenTtlMs,
+    graceMs: config.platformTokenGraceMs,
   });
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -130,6 +132,10 @@ export async function createHost(
   });
   const organizations = new OrganizationService(db, admin.token);
   const settings = new PluginSettingsService(db, box);
+  // a disabled plugin's running instance loses its platform API access at once
+  settings.on('changed', (e) => {
+    if (!e.enabled) tokens.revoke(e.organizationId, e.pluginKey);
+  });
 
   // collectors read `instances` and `registry` at scrape time, after both exist
   const metrics = new Metrics(
@@ -245,6 +251,11 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    responseLimits: {
+      maxResultBytes: config.maxToolResultBytes,
+      maxTools: config.maxTools,
+      maxToolsListBytes: config.maxToolsListBytes,
+    },
     egress: egress.plugins,
     authorizationRequired: pluginAuth.authorizationRequired,
   });
@@ -423,7 +434,12 @@ export async function createHost(
     pluginAuth: pluginAuth.api,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets, pluginAuth.secrets]),
-      uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
+      uninstallPlugin: async (orgId, pluginId, actor) => {
+        const key = registry.get(orgId, pluginId)?.key;
+        const out = await uploads.uninstall(orgId, pluginId, actor);
+        if (key !== undefined) tokens.revoke(orgId, key);
+        return out;
+      },
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
     },
   };
@@ -433,11 +449,29 @@ export async function createHost(
     metrics,
     organizations,
     bodyLimitBytes,
+    requestTimeoutMs: config.httpRequestTimeoutMs,
+    connectionTimeoutMs: Math.max(
+      config.httpConnectionTimeoutMs,
+      config.callTimeoutMs + config.queueTimeoutMs + 10_000,
+    ),
     isReady: () => ready,
     health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
       gateway.register(app);
-      registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
+      registerPlatformRoutes(app, {
+        apis: platformApis,
+        tokens,
+        audit,
+        metrics,
+        logger,
+        quotas: new PlatformQuotas({
+          perOrgPerHour: { email: config.emailPerOrgPerHour },
+          variables: { email: 'HAY_EMAIL_PER_ORG_PER_HOUR' },
+        }),
+        deniedToCustom:
+          config.emailCustomPlugins === 'allow' ? {} : { email: 'HAY_EMAIL_CUSTOM_PLUGINS=allow' },
+        isCustom: (key) => registry.getByKey(key)?.sourceType === 'custom',
+      });
       events.register(app);
       pluginAuth.registerRoutes(app);
       registerUploadRoutes(app, {

@@ -1,5 +1,6 @@
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import { setMaxListeners } from 'node:events';
+import { createServer } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
@@ -15,6 +16,13 @@ export interface HttpServerDeps {
   metrics: Metrics;
   organizations: OrganizationService;
   bodyLimitBytes: number;
+  /**
+   * Most time to receive a whole request (headers and body) before 408 and close; checked every
+   * min(requestTimeoutMs / 4, 30 s). Config httpRequestTimeoutMs; default 30 s.
+   */
+  requestTimeoutMs?: number;
+  /** Socket inactivity timeout (config httpConnectionTimeoutMs); must exceed the longest call. Default 120 s. */
+  connectionTimeoutMs?: number;
   isReady: () => boolean;
   /** Extra facts for GET /healthz (e.g. the sandbox and whether tenant code is refused or unsandboxed). */
   health?: () => Record<string, unknown>;
@@ -32,9 +40,24 @@ export interface HttpServerDeps {
 export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   // maxParamLength: tRPC batch URLs name every procedure (`/trpc/a,b,c?batch=1`); fastify's default of 100
   // characters answered 414 for batches of more than about five calls
+  const requestTimeoutMs = deps.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes,
+    // slow-body defence: a request that trickles in is cut at requestTimeout, an idle socket at
+    // connectionTimeout (Node checks request deadlines every connectionsCheckingInterval)
+    serverFactory: (handler) => {
+      const server = createServer(
+        {
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: Math.min(60_000, requestTimeoutMs),
+          connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeoutMs / 4))),
+        },
+        handler,
+      );
+      server.setTimeout(deps.connectionTimeoutMs ?? 120_000);
+      return server;
+    },
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 8192 },
   });

@@ -4,6 +4,7 @@ import { HayError, PermissionDeniedError, ValidationError, isHayError } from '..
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PlatformApi } from '../platform/platform-api.js';
+import type { PlatformQuotas } from '../platform/quotas.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import { httpStatusOf } from './error-map.js';
 import { bearerToken } from './bearer.js';
@@ -21,9 +22,31 @@ export function registerPlatformRoutes(
     audit: AuditLog;
     metrics: Metrics;
     logger: Logger;
+    /** Per-org quotas (email per hour, ...); unset: unlimited. */
+    quotas?: PlatformQuotas;
+    /**
+     * APIs custom (tenant-uploaded) plugins may not use even when their manifest asks, with the
+     * operator setting that allows them, e.g. { email: 'HAY_EMAIL_CUSTOM_PLUGINS=allow' }.
+     */
+    deniedToCustom?: Partial<Record<string, string>>;
+    /** Whether a plugin key is a custom (tenant) plugin. */
+    isCustom?: (pluginKey: string) => boolean;
   },
 ): void {
   const byName = new Map(deps.apis.map((a) => [a.name as string, a]));
+  // a running plugin exchanges its token (valid, or expired within the grace period) for a fresh one
+  app.post('/v1/platform/token/refresh', async (req, reply) => {
+    try {
+      const { token, claims } = deps.tokens.refresh(bearerToken(req.headers.authorization));
+      return reply.send({ token, expiresAt: new Date(claims.exp).toISOString() });
+    } catch (err) {
+      const code = isHayError(err) ? err.code : 'INTERNAL';
+      if (!isHayError(err)) deps.logger.error({ err }, 'platform token refresh failed');
+      return reply
+        .status(httpStatusOf(code))
+        .send({ error: { code, message: isHayError(err) ? err.message : 'Internal error' } });
+    }
+  });
   app.post<{ Params: { api: string; method: string } }>('/v1/platform/:api/:method', async (req, reply) => {
     let orgId: string | null = null;
     let pluginId: string | undefined;
@@ -48,12 +71,28 @@ export function registerPlatformRoutes(
         });
         throw new PermissionDeniedError(claims.pluginId, api.name);
       }
+      const setting = deps.deniedToCustom?.[api.name];
+      if (setting !== undefined && deps.isCustom?.(claims.pluginKey)) {
+        deps.audit.record({
+          organizationId: claims.orgId,
+          actor: `plugin:${claims.pluginId}`,
+          action: 'permission.denied',
+          pluginId: claims.pluginId,
+          outcome: 'denied',
+          details: { api: api.name, method: req.params.method, reason: 'custom plugin' },
+        });
+        throw new HayError(
+          'PERMISSION_DENIED',
+          `the ${api.name} API is not available to custom plugins on this host; the operator can allow it with ${setting}`,
+        );
+      }
       const parsed = method.input.safeParse(req.body);
       if (!parsed.success)
         throw new ValidationError(
           'INPUT_INVALID',
           parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
         );
+      deps.quotas?.take(claims.orgId, claims.pluginId, api.name, method.cost?.(parsed.data) ?? 1);
       const controller = new AbortController();
       req.raw.once('close', () => controller.abort());
       const result = await method.handler(parsed.data, {

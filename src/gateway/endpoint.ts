@@ -67,12 +67,11 @@ async function authenticate(
   ip: string,
 ): Promise<Caller> {
   const principal = await d.organizations.authenticate(bearerToken(header)).catch((err: unknown) => {
-    d.audit.record({
-      organizationId: null,
-      actor: `ip:${ip}`,
-      action: 'auth.failed',
-      outcome: 'denied',
-      details: { reason: isHayError(err) ? err.message : 'error', route: MCP_PATH },
+    d.audit.recordAuthFailure({
+      ip,
+      token: bearerToken(header),
+      reason: isHayError(err) ? err.message : 'error',
+      route: MCP_PATH,
     });
     throw err;
   });

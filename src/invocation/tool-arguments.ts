@@ -1,17 +1,16 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { ValidationError } from '../errors.js';
-
-const addFormats = addFormatsModule.default;
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { PreconditionError, ValidationError } from '../errors.js';
+import { isDraft2020, pluginSchemaAjv, UnsupportedPatternError } from '../manifest/linear-regexp.js';
 
 /**
  * Validates tool arguments against the tool's input schema. Validators are compiled once per schema
  * text and reused by every (organization, plugin version, tool) with that schema; both maps are bounded.
+ * Patterns run on a linear-time engine (src/manifest/linear-regexp.ts): a plugin's schema cannot stall
+ * the event loop; a schema whose pattern that engine cannot run refuses calls with PLUGIN_NOT_READY.
  */
 export class ToolArgumentValidator {
-  private readonly ajv07 = this.make(false);
-  private readonly ajv2020 = this.make(true);
+  private readonly ajv07 = pluginSchemaAjv(false);
+  private readonly ajv2020 = pluginSchemaAjv(true);
   private readonly cache = new Map<string, ValidateFunction | Error>();
   private readonly bySchema = new Map<string, ValidateFunction | Error>();
 
@@ -40,6 +39,11 @@ export class ToolArgumentValidator {
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, entry);
     }
+    if (entry instanceof UnsupportedPatternError)
+      throw new PreconditionError(
+        'PLUGIN_NOT_READY',
+        `tool ${toolName} cannot be called: its input schema uses a ${entry.message}`,
+      );
     if (entry instanceof Error) return; // an uncompilable server schema is the server's problem; it validates itself
     if (!entry(args)) {
       throw new ValidationError(
@@ -56,19 +60,12 @@ export class ToolArgumentValidator {
   }
 
   private compile(schema: Record<string, unknown>): ValidateFunction | Error {
-    const is2020 = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12');
+    const is2020 = isDraft2020(schema);
     try {
       return (is2020 ? this.ajv2020 : this.ajv07).compile(schema);
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     }
-  }
-
-  private make(is2020: boolean): Ajv {
-    const opts = { allErrors: true, strict: false, validateSchema: false, addUsedSchema: false } as const;
-    const ajv = is2020 ? new Ajv2020(opts) : new Ajv(opts);
-    addFormats(ajv);
-    return ajv;
   }
 }
 

@@ -1,4 +1,7 @@
+import { approxBytes } from '../runtime/json-size.js';
 import type { CallToolResult } from '../runtime/ports.js';
+
+export { approxBytes };
 
 /** Canonical JSON: object keys sorted at every depth, so equal arguments give equal keys. */
 export function canonicalJson(value: unknown): string {
@@ -10,31 +13,6 @@ export function canonicalJson(value: unknown): string {
     .filter((k) => obj[k] !== undefined)
     .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
     .join(',')}}`;
-}
-
-/**
- * Approximate in-memory size of a JSON value: string characters (keys included) plus 8 per other
- * value. Iterative, so a deeply nested result cannot overflow the stack.
- */
-export function approxBytes(value: unknown): number {
-  let total = 0;
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') total += v.length;
-    else if (v === null || typeof v !== 'object') total += 8;
-    else if (Array.isArray(v)) {
-      total += 8;
-      for (const x of v) stack.push(x);
-    } else {
-      total += 8;
-      for (const [k, x] of Object.entries(v)) {
-        total += k.length;
-        stack.push(x);
-      }
-    }
-  }
-  return total;
 }
 
 export interface ToolCacheBudget {

@@ -5,6 +5,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { ConfigError, ManifestError } from '../errors.js';
 import { findJsonSyntaxProblem } from './json-syntax.js';
+import { isDraft2020, pluginSchemaAjv, unsupportedPatternIn } from './linear-regexp.js';
 import { semanticProblems, type RuntimeCeilings } from './semantic-checks.js';
 import type { HayPluginManifest } from './types.js';
 
@@ -28,6 +29,8 @@ export function manifestSchemaPath(pluginsDir: string): string {
  */
 export class ManifestValidator {
   private readonly check: ValidateFunction<HayPluginManifest>;
+  /** For tool input schemas (tenant-supplied): patterns must run on the linear-time engine. */
+  private readonly pluginAjv = { d07: pluginSchemaAjv(false), d2020: pluginSchemaAjv(true) };
 
   /**
    * `schema`: path to a JSON schema file, or the parsed schema object. `ceilings`: the operator's
@@ -61,6 +64,17 @@ export class ManifestValidator {
       throw new ManifestError(formatAjvErrors(this.check.errors ?? [], file));
     }
     const problems = semanticProblems(raw, this.ceilings);
+    (raw.capabilities?.mcp?.tools ?? []).forEach((tool, index) => {
+      const schema = tool.input_schema;
+      if (schema === undefined) return;
+      const ajv = isDraft2020(schema) ? this.pluginAjv.d2020 : this.pluginAjv.d07;
+      const problem = unsupportedPatternIn(schema, ajv);
+      if (problem !== undefined)
+        problems.push({
+          pointer: `/capabilities/mcp/tools/${index}/input_schema`,
+          rule: `uses a ${problem}`,
+        });
+    });
     if (problems.length > 0) {
       throw new ManifestError(problems.map((p) => `${file}: ${p.pointer} ${p.rule}`));
     }

@@ -38,21 +38,25 @@ export function createEmailApi(options: {
   return {
     name: 'email',
     methods: {
-      send: method(sendInput, async (input, ctx) => {
-        const info = await get().sendMail({
-          from: options.from,
-          to: input.to,
-          subject: input.subject,
-          text: input.text,
-          ...(input.html !== undefined ? { html: input.html } : {}),
-          headers: { 'X-Hay-Org': ctx.orgId, 'X-Hay-Plugin': ctx.pluginId },
-        });
-        options.logger.info(
-          { orgId: ctx.orgId, pluginId: ctx.pluginId, messageId: info.messageId },
-          'email sent',
-        );
-        return { messageId: String(info.messageId), accepted: (info.accepted as unknown[]).map(String) };
-      }),
+      send: method(
+        sendInput,
+        async (input, ctx) => {
+          const info = await get().sendMail({
+            from: options.from,
+            to: input.to,
+            subject: input.subject,
+            text: input.text,
+            ...(input.html !== undefined ? { html: input.html } : {}),
+            headers: { 'X-Hay-Org': ctx.orgId, 'X-Hay-Plugin': ctx.pluginId },
+          });
+          options.logger.info(
+            { orgId: ctx.orgId, pluginId: ctx.pluginId, messageId: info.messageId },
+            'email sent',
+          );
+          return { messageId: String(info.messageId), accepted: (info.accepted as unknown[]).map(String) };
+        },
+        (input) => (Array.isArray(input.to) ? input.to.length : 1),
+      ),
     },
     async close() {
       transport?.close();

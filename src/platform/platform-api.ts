@@ -21,12 +21,15 @@ export interface PlatformApi {
 
 export interface PlatformMethod<S extends z.ZodType = z.ZodType> {
   input: S;
+  /** Units of the API's per-org quota one call uses (e.g. recipients of an email); default 1. */
+  cost?(input: z.infer<S>): number;
   handler(input: z.infer<S>, ctx: PlatformCallContext): Promise<Record<string, unknown>>;
 }
 
 export function method<S extends z.ZodType>(
   input: S,
   handler: PlatformMethod<S>['handler'],
+  cost?: PlatformMethod<S>['cost'],
 ): PlatformMethod<S> {
-  return { input, handler };
+  return cost ? { input, handler, cost } : { input, handler };
 }

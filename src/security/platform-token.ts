@@ -16,6 +16,8 @@ export interface PlatformTokenClaims extends PlatformTokenSubject {
   exp: number;
   /** Unique token id. */
   jti: string;
+  /** Revocation generation of (orgId, pluginKey) at issue; older than the current one = revoked. */
+  gen: number;
 }
 
 export interface PlatformTokensOptions {
@@ -24,6 +26,8 @@ export interface PlatformTokensOptions {
   /** Default lifetime of issued tokens (config platformTokenTtlMs). */
   ttlMs: number;
   now?: () => number;
+  /** How long after `exp` a token may still be exchanged by refresh() (config platformTokenGraceMs). */
+  graceMs?: number;
 }
 
 const PREFIX = 'hpt1';
@@ -35,13 +39,20 @@ function isStringArray(v: unknown): v is string[] {
 
 /**
  * Short-lived bearer tokens handed to plugin processes for calling platform APIs. Format
- * `hpt1.<base64url JSON claims>.<base64url HMAC-SHA256 of "hpt1.<claims>">`. Stateless: a token is valid
- * until `exp` for as long as this object's secret is; with a random secret, tokens die with the process.
+ * `hpt1.<base64url JSON claims>.<base64url HMAC-SHA256 of "hpt1.<claims>">`. A token is valid until `exp`
+ * unless revoked: revoke(orgId, pluginKey) (plugin disabled or uninstalled) bumps that pair's generation
+ * and every token issued before is refused. A running plugin keeps access past its token's lifetime by
+ * exchanging it at refresh() (POST /v1/platform/token/refresh) before, or up to `graceMs` after, `exp`:
+ * its environment cannot change, so the fresh token comes back in the response. Revocation state lives in
+ * memory: plugin processes do not outlive the host (the reaper stops them).
  */
 export class PlatformTokens {
   private readonly secret: Buffer;
   private readonly ttlMs: number;
+  private readonly graceMs: number;
   private readonly now: () => number;
+  /** Current generation per `orgId\u0000pluginKey`; absent = 0. One entry per revoked pair. */
+  private readonly generations = new Map<string, number>();
 
   constructor(options: PlatformTokensOptions) {
     if (options.secret && options.secret.length < 32)
@@ -50,6 +61,26 @@ export class PlatformTokens {
     this.secret = options.secret ? Buffer.from(options.secret) : randomBytes(32);
     this.ttlMs = options.ttlMs;
     this.now = options.now ?? Date.now;
+    this.graceMs = options.graceMs ?? 0;
+  }
+
+  /** Refuses every token issued so far for (orgId, pluginKey); later issues are valid again. */
+  revoke(orgId: string, pluginKey: string): void {
+    const key = `${orgId}\u0000${pluginKey}`;
+    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * A fresh token with the same subject for a valid token, or one expired less than `graceMs` ago.
+   * Revoked, forged or too old tokens throw AuthError('UNAUTHORIZED').
+   */
+  refresh(token: unknown): { token: string; claims: PlatformTokenClaims } {
+    const claims = this.check(token, this.graceMs);
+    return this.issue(claims);
+  }
+
+  private generation(orgId: string, pluginKey: string): number {
+    return this.generations.get(`${orgId}\u0000${pluginKey}`) ?? 0;
   }
 
   issue(
@@ -63,6 +94,7 @@ export class PlatformTokens {
       apis: [...subject.apis],
       exp: this.now() + ttlMs,
       jti: randomUUID(),
+      gen: this.generation(subject.orgId, subject.pluginKey),
     };
     const body = `${PREFIX}.${Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')}`;
     return { token: `${body}.${this.sign(body)}`, claims };
@@ -73,6 +105,10 @@ export class PlatformTokens {
    * or expired. The signature is checked (constant time) before the payload is parsed.
    */
   verify(token: unknown): PlatformTokenClaims {
+    return this.check(token, 0);
+  }
+
+  private check(token: unknown, graceMs: number): PlatformTokenClaims {
     const malformed = (): never => {
       throw new AuthError('UNAUTHORIZED', 'platform token is malformed (expected hpt1.<claims>.<signature>)');
     };
@@ -102,8 +138,17 @@ export class PlatformTokens {
       typeof c.jti !== 'string'
     )
       return malformed();
-    if (this.now() >= c.exp)
-      throw new AuthError('UNAUTHORIZED', `platform token expired at ${new Date(c.exp).toISOString()}`);
+    if (this.now() >= c.exp + graceMs)
+      throw new AuthError(
+        'UNAUTHORIZED',
+        `platform token expired at ${new Date(c.exp).toISOString()}${graceMs > 0 ? ' and is past its refresh grace period' : ''}`,
+      );
+    const gen = typeof c.gen === 'number' ? c.gen : 0;
+    if (gen < this.generation(c.orgId, c.pluginKey))
+      throw new AuthError(
+        'UNAUTHORIZED',
+        'platform token was revoked (the plugin was disabled or uninstalled for this organization)',
+      );
     return {
       orgId: c.orgId,
       pluginId: c.pluginId,
@@ -111,6 +156,7 @@ export class PlatformTokens {
       apis: c.apis,
       exp: c.exp,
       jti: c.jti,
+      gen,
     };
   }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { descendantPids } from '../helpers/processes.js';
@@ -163,5 +164,177 @@ describe('the API key rate limit runs before any plugin lookup', () => {
     const text = await metricsText(t);
     expect(text).toContain('hay_rate_limited_total{plugin="unknown",scope="api_key"} 3');
     expect(text).not.toContain('nope-');
+  });
+});
+
+const REGEX_SERVER = `
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { z } from 'zod';
+const server = new McpServer({ name: 'regex', version: '1.0.0' });
+server.registerTool('match', { inputSchema: { s: z.string().regex(/^(a+)+$/) } }, async ({ s }) => ({
+  content: [{ type: 'text', text: s }],
+}));
+await server.connect(new StdioServerTransport());
+process.stdin.on('end', () => process.exit(0));
+`;
+
+describe("a plugin's catastrophic pattern does not delay another org's call", () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: ['hay-plugin-test'],
+      plugins: {
+        'core/regex': toolkitPlugin(
+          'regex',
+          {
+            capabilities: {
+              mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node regex.mjs' },
+            },
+          },
+          { 'regex.mjs': REGEX_SERVER },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('^(a+)+$ against 40 characters: both calls complete and the attacker gets a plain validation error', async () => {
+    const attacker = await t.createOrganization('attacker');
+    const victim = await t.createOrganization('victim');
+    await attacker.hay.plugins.enable.mutate({ pluginId: 'regex', configuration: {} });
+    await victim.hay.plugins.enable.mutate({ pluginId: 'hay-plugin-test', configuration: {} });
+    // both instances running, so the calls below are only validation and a round trip
+    await attacker.hay.plugins.listTools.query({ pluginId: 'regex' });
+    await victim.hay.plugins.invokeTool.mutate({
+      pluginId: 'hay-plugin-test',
+      toolName: 'echo',
+      arguments: {},
+    });
+
+    const evil = post(t.url, 'plugins.invokeTool', attacker.apiKey, {
+      pluginId: 'regex',
+      toolName: 'match',
+      arguments: { s: `${'a'.repeat(40)}!` },
+    });
+    // issued after the attacker's call; on a backtracking engine it would wait for hours behind it
+    const fair = victim.hay.plugins.invokeTool.mutate({
+      pluginId: 'hay-plugin-test',
+      toolName: 'echo',
+      arguments: { message: 'still here' },
+    });
+    const [e, f] = await Promise.all([evil, fair]);
+    expect(f.content).toEqual([{ type: 'text', text: 'still here' }]);
+    expect(e.status).toBe(400);
+    expect((e.body as { error: { data: { hayCode: string } } }).error.data.hayCode).toBe('ARGUMENTS_INVALID');
+    // the matching pattern still passes validation and reaches the server
+    const ok = await attacker.hay.plugins.invokeTool.mutate({
+      pluginId: 'regex',
+      toolName: 'match',
+      arguments: { s: 'a'.repeat(40) },
+    });
+    expect(ok.content).toEqual([{ type: 'text', text: 'a'.repeat(40) }]);
+  });
+});
+
+describe('slow request bodies are cut at the request timeout', () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [], config: { httpRequestTimeoutMs: 400 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a body that never finishes gets 408 and the connection is closed', async () => {
+    const { port } = new URL(t.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(
+      'POST /v1/invoke HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"plu',
+    );
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+});
+
+const BIG_SERVER = `
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { z } from 'zod';
+const server = new McpServer({ name: 'big', version: '1.0.0' });
+server.registerTool('big', { inputSchema: { n: z.number() } }, async ({ n }) => ({
+  content: [{ type: 'text', text: 'x'.repeat(n) }],
+}));
+const many = Number(process.env.MANY_TOOLS ?? '0');
+for (let i = 0; i < many; i++) server.registerTool('t' + i, { inputSchema: {} }, async () => ({ content: [] }));
+await server.connect(new StdioServerTransport());
+process.stdin.on('end', () => process.exit(0));
+`;
+
+describe('caps on what a plugin answers: result size, tools/list count', () => {
+  let t: TestHost;
+  const plugin = (id: string, many: number) =>
+    toolkitPlugin(
+      id,
+      {
+        capabilities: {
+          mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node big.mjs' },
+        },
+        configSchema: { many: { type: 'string', env: 'MANY_TOOLS', default: String(many) } },
+      },
+      { 'big.mjs': BIG_SERVER },
+    );
+
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: [],
+      plugins: { 'core/big': plugin('big', 0), 'core/many': plugin('many', 50) },
+      config: { maxToolResultBytes: 100_000, maxTools: 20 },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('a result over HAY_MAX_TOOL_RESULT_BYTES is refused with an error naming the limit', async () => {
+    const org = await t.createOrganization('big');
+    await org.hay.plugins.enable.mutate({ pluginId: 'big', configuration: {} });
+    const small = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'big',
+      toolName: 'big',
+      arguments: { n: 10 },
+    });
+    expect(small.content).toEqual([{ type: 'text', text: 'x'.repeat(10) }]);
+    const res = await post(t.url, 'plugins.invokeTool', org.apiKey, {
+      pluginId: 'big',
+      toolName: 'big',
+      arguments: { n: 200_000 },
+    });
+    expect(res.status).toBe(412);
+    expect((res.body as { error: { message: string } }).error.message).toMatch(
+      /^Plugin big returned a result of about \d+ bytes for tool "big"; the limit is 100000 \(HAY_MAX_TOOL_RESULT_BYTES\)$/,
+    );
+  });
+
+  it('a server listing more than HAY_MAX_TOOLS tools is refused naming the limit', async () => {
+    const org = await t.createOrganization('many');
+    await org.hay.plugins.enable.mutate({ pluginId: 'many', configuration: {} });
+    const res = await fetch(
+      `${t.url}/trpc/plugins.listTools?input=${encodeURIComponent(JSON.stringify({ pluginId: 'many' }))}`,
+      { headers: { authorization: `Bearer ${org.apiKey}` } },
+    );
+    const body = (await res.json()) as { error: { message: string } };
+    expect(res.status).toBe(412);
+    expect(body.error.message).toBe('Plugin many lists more than 20 tools (limit HAY_MAX_TOOLS)');
   });
 });

@@ -90,3 +90,30 @@ describe('PlatformTokens', () => {
     expect(() => new PlatformTokens({ secret: randomBytes(16), ttlMs: 1 })).toThrow(/at least 32 bytes/);
   });
 });
+
+describe('PlatformTokens refresh and revocation (issue 9)', () => {
+  const subject = { orgId: 'o', pluginId: 'p', pluginKey: 'k', apis: ['email'] };
+
+  it('refresh: before exp and within the grace period yes, after it no', () => {
+    let now = 1_000_000;
+    const tokens = new PlatformTokens({ ttlMs: 1_000, graceMs: 500, now: () => now });
+    const { token } = tokens.issue(subject);
+    now += 1_200; // expired, within grace
+    expect(() => tokens.verify(token)).toThrow(/expired/);
+    const fresh = tokens.refresh(token);
+    expect(tokens.verify(fresh.token)).toMatchObject({ ...subject, exp: now + 1_000 });
+    now += 400; // the old token is 1.6 s old: past exp + grace
+    expect(() => tokens.refresh(token)).toThrow(/past its refresh grace period/);
+  });
+
+  it('revoke refuses every earlier token of the pair, not of other pairs, and not later ones', () => {
+    const tokens = new PlatformTokens({ ttlMs: 60_000, graceMs: 60_000 });
+    const old = tokens.issue(subject).token;
+    const other = tokens.issue({ ...subject, orgId: 'o2' }).token;
+    tokens.revoke('o', 'k');
+    expect(() => tokens.verify(old)).toThrow(/revoked/);
+    expect(() => tokens.refresh(old)).toThrow(/revoked/);
+    expect(tokens.verify(other).orgId).toBe('o2');
+    expect(tokens.verify(tokens.issue(subject).token).orgId).toBe('o');
+  });
+});

@@ -15,7 +15,7 @@ import type {
 import type { ProcessManager } from '../process/process-manager.js';
 import { ProcessStdioTransport } from '../process/stdio-transport.js';
 import { abortReason } from './call-scope.js';
-import { McpPluginConnection } from './plugin-connection.js';
+import { McpPluginConnection, type ResponseLimits } from './plugin-connection.js';
 import { createRemoteTransport, remoteTransportOrder } from './remote-transports.js';
 import { dataDirRoot } from './roots.js';
 
@@ -30,6 +30,8 @@ export interface McpConnectionFactoryOptions {
   callTimeoutMs: number;
   /** The error for a remote server that refused for lack of OAuth authorization. */
   authorizationRequired?: (spec: PluginSpec) => Error;
+  /** Caps on server answers (tools/list, results), passed to every connection; unset: unbounded. */
+  responseLimits?: ResponseLimits;
   /** Wait after a local plugin's first roots/list answer before connect resolves. Default 200. */
   rootsSettleMs?: number;
   /** Egress policy for tenant traffic (src/egress). Unset: every connection is direct (tests, tools). */
@@ -110,6 +112,7 @@ export class McpConnectionFactory implements ConnectionFactory {
       transport: 'stdio',
       logger: this.opts.logger.child({ orgId, pluginId: spec.pluginId, pid: proc.pid }),
       callTimeoutMs: this.opts.callTimeoutMs,
+      ...(this.opts.responseLimits ? { limits: this.opts.responseLimits } : {}),
       process: proc,
       ...(proc.dataDir !== undefined ? { roots: [dataDirRoot(proc.dataDir)] } : {}),
       ...(this.opts.rootsSettleMs !== undefined ? { rootsSettleMs: this.opts.rootsSettleMs } : {}),
@@ -158,6 +161,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         transport: kind,
         logger,
         callTimeoutMs: this.opts.callTimeoutMs,
+        ...(this.opts.responseLimits ? { limits: this.opts.responseLimits } : {}),
         ...(guard ? { onClose: () => guard.close() } : {}),
         ...(endpoint.authProvider ? { unauthorizedError: () => this.authorizationRequired(spec) } : {}),
       });

@@ -12,6 +12,7 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
+import { approxBytes } from '../json-size.js';
 import type { Logger } from '../../logger.js';
 import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
@@ -49,6 +50,18 @@ export interface McpPluginConnectionOptions {
   onClose?: () => Promise<void>;
   /** Remote OAuth: the error for a request the server refused for lack of (enough) authorization. */
   unauthorizedError?: () => Error;
+  /** Bounds on what the server may answer (approximate bytes, see approxBytes); unset: unbounded. */
+  limits?: ResponseLimits;
+}
+
+/** Caps on a server's answers, each refused with an error naming the limit's variable. */
+export interface ResponseLimits {
+  /** One tools/call result (HAY_MAX_TOOL_RESULT_BYTES). */
+  maxResultBytes: number;
+  /** Tools in tools/list, all pages together (HAY_MAX_TOOLS). */
+  maxTools: number;
+  /** Bytes of tools/list, all pages together (HAY_MAX_TOOLS_LIST_BYTES). */
+  maxToolsListBytes: number;
 }
 
 function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
@@ -205,6 +218,7 @@ export class McpPluginConnection implements PluginConnection {
     const scope = this.scope(options);
     const tools: Tool[] = [];
     const seen = new Set<string>();
+    let listBytes = 0;
     let cursor: string | undefined;
     for (let page = 0; page < MAX_TOOL_PAGES; page++) {
       const result = await this.request(scope, 'list its tools', () =>
@@ -215,6 +229,20 @@ export class McpPluginConnection implements PluginConnection {
         ),
       );
       tools.push(...result.tools);
+      const limits = this.opts.limits;
+      if (limits) {
+        listBytes += approxBytes(result.tools);
+        if (tools.length > limits.maxTools)
+          throw new InstanceError(
+            'INSTANCE_FAILED',
+            `Plugin ${this.opts.pluginId} lists more than ${limits.maxTools} tools (limit HAY_MAX_TOOLS)`,
+          );
+        if (listBytes > limits.maxToolsListBytes)
+          throw new InstanceError(
+            'INSTANCE_FAILED',
+            `Plugin ${this.opts.pluginId} lists tools of more than ${limits.maxToolsListBytes} bytes (limit HAY_MAX_TOOLS_LIST_BYTES)`,
+          );
+      }
       cursor = result.nextCursor;
       if (cursor === undefined) return tools;
       if (seen.has(cursor)) break;
@@ -232,7 +260,7 @@ export class McpPluginConnection implements PluginConnection {
     options?: CallOptions,
   ): Promise<CallToolResult> {
     const scope = this.scope(options);
-    return this.request(scope, `run tool "${name}"`, () =>
+    const result = await this.request(scope, `run tool "${name}"`, () =>
       this.client.request(
         {
           method: 'tools/call',
@@ -246,6 +274,16 @@ export class McpPluginConnection implements PluginConnection {
         },
       ),
     );
+    const max = this.opts.limits?.maxResultBytes;
+    if (max !== undefined) {
+      const size = approxBytes(result);
+      if (size > max)
+        throw new InstanceError(
+          'INSTANCE_FAILED',
+          `Plugin ${this.opts.pluginId} returned a result of about ${size} bytes for tool "${name}"; the limit is ${max} (HAY_MAX_TOOL_RESULT_BYTES)`,
+        );
+    }
+    return result;
   }
 
   async ping(options?: CallOptions): Promise<void> {
