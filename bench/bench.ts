@@ -2,7 +2,11 @@
 // Sizes come from BENCH_* environment variables (see CONFIG) so the test suite can run it tiny.
 import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { measureBurst, measureFloor } from './lib/burst.js';
 import { measureDiscovery } from './lib/discovery.js';
+import { measureGrowth, type GrowthRow } from './lib/growth.js';
+import { measureHostProcess } from './lib/host-process.js';
 import { JsonHttpClient } from './lib/http-client.js';
 import { checkEcho, PLUGIN_ID, startBenchHost, unwrapTrpc, type BenchHost } from './lib/host-fixture.js';
 import { connectDirect, GATEWAY_HEADERS, gatewayCall, startGateway } from './lib/mcp-baselines.js';
@@ -16,6 +20,15 @@ import {
   type Summary,
 } from './lib/stats.js';
 import { TrpcBatcher } from './lib/trpc-batcher.js';
+
+const list = (name: string, fallback: number[]) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map((x) => Number(x.trim()));
+  if (values.some((n) => !Number.isInteger(n) || n < 0))
+    throw new Error(`${name} must be a comma-separated list of non-negative integers; got "${raw}"`);
+  return values.filter((n) => n > 0);
+};
 
 const int = (name: string, fallback: number) => {
   const raw = process.env[name];
@@ -34,6 +47,20 @@ const CONFIG = {
   /** Cold starts measured per side (f) and warm first calls (g). */
   coldRuns: int('BENCH_COLD_RUNS', 7),
   discoveryPlugins: int('BENCH_DISCOVERY_PLUGINS', 1000),
+  /** Tenant burst: organizations that enable the test plugin and make a first call at once (0: skip). */
+  burstOrgs: int('BENCH_BURST_ORGS', 1000),
+  /** Connections the burst's requests share (an ingress's upstream pool); 0 = one per organization. */
+  burstSockets: int('BENCH_BURST_SOCKETS', 256),
+  /** Machine floor: bare-SDK spawn + initialize + call runs, and how many at a time. */
+  floorSpawns: int('BENCH_FLOOR_SPAWNS', 40),
+  floorConcurrency: int('BENCH_FLOOR_CONCURRENCY', 2 * os.availableParallelism()),
+  /** 1: start the host as its own process (node bin/hay-plugins.js serve) for start time and idle RSS. */
+  hostProcess: int('BENCH_HOST_PROCESS', 1),
+  /** Cost growth table: organization counts (1 plugin each) and plugins per organization (1 org). */
+  growthOrgs: list('BENCH_GROWTH_ORGS', [1, 10, 100, 1000]),
+  growthPlugins: list('BENCH_GROWTH_PLUGINS', [1, 10, 50]),
+  growthCalls: int('BENCH_GROWTH_CALLS', 500),
+  growthLoadCalls: int('BENCH_GROWTH_LOAD_CALLS', 5000),
   /** 1: also measure the host's cold start with sandbox 'auto' (adds the ~10 s sandbox probe). */
   sandbox: int('BENCH_SANDBOX', 1),
   /**
@@ -44,6 +71,7 @@ const CONFIG = {
 };
 
 const rows: [string, string][] = [];
+const mb = (bytes: number) => bytes / 1024 / 1024;
 const fmt = (x: number, digits = 3) => x.toFixed(digits);
 const lat = (s: Summary) => `p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  (n=${s.n})`;
 const load = (r: LoadResult) =>
@@ -135,11 +163,12 @@ async function gatewayLoad(): Promise<LoadResult> {
 
 async function hostColdStart(h: BenchHost, run: number): Promise<number> {
   const org = await h.newOrgWithPlugin(`cold-${run}`);
+  const p = h.host.services.registry.get(org.organizationId, PLUGIN_ID);
+  // no instance of the plugin at all: a shared one (runtime.shared) serves every organization
+  if (p) await h.host.services.instances.stopAllForPlugin(p.key, 'bench: cold start');
   const t0 = performance.now();
   await hostInvoke(h, org.apiKey, 'cold');
   const ms = performance.now() - t0;
-  const p = h.host.services.registry.get(org.organizationId, PLUGIN_ID);
-  if (p) await h.host.services.instances.stopInstance(org.organizationId, p.key, 'bench cleanup');
   return ms;
 }
 
@@ -153,6 +182,9 @@ async function main(): Promise<void> {
   row('(b) bare fastify JSON echo round trip, sequential', lat(b));
 
   const h = await startBenchHost();
+  const rssInProcessIdle = process.memoryUsage().rss;
+  let rssLoadPeak = 0;
+  let instanceRss = 0;
   let c: Summary;
   let cFast: Summary;
   let dFast: LoadResult;
@@ -172,7 +204,17 @@ async function main(): Promise<void> {
     row('(c1) host plugins.invokeTool (tRPC over HTTP), warm, sequential', lat(c));
     row('(c2) host POST /v1/invoke (same procedure, no tRPC), warm, sequential', lat(cFast));
 
-    dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
+    const rssSampler = setInterval(() => {
+      rssLoadPeak = Math.max(rssLoadPeak, process.memoryUsage().rss);
+    }, 100);
+    try {
+      dTrpc = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, (i) => hostInvoke(h, org.apiKey, `m${i}`));
+    } finally {
+      clearInterval(rssSampler);
+      rssLoadPeak = Math.max(rssLoadPeak, process.memoryUsage().rss);
+    }
+    const usage = await h.host.services.instances.usage();
+    instanceRss = usage.instances.find((u) => u.pluginId === PLUGIN_ID)?.rssBytes ?? 0;
     row(`(d1) host, ${CONFIG.concurrency} in flight, one tRPC request per call`, load(dTrpc));
     const batcher = new TrpcBatcher(h.http, 'plugins.invokeTool', org.apiKey, CONFIG.concurrency);
     dBatch = await runLoad(CONFIG.loadCalls, CONFIG.concurrency, async (i) =>
@@ -224,6 +266,74 @@ async function main(): Promise<void> {
   row(`(e) SDK Streamable HTTP gateway -> one stdio client, ${CONFIG.concurrency} in flight`, load(e));
   errors += e.errors;
 
+  let floor = { spawns: 0, concurrency: 0, seconds: 0, perSecond: 0 };
+  let burst = {
+    orgs: 0,
+    errors: 0,
+    firstError: undefined as string | undefined,
+    totalMs: 0,
+    p50Ms: 0,
+    maxMs: 0,
+    processes: 0,
+  };
+  if (CONFIG.burstOrgs > 0) {
+    floor = await measureFloor(CONFIG.floorSpawns, CONFIG.floorConcurrency);
+    row(
+      `(i) machine floor: bare SDK spawn + initialize + call, ${floor.concurrency} in parallel`,
+      `${fmt(floor.perSecond, 1)} /s  (${floor.spawns} in ${fmt(floor.seconds, 2)} s)`,
+    );
+    const hb = await startBenchHost();
+    try {
+      burst = await measureBurst(hb, CONFIG.burstOrgs, CONFIG.burstSockets || CONFIG.burstOrgs);
+    } finally {
+      await hb.close();
+    }
+    const floorMs = (burst.orgs / floor.perSecond) * 1000;
+    row(
+      `(j) burst: ${burst.orgs} orgs enable + first call at once (defaults)`,
+      `${fmt(burst.totalMs, 0)} ms total (floor for ${burst.orgs} spawns ${fmt(floorMs, 0)} ms)  ` +
+        `per org p50 ${fmt(burst.p50Ms, 0)} ms max ${fmt(burst.maxMs, 0)} ms  processes ${burst.processes}  ` +
+        `errors ${burst.errors}/${burst.orgs}` +
+        (burst.firstError ? `  first error: ${burst.firstError.slice(0, 120)}` : ''),
+    );
+  }
+
+  let proc = { installed: { startMs: 0, rssIdleMb: 0 }, fresh: { startMs: 0, rssIdleMb: 0 } };
+  if (CONFIG.hostProcess) {
+    const fresh = await measureHostProcess({ reuse: false, settleMs: 0 });
+    const installed = await measureHostProcess({ reuse: true, settleMs: 2_000 });
+    proc = { installed, fresh };
+    row(
+      '(k) host process (bin/hay-plugins.js serve) until /healthz 200',
+      `existing data dir ${fmt(installed.startMs, 0)} ms, new data dir ${fmt(fresh.startMs, 0)} ms`,
+    );
+    row(
+      '(k) host process RSS, idle (existing data dir, embedded PGlite)',
+      `${fmt(installed.rssIdleMb, 1)} MB`,
+    );
+  }
+  row(
+    '(l) bench process with the in-process host: RSS idle / peak under load; one idle instance',
+    `${fmt(mb(rssInProcessIdle), 1)} MB / ${fmt(mb(rssLoadPeak), 1)} MB; instance ${fmt(mb(instanceRss), 1)} MB`,
+  );
+
+  let growth: GrowthRow[] = [];
+  if (CONFIG.growthOrgs.length + CONFIG.growthPlugins.length > 0) {
+    growth = await measureGrowth({
+      orgCounts: CONFIG.growthOrgs,
+      pluginCounts: CONFIG.growthPlugins,
+      calls: CONFIG.growthCalls,
+      loadCalls: CONFIG.growthLoadCalls,
+      concurrency: CONFIG.concurrency,
+    });
+    for (const g of growth)
+      row(
+        `(m) growth: ${g.orgs} org(s) x ${g.pluginsPerOrg} plugin(s)`,
+        `p50 ${fmt(g.p50Ms)} ms  p99 ${fmt(g.p99Ms)} ms  ${Math.round(g.throughput)} calls/s (${CONFIG.concurrency} in flight, ` +
+          `errors ${g.errors})  RSS ${fmt(g.rssMb, 0)} MB  processes ${g.processes}`,
+      );
+  }
+
   let sandboxCold: number[] = [];
   if (CONFIG.sandbox) {
     const hs = await startBenchHost({ sandbox: 'auto' });
@@ -262,6 +372,25 @@ async function main(): Promise<void> {
     throughputRatioFast: round(dFast.throughput / e.throughput),
     discovery1000Ms: Math.round(disc.firstScanMs),
     errors,
+    burstOrgs: burst.orgs,
+    burstErrors: burst.errors,
+    burstRatio: round(burst.totalMs / ((burst.orgs / floor.perSecond) * 1000)),
+    burstMs: Math.round(burst.totalMs),
+    burstProcesses: burst.processes,
+    floorSpawnsPerSecond: round(floor.perSecond),
+    hostRssIdleMb: round(proc.installed.rssIdleMb),
+    hostStartMs: Math.round(proc.installed.startMs),
+    hostStartFreshDataMs: Math.round(proc.fresh.startMs),
+    benchRssIdleMb: round(mb(rssInProcessIdle)),
+    benchRssLoadMb: round(mb(rssLoadPeak)),
+    instanceRssMb: round(mb(instanceRss)),
+    growth: growth.map((g) => ({
+      ...g,
+      p50Ms: round(g.p50Ms),
+      p99Ms: round(g.p99Ms),
+      throughput: Math.round(g.throughput),
+      rssMb: Math.round(g.rssMb),
+    })),
     directP50Ms: round(a.seq.p50),
     httpEchoP50Ms: round(b.p50),
     hostTrpcP50Ms: round(c.p50),

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseAllowList } from './egress/policy.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -57,12 +58,73 @@ export interface HostConfig {
   sandboxCpuPercent: number;
   sandboxMaxProcesses: number;
   sandboxMaxOpenFiles: number;
+  /**
+   * Operator opt-out: run uploaded (tenant) plugins even where a tenant sandbox layer (bubblewrap, non-root
+   * uid, rlimit) is missing. Logged loudly at boot and shown in /healthz. Ignored by HAY_SANDBOX=strict.
+   */
+  allowUnsandboxedTenantCode: boolean;
+  /** Registry tenant `npm install` steps fetch from (inside the sandbox). */
+  npmRegistry: string;
+  /** Host paths uploaded plugins' permissions.filesystem.read may lie inside (comma-separated). */
+  filesystemReadAllow: string[];
+  /** Plugin stderr lines logged per process and minute (burst the same); the rest are counted and dropped. */
+  pluginStderrLinesPerMinute: number;
 
   toolCacheMaxEntries: number;
   batchConcurrency: number;
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+
+  // Bounds on what a tenant can make the host hold or do (issue 9).
+  /** Distinct (plugin, tool) metric label pairs; later new pairs are counted as `_overflow`. */
+  metricsMaxSeries: number;
+  /** Tool-result cache budget, all organizations together and per organization (approximate bytes). */
+  toolCacheMaxBytes: number;
+  toolCacheMaxBytesPerOrg: number;
+  /** A tool result larger than this (JSON bytes) is refused with RESULT_TOO_LARGE. */
+  maxToolResultBytes: number;
+  /** A server's tools/list, all pages together: most tools and most JSON bytes. */
+  maxTools: number;
+  maxToolsListBytes: number;
+  /** Operator ceilings for manifest `runtime` settings; a manifest above one is invalid, naming it. */
+  manifestMaxMemoryMb: number;
+  manifestMaxCpuPercent: number;
+  manifestMaxProcesses: number;
+  manifestMaxOpenFiles: number;
+  manifestMaxConcurrentInstances: number;
+  manifestMaxIdleTimeoutMs: number;
+  manifestMaxRateLimitPerMinute: number;
+  manifestMaxWarmInstances: number;
+  /** Failed authentications are audited as one row per source (IP + key prefix) and window. */
+  authFailureWindowMs: number;
+  /** Emails one organization's plugins may send per hour. */
+  emailPerOrgPerHour: number;
+  /** 'deny': custom (uploaded) plugins may not use the email API even if their manifest asks. */
+  emailCustomPlugins: 'allow' | 'deny';
+  /** Time to receive a whole request (headers and body); 408 after it. */
+  httpRequestTimeoutMs: number;
+  /** Socket inactivity timeout; raised to at least call + queue timeout + 10 s. */
+  httpConnectionTimeoutMs: number;
+  /** An expired platform token can still be exchanged at /v1/platform/token/refresh for this long. */
+  platformTokenGraceMs: number;
+  /**
+   * Internal destinations tenant traffic may reach despite the default deny of private, loopback,
+   * link-local and metadata ranges: CIDRs, addresses or host names, each with an optional :port.
+   */
+  egressAllow: string | undefined;
+  /** Largest remote response body (or single SSE event / WebSocket frame) read for a tenant. */
+  egressMaxResponseBytes: number;
+  egressConnectTimeoutMs: number;
+  /** Open connections of one plugin instance through the egress proxy. */
+  egressMaxConnectionsPerInstance: number;
+  /** A proxied connection or tunnel without traffic for this long is closed. */
+  egressIdleTimeoutMs: number;
+  /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
+  mcpMaxSessions: number;
+  mcpMaxSessionsPerOrg: number;
+  /** An /mcp session without a request for this long is closed. */
+  mcpSessionIdleMs: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -111,14 +173,47 @@ export const DEFAULTS: HostConfig = {
   sandboxCpuPercent: 100,
   sandboxMaxProcesses: 64,
   sandboxMaxOpenFiles: 1024,
+  allowUnsandboxedTenantCode: false,
+  npmRegistry: 'https://registry.npmjs.org/',
+  filesystemReadAllow: [],
+  pluginStderrLinesPerMinute: 600,
 
   toolCacheMaxEntries: 10_000,
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+
+  metricsMaxSeries: 2_000,
+  toolCacheMaxBytes: 64 * 1024 * 1024,
+  toolCacheMaxBytesPerOrg: 16 * 1024 * 1024,
+  maxToolResultBytes: 8 * 1024 * 1024,
+  maxTools: 1_000,
+  maxToolsListBytes: 4 * 1024 * 1024,
+  manifestMaxMemoryMb: 4_096,
+  manifestMaxCpuPercent: 400,
+  manifestMaxProcesses: 256,
+  manifestMaxOpenFiles: 8_192,
+  manifestMaxConcurrentInstances: 100,
+  manifestMaxIdleTimeoutMs: 60 * 60_000,
+  manifestMaxRateLimitPerMinute: 6_000,
+  manifestMaxWarmInstances: 10,
+  authFailureWindowMs: 60_000,
+  emailPerOrgPerHour: 100,
+  emailCustomPlugins: 'deny',
+  httpRequestTimeoutMs: 30_000,
+  httpConnectionTimeoutMs: 120_000,
+  platformTokenGraceMs: 10 * 60_000,
+  egressAllow: undefined,
+  egressMaxResponseBytes: 16 * 1024 * 1024,
+  egressConnectTimeoutMs: 10_000,
+  egressMaxConnectionsPerInstance: 64,
+  egressIdleTimeoutMs: 60_000,
+  mcpMaxSessions: 1_000,
+  mcpMaxSessionsPerOrg: 100,
+  mcpSessionIdleMs: 30 * 60_000,
 };
 
-type Kind = 'string' | 'int' | 'enum';
+type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
 interface Field {
   key: keyof HostConfig;
   env: string;
@@ -180,10 +275,42 @@ const FIELDS: readonly Field[] = [
   f('sandboxCpuPercent', 'HAY_SANDBOX_CPU_PERCENT', 'int', { min: 1 }),
   f('sandboxMaxProcesses', 'HAY_SANDBOX_MAX_PROCESSES', 'int', { min: 1 }),
   f('sandboxMaxOpenFiles', 'HAY_SANDBOX_MAX_OPEN_FILES', 'int', { min: 16 }),
+  f('allowUnsandboxedTenantCode', 'HAY_ALLOW_UNSANDBOXED_TENANT_CODE', 'bool'),
+  f('npmRegistry', 'HAY_NPM_REGISTRY', 'string'),
+  f('filesystemReadAllow', 'HAY_FILESYSTEM_READ_ALLOW', 'list'),
+  f('pluginStderrLinesPerMinute', 'HAY_PLUGIN_STDERR_LINES_PER_MINUTE', 'int', { min: 1 }),
   f('toolCacheMaxEntries', 'HAY_TOOL_CACHE_MAX_ENTRIES'),
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('metricsMaxSeries', 'HAY_METRICS_MAX_SERIES', 'int', { min: 1 }),
+  f('toolCacheMaxBytes', 'HAY_TOOL_CACHE_MAX_BYTES'),
+  f('toolCacheMaxBytesPerOrg', 'HAY_TOOL_CACHE_MAX_BYTES_PER_ORG'),
+  f('maxToolResultBytes', 'HAY_MAX_TOOL_RESULT_BYTES', 'int', { min: 1024 }),
+  f('maxTools', 'HAY_MAX_TOOLS', 'int', { min: 1 }),
+  f('maxToolsListBytes', 'HAY_MAX_TOOLS_LIST_BYTES', 'int', { min: 1024 }),
+  f('manifestMaxMemoryMb', 'HAY_MANIFEST_MAX_MEMORY_MB', 'int', { min: 16 }),
+  f('manifestMaxCpuPercent', 'HAY_MANIFEST_MAX_CPU_PERCENT', 'int', { min: 1 }),
+  f('manifestMaxProcesses', 'HAY_MANIFEST_MAX_PROCESSES', 'int', { min: 1 }),
+  f('manifestMaxOpenFiles', 'HAY_MANIFEST_MAX_OPEN_FILES', 'int', { min: 16 }),
+  f('manifestMaxConcurrentInstances', 'HAY_MANIFEST_MAX_CONCURRENT_INSTANCES', 'int', { min: 1 }),
+  f('manifestMaxIdleTimeoutMs', 'HAY_MANIFEST_MAX_IDLE_TIMEOUT_MS'),
+  f('manifestMaxRateLimitPerMinute', 'HAY_MANIFEST_MAX_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
+  f('manifestMaxWarmInstances', 'HAY_MANIFEST_MAX_WARM_INSTANCES'),
+  f('authFailureWindowMs', 'HAY_AUTH_FAILURE_WINDOW_MS', 'int', { min: 1 }),
+  f('emailPerOrgPerHour', 'HAY_EMAIL_PER_ORG_PER_HOUR'),
+  f('emailCustomPlugins', 'HAY_EMAIL_CUSTOM_PLUGINS', 'enum', { values: ['allow', 'deny'] }),
+  f('httpRequestTimeoutMs', 'HAY_HTTP_REQUEST_TIMEOUT_MS', 'int', { min: 1 }),
+  f('httpConnectionTimeoutMs', 'HAY_HTTP_CONNECTION_TIMEOUT_MS', 'int', { min: 1 }),
+  f('platformTokenGraceMs', 'HAY_PLATFORM_TOKEN_GRACE_MS'),
+  f('egressAllow', 'HAY_EGRESS_ALLOW', 'string'),
+  f('egressMaxResponseBytes', 'HAY_EGRESS_MAX_RESPONSE_BYTES', 'int', { min: 1024 }),
+  f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
+  f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
+  f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
+  f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
+  f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
+  f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -229,15 +356,34 @@ export function loadConfig(
   cfg.pluginsDir = path.resolve(cfg.pluginsDir);
   if (cfg.crashBackoffMaxMs < cfg.crashBackoffBaseMs)
     throw new ConfigError('HAY_CRASH_BACKOFF_MAX_MS must be >= HAY_CRASH_BACKOFF_BASE_MS');
+  if (!/^https?:\/\/[^/]+/.test(cfg.npmRegistry))
+    throw new ConfigError(`HAY_NPM_REGISTRY must be an http(s) URL; got "${cfg.npmRegistry}"`);
+  for (const p of cfg.filesystemReadAllow)
+    if (!path.isAbsolute(p))
+      throw new ConfigError(`HAY_FILESYSTEM_READ_ALLOW entries must be absolute paths; got "${p}"`);
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  try {
+    parseAllowList(cfg.egressAllow);
+  } catch (err) {
+    throw new ConfigError(`HAY_EGRESS_ALLOW: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return cfg;
 }
 
-function parseValue(field: Field, raw: string, source: string): string | number {
+function parseValue(field: Field, raw: string, source: string): string | number | boolean | string[] {
   switch (field.kind) {
     case 'string':
       return raw;
+    case 'bool':
+      if (['1', 'true'].includes(raw)) return true;
+      if (['0', 'false'].includes(raw)) return false;
+      throw new ConfigError(`${source} must be 1, true, 0 or false; got "${raw}"`);
+    case 'list':
+      return raw
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
     case 'enum':
       if (!field.values?.includes(raw))
         throw new ConfigError(`${source} must be one of ${field.values?.join(', ')}; got "${raw}"`);

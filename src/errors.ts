@@ -29,6 +29,8 @@ export type HayErrorCode =
   | 'CONFLICT'
   | 'SECRET_KEY_INVALID'
   | 'SANDBOX_UNAVAILABLE'
+  | 'EGRESS_DENIED'
+  | 'RESPONSE_TOO_LARGE'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -131,6 +133,20 @@ export class InstanceError extends HayError {
       ...(cause !== undefined ? { cause } : {}),
       ...(details !== undefined ? { details } : {}),
     });
+  }
+}
+
+/**
+ * An outbound connection made for a tenant was refused by the egress policy (EGRESS_DENIED), or a remote
+ * response exceeded its size cap (RESPONSE_TOO_LARGE). Messages name the host/address and the rule.
+ */
+export class EgressError extends HayError {
+  constructor(
+    code: 'EGRESS_DENIED' | 'RESPONSE_TOO_LARGE',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details ? { details } : undefined);
   }
 }
 

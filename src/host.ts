@@ -10,6 +10,7 @@ import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
+import { wireEgress } from './egress/wiring.js';
 import { PluginService } from './invocation/plugin-service.js';
 import { ToolArgumentValidator } from './invocation/tool-arguments.js';
 import { ToolResultCache } from './invocation/tool-cache.js';
@@ -17,6 +18,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
+import { wireGateway, type Gateway } from './gateway/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
 import { HOST_PACKAGES, HostPackages } from './registry/host-packages.js';
@@ -27,13 +29,14 @@ import { McpConnectionFactory } from './runtime/client/connection-factory.js';
 import { InstanceManager } from './runtime/instance/index.js';
 import { PluginEnvironment } from './runtime/plugin-env.js';
 import { ProcessManager } from './runtime/process/process-manager.js';
-import { createSandbox } from './runtime/sandbox/index.js';
+import { wireSandbox } from './runtime/sandbox/wiring.js';
 import { InstanceWarmup } from './runtime/warmup.js';
 import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
 import { PlatformTokens } from './security/platform-token.js';
 import { RateLimiter } from './security/rate-limiter.js';
-import { reencryptValues, SecretBox, collectKeyIds } from './security/secret-box.js';
+import { rotateKeys } from './security/key-rotation.js';
+import { SecretBox } from './security/secret-box.js';
 import { OrganizationService } from './tenancy/organizations.js';
 import { PluginSettingsService } from './tenancy/plugin-settings.js';
 
@@ -66,6 +69,7 @@ export interface HostServices {
   keyRing: KeyRing;
   http: FastifyInstance;
   warmup: InstanceWarmup;
+  gateway: Gateway;
 }
 
 /**
@@ -74,7 +78,7 @@ export interface HostServices {
  */
 export async function createHost(
   config: HostConfig,
-  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv } = {},
+  extra: { logger?: Logger; hostEnv?: NodeJS.ProcessEnv; hideSandboxLayers?: readonly string[] } = {},
 ): Promise<Host> {
   const logger = extra.logger ?? createLogger({ level: config.logLevel });
   const hostEnv = extra.hostEnv ?? process.env;
@@ -95,7 +99,16 @@ export async function createHost(
   const db = database.db;
   let schemaPath = manifestSchemaPath(config.pluginsDir);
   if (!existsSync(schemaPath)) schemaPath = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
-  const validator = new ManifestValidator(schemaPath);
+  const validator = new ManifestValidator(schemaPath, {
+    memoryMb: config.manifestMaxMemoryMb,
+    cpuPercent: config.manifestMaxCpuPercent,
+    maxProcesses: config.manifestMaxProcesses,
+    maxOpenFiles: config.manifestMaxOpenFiles,
+    maxConcurrentInstances: config.manifestMaxConcurrentInstances,
+    idleTimeoutMs: config.manifestMaxIdleTimeoutMs,
+    rateLimitPerMinute: config.manifestMaxRateLimitPerMinute,
+    warmInstances: config.manifestMaxWarmInstances,
+  });
   const registry = new PluginRegistry({
     db,
     logger: logger.child({ component: 'registry' }),
@@ -103,37 +116,52 @@ export async function createHost(
     validator,
     defaultMaxConcurrentInstances: config.defaultMaxConcurrentInstances,
   });
-  const audit = new AuditLog(db, logger.child({ component: 'audit' }));
+  const audit = new AuditLog(db, logger.child({ component: 'audit' }), {
+    flushIntervalMs: 500,
+    maxBuffered: 500,
+    authFailureWindowMs: config.authFailureWindowMs,
+  });
   const organizations = new OrganizationService(db, admin.token);
   const settings = new PluginSettingsService(db, box);
 
   // collectors read `instances` and `registry` at scrape time, after both exist
-  const metrics = new Metrics({
-    activeInstances: () => {
-      const counts = new Map<string, number>();
-      for (const i of instances.listInstances())
-        if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
-      return [...counts].map(([plugin, count]) => ({ plugin, count }));
+  const metrics = new Metrics(
+    {
+      activeInstances: () => {
+        const counts = new Map<string, number>();
+        for (const i of instances.listInstances())
+          if (i.state === 'running') counts.set(i.pluginId, (counts.get(i.pluginId) ?? 0) + 1);
+        return [...counts].map(([plugin, count]) => ({ plugin, count }));
+      },
+      queueDepth: () =>
+        registry
+          .listAll()
+          .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
+          .filter((q) => q.depth > 0),
+      usage: async () =>
+        (await instances.usage()).instances.map((u) => ({
+          plugin: u.pluginId,
+          instance: String(u.pid ?? 'remote'),
+          rssBytes: u.rssBytes,
+          cpuSeconds: u.cpuSeconds,
+        })),
     },
-    queueDepth: () =>
-      registry
-        .listAll()
-        .map((p) => ({ plugin: p.pluginId, depth: instances.queueDepth(p.key) }))
-        .filter((q) => q.depth > 0),
-    usage: async () =>
-      (await instances.usage()).instances.map((u) => ({
-        plugin: u.pluginId,
-        instance: String(u.pid ?? 'remote'),
-        rssBytes: u.rssBytes,
-        cpuSeconds: u.cpuSeconds,
-      })),
-  });
+    { maxSeries: config.metricsMaxSeries },
+  );
   const hostPackages = HostPackages.resolve(
     HOST_PACKAGES,
     packageRoot(),
     logger.child({ component: 'installer' }),
   );
+  const sandboxing = await wireSandbox(config, {
+    logger: logger.child({ component: 'sandbox' }),
+    hostEnv,
+    ...(extra.hideSandboxLayers ? { hideLayers: extra.hideSandboxLayers } : {}),
+    extraReadOnlyPaths: hostPackages.list().map((p) => p.dir),
+  });
+  const sandbox = sandboxing.sandbox;
   const installer = new PluginInstaller({
+    ...sandboxing.tenantInstall,
     registry,
     logger: logger.child({ component: 'installer' }),
     installTimeoutMs: config.installTimeoutMs,
@@ -150,14 +178,6 @@ export async function createHost(
     afterInstall: async (plugin) => void (await hostPackages.linkPeers(plugin.dir)),
   });
 
-  const sandbox = await createSandbox({
-    logger: logger.child({ component: 'sandbox' }),
-    mode: config.sandbox,
-    dataDir: config.dataDir,
-    pluginDataRoot: path.join(config.dataDir, 'plugin-data'),
-    extraReadOnlyPaths: [path.join(packageRoot(), 'node_modules'), ...hostPackages.list().map((p) => p.dir)],
-    protectedPaths: [config.dataDir],
-  });
   const layers = sandbox.describe();
   logger.info({ active: layers.active }, 'sandbox layers active');
   for (const u of layers.unavailable)
@@ -168,8 +188,18 @@ export async function createHost(
     sandbox,
     stopGraceMs: config.stopGraceMs,
     killGraceMs: config.killGraceMs,
+    stderrLinesPerMinute: config.pluginStderrLinesPerMinute,
+    onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: e.pluginId }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;
+  const egress = wireEgress({
+    config,
+    logger: logger.child({ component: 'egress' }),
+    platformTarget: () => {
+      const u = new URL(listenUrl);
+      return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port) };
+    },
+  });
   const environment = new PluginEnvironment({
     settings,
     tokens,
@@ -192,12 +222,14 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    egress: egress.plugins,
   });
   const instances = new InstanceManager({
     logger: logger.child({ component: 'instances' }),
     connections,
     preparer: installer,
     activity: settings,
+    callMeta: environment,
     options: {
       idleTimeoutMs: config.idleTimeoutMs,
       idleSweepIntervalMs: config.idleSweepIntervalMs,
@@ -253,7 +285,10 @@ export async function createHost(
     settings,
     instances,
     validator: new ToolArgumentValidator(),
-    cache: new ToolResultCache(config.toolCacheMaxEntries),
+    cache: new ToolResultCache(config.toolCacheMaxEntries, Date.now, {
+      maxBytes: config.toolCacheMaxBytes,
+      maxBytesPerOrg: config.toolCacheMaxBytesPerOrg,
+    }),
     audit,
     metrics,
     pluginLimiter: new RateLimiter({
@@ -302,13 +337,34 @@ export async function createHost(
       maxUncompressedBytes: config.uploadMaxUncompressedBytes,
     },
     extractTimeoutMs: 60_000,
+    readPaths: sandboxing.readPaths,
   });
 
+  const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
+  const gateway = wireGateway({
+    db,
+    logger,
+    organizations,
+    plugins,
+    settings,
+    instances,
+    registry,
+    audit,
+    metricsRegistry: metrics.registry,
+    options: {
+      listTimeoutMs: config.startTimeoutMs,
+      maxSessions: config.mcpMaxSessions,
+      maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
+      sessionIdleMs: config.mcpSessionIdleMs,
+      maxRequestBodyBytes: bodyLimitBytes,
+    },
+  });
   const services: ApiServices = {
     logger,
     organizations,
     plugins,
     audit,
+    gateway: gateway.settingsApi,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit),
       uninstallPlugin: (orgId, pluginId, actor) => uploads.uninstall(orgId, pluginId, actor),
@@ -320,9 +376,11 @@ export async function createHost(
     services,
     metrics,
     organizations,
-    bodyLimitBytes: Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024),
+    bodyLimitBytes,
     isReady: () => ready,
+    health: () => ({ sandbox: sandboxing.health() }),
     register: (app) => {
+      gateway.register(app);
       registerPlatformRoutes(app, { apis: platformApis, tokens, audit, metrics, logger });
       registerUploadRoutes(app, {
         organizations,
@@ -359,9 +417,11 @@ export async function createHost(
       keyRing,
       http,
       warmup,
+      gateway,
     },
     start() {
       starting ??= (async () => {
+        await uploads.repair();
         const report = await registry.scan();
         logger.info(
           {
@@ -378,6 +438,7 @@ export async function createHost(
         await http.listen({ host: config.host, port: config.port });
         const addr = http.server.address() as AddressInfo;
         listenUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+        gateway.start();
         ready = true;
         logger.info({ url: listenUrl }, 'hay plugin host listening');
         warmup.start();
@@ -388,6 +449,7 @@ export async function createHost(
       closing ??= (async () => {
         ready = false;
         await starting?.catch(() => undefined);
+        await gateway.close();
         const httpClosed = http.close();
         const drained = await Promise.race([
           httpClosed.then(() => true),
@@ -398,6 +460,7 @@ export async function createHost(
         await warmup.close();
         await instances.close();
         await processes.close();
+        await egress.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
         await audit.close();
@@ -458,31 +521,4 @@ function stopCause(reason: string): string {
   ];
   const r = reason.toLowerCase();
   return causes.find((c) => r.includes(c)) ?? 'other';
-}
-
-/**
- * Adds a new current key, re-encrypts every stored configuration with it, then retires keys no stored
- * value uses. An interruption leaves every value readable: old keys are retired last.
- */
-async function rotateKeys(ring: KeyRing, box: SecretBox, settings: PluginSettingsService, audit: AuditLog) {
-  const keyId = await ring.rotate();
-  let reencrypted = 0;
-  for (const row of await settings.allStored()) {
-    const { value, changed } = reencryptValues(row.configuration, box);
-    if (changed > 0) {
-      await settings.replaceStored(row.id, value);
-      reencrypted += changed;
-    }
-  }
-  const used = new Set<string>();
-  for (const row of await settings.allStored()) collectKeyIds(row.configuration, used);
-  for (const id of ring.keyIds()) if (id !== keyId && !used.has(id)) await ring.retire(id);
-  audit.record({
-    organizationId: null,
-    actor: 'admin',
-    action: 'secrets.rotate',
-    outcome: 'ok',
-    details: { keyId, reencrypted },
-  });
-  return { reencrypted, keyId };
 }

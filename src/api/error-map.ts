@@ -14,6 +14,8 @@ export const TRPC_CODE: Record<HayErrorCode, TRPC_ERROR_CODE_KEY> = {
   BUILD_FAILED: 'PRECONDITION_FAILED',
   INSTANCE_FAILED: 'PRECONDITION_FAILED',
   SANDBOX_UNAVAILABLE: 'PRECONDITION_FAILED',
+  EGRESS_DENIED: 'FORBIDDEN',
+  RESPONSE_TOO_LARGE: 'BAD_GATEWAY',
   CONFIGURATION_INVALID: 'BAD_REQUEST',
   ARGUMENTS_INVALID: 'BAD_REQUEST',
   INPUT_INVALID: 'BAD_REQUEST',
@@ -59,3 +61,47 @@ const HTTP_OF_TRPC: Record<TRPC_ERROR_CODE_KEY, number> = {
 export function httpStatusOf(code: HayErrorCode): number {
   return HTTP_OF_TRPC[TRPC_CODE[code]];
 }
+
+/**
+ * How a HayError reaches an MCP client of `/mcp`: as a tool result with `isError: true` (the model reads
+ * the message and may retry or fix its arguments; argument errors are tool errors per MCP 2025-11-25), or
+ * as a JSON-RPC error with this code (the request itself was wrong, or the host failed).
+ */
+export type McpErrorMapping = { as: 'tool_result' } | { as: 'protocol'; code: number };
+
+const TOOL_RESULT: McpErrorMapping = { as: 'tool_result' };
+const INVALID_PARAMS: McpErrorMapping = { as: 'protocol', code: -32602 };
+const INVALID_REQUEST: McpErrorMapping = { as: 'protocol', code: -32600 };
+const INTERNAL_ERROR: McpErrorMapping = { as: 'protocol', code: -32603 };
+
+/** The MCP column of the same table. An unknown or hidden tool is -32602, as the MCP spec asks. */
+export const MCP_ERROR: Record<HayErrorCode, McpErrorMapping> = {
+  CONFIG_INVALID: INTERNAL_ERROR,
+  MANIFEST_INVALID: INVALID_PARAMS,
+  PLUGIN_NOT_FOUND: INVALID_PARAMS,
+  TOOL_NOT_FOUND: INVALID_PARAMS,
+  ORG_NOT_FOUND: INVALID_PARAMS,
+  PLUGIN_NOT_ENABLED: TOOL_RESULT,
+  PLUGIN_NOT_READY: TOOL_RESULT,
+  INSTALL_FAILED: TOOL_RESULT,
+  BUILD_FAILED: TOOL_RESULT,
+  INSTANCE_FAILED: TOOL_RESULT,
+  SANDBOX_UNAVAILABLE: TOOL_RESULT,
+  CONFIGURATION_INVALID: INVALID_PARAMS,
+  ARGUMENTS_INVALID: TOOL_RESULT,
+  INPUT_INVALID: INVALID_PARAMS,
+  UPLOAD_INVALID: INVALID_PARAMS,
+  UNAUTHORIZED: INVALID_REQUEST,
+  FORBIDDEN: INVALID_PARAMS,
+  PERMISSION_DENIED: TOOL_RESULT,
+  CAPACITY: TOOL_RESULT,
+  RATE_LIMITED: TOOL_RESULT,
+  TIMEOUT: TOOL_RESULT,
+  INSTANCE_CRASHED: TOOL_RESULT,
+  SHUTTING_DOWN: INTERNAL_ERROR,
+  CONFLICT: TOOL_RESULT,
+  SECRET_KEY_INVALID: INTERNAL_ERROR,
+  EGRESS_DENIED: TOOL_RESULT,
+  RESPONSE_TOO_LARGE: TOOL_RESULT,
+  INTERNAL: INTERNAL_ERROR,
+};

@@ -1,12 +1,13 @@
 import { fastifyTRPCPlugin, type FastifyTRPCPluginOptions } from '@trpc/server/adapters/fastify';
 import { setMaxListeners } from 'node:events';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { LIMITS } from './inputs.js';
 import { registerInvokeRoute } from './invoke-route.js';
+import { registerTrpcFastPath } from './trpc-fast-path.js';
 import { appRouter, type AppRouter } from './router.js';
-import type { ApiServices } from './trpc.js';
+import type { ApiContext, ApiServices } from './trpc.js';
 import { bearerToken } from './bearer.js';
 
 export interface HttpServerDeps {
@@ -15,8 +16,12 @@ export interface HttpServerDeps {
   organizations: OrganizationService;
   bodyLimitBytes: number;
   isReady: () => boolean;
+  /** Extra facts for GET /healthz (e.g. the sandbox and whether tenant code is refused or unsandboxed). */
+  health?: () => Record<string, unknown>;
   /** Extra routes (platform APIs, uploads). */
   register?: (app: FastifyInstance) => void;
+  /** Answer hot tRPC procedures without the Fetch adapter (src/api/trpc-fast-path.ts). Default true. */
+  trpcFastPath?: boolean;
 }
 
 /**
@@ -34,7 +39,9 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     routerOptions: { maxParamLength: 8192 },
   });
   app.get('/healthz', async (_req, reply) =>
-    deps.isReady() ? reply.send({ status: 'ok' }) : reply.status(503).send({ status: 'starting' }),
+    deps.isReady()
+      ? reply.send({ status: 'ok', ...deps.health?.() })
+      : reply.status(503).send({ status: 'starting' }),
   );
   app.get('/metrics', async (req, reply) => {
     const header = req.headers.authorization;
@@ -47,27 +54,30 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       .header('content-type', deps.metrics.registry.contentType)
       .send(await deps.metrics.registry.metrics());
   });
+  const createContext = (req: FastifyRequest, res: FastifyReply): ApiContext => {
+    const header = req.headers.authorization;
+    const controller = new AbortController();
+    // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
+    setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
+    // the client went away before the answer was written: cancel the work
+    res.raw.once('close', () => {
+      if (!res.raw.writableFinished) controller.abort();
+    });
+    return { services: deps.services, token: bearerToken(header), signal: controller.signal, ip: req.ip };
+  };
+  if (deps.trpcFastPath ?? true)
+    registerTrpcFastPath(app, {
+      router: appRouter,
+      prefix: '/trpc',
+      maxBatchSize: LIMITS.batchCalls,
+      createContext,
+    });
   void app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
     trpcOptions: {
       router: appRouter,
       maxBatchSize: LIMITS.batchCalls,
-      createContext: ({ req, res }) => {
-        const header = req.headers.authorization;
-        const controller = new AbortController();
-        // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
-        setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
-        // the client went away before the answer was written: cancel the work
-        res.raw.once('close', () => {
-          if (!res.raw.writableFinished) controller.abort();
-        });
-        return {
-          services: deps.services,
-          token: bearerToken(header),
-          signal: controller.signal,
-          ip: req.ip,
-        };
-      },
+      createContext: ({ req, res }) => createContext(req, res),
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
   });
   registerInvokeRoute(app, {

@@ -34,7 +34,28 @@ export const toolCall = z.object({
 
 export const inputs = {
   createOrganization: z.object({ name: z.string().trim().min(1).max(LIMITS.nameChars) }),
-  createApiKey: z.object({ organizationId: uuid, role: z.enum(['admin', 'member']).default('member') }),
+  createApiKey: z.object({
+    organizationId: uuid,
+    role: z.enum(['admin', 'member']).default('member'),
+    /** Least privilege: the key reaches only these plugins and/or `<pluginId>/<tool>` tools. */
+    restrict: z
+      .object({
+        plugins: z.array(pluginId).min(1).max(200).optional(),
+        tools: z
+          .array(
+            z
+              .string()
+              .max(300)
+              .regex(/^[a-z0-9]+(-[a-z0-9]+)*\/[^/\s]+$/, 'expected "<pluginId>/<toolName>"'),
+          )
+          .min(1)
+          .max(1000)
+          .optional(),
+      })
+      .strict()
+      .refine((r) => r.plugins !== undefined || r.tools !== undefined, 'name plugins or tools')
+      .optional(),
+  }),
   revokeApiKey: z.object({ keyId: z.string().min(1).max(64) }),
   orgPlugin: z.object({ organizationId: uuid, pluginId }),
   pluginRef: z.object({ pluginId }),

@@ -24,12 +24,11 @@ export function registerInvokeRoute(
       const header = req.headers.authorization;
       const token = bearerToken(header);
       const principal = await deps.organizations.authenticate(token).catch((err: unknown) => {
-        deps.audit.record({
-          organizationId: null,
-          actor: `ip:${req.ip}`,
-          action: 'auth.failed',
-          outcome: 'denied',
-          details: { reason: isHayError(err) ? err.message : 'error' },
+        deps.audit.recordAuthFailure({
+          ip: req.ip,
+          token,
+          reason: isHayError(err) ? err.message : 'error',
+          route: 'invoke',
         });
         throw err;
       });
@@ -50,6 +49,7 @@ export function registerInvokeRoute(
         organizationId: principal.organizationId,
         actor: `key:${principal.keyPrefix}`,
         keyId: principal.keyId,
+        ...(principal.scopes ? { scopes: principal.scopes } : {}),
       };
       return await deps.plugins.invokeTool(caller, parsed.data, controller.signal);
     } catch (err) {

@@ -1,4 +1,5 @@
 import type { AuditAction } from '../audit/audit-log.js';
+import { gatewayRouter } from '../gateway/router.js';
 import { inputs } from './inputs.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
@@ -36,15 +37,19 @@ const adminRouter = router({
   }),
   listOrganizations: adminProcedure.query(({ ctx }) => ctx.services.organizations.list()),
   createApiKey: adminProcedure.input(inputs.createApiKey).mutation(async ({ ctx, input }) => {
-    const { plain, info } = await ctx.services.organizations.createApiKey(input.organizationId, input.role);
+    const { plain, info } = await ctx.services.organizations.createApiKey(
+      input.organizationId,
+      input.role,
+      input.restrict,
+    );
     ctx.services.audit.record({
       organizationId: input.organizationId,
       actor: 'admin',
       action: 'apikey.create',
       outcome: 'ok',
-      details: { prefix: info.prefix, role: info.role },
+      details: { prefix: info.prefix, role: info.role, ...(info.scopes ? { scopes: info.scopes } : {}) },
     });
-    return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role };
+    return { apiKey: plain, keyId: info.id, prefix: info.prefix, role: info.role, scopes: info.scopes };
   }),
   revokeApiKey: adminProcedure.input(inputs.revokeApiKey).mutation(async ({ ctx, input }) => {
     const info = await ctx.services.organizations.revokeApiKey(input.keyId);
@@ -115,5 +120,10 @@ const auditRouter = router({
     ),
 });
 
-export const appRouter = router({ admin: adminRouter, plugins: pluginsRouter, audit: auditRouter });
+export const appRouter = router({
+  admin: adminRouter,
+  plugins: pluginsRouter,
+  audit: auditRouter,
+  gateway: gatewayRouter,
+});
 export type AppRouter = typeof appRouter;

@@ -12,6 +12,11 @@ export interface ApiServices {
   organizations: OrganizationService;
   plugins: PluginService;
   audit: AuditLog;
+  /** Settings of the organization's MCP endpoint (src/gateway/). */
+  gateway: {
+    settings(orgId: string): Promise<{ unprefixedNames: boolean }>;
+    configure(orgId: string, settings: { unprefixedNames: boolean }): Promise<{ unprefixedNames: boolean }>;
+  };
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;
@@ -73,12 +78,10 @@ const authed = publicProcedure.use(async ({ ctx, next }) => {
   try {
     principal = await ctx.services.organizations.authenticate(ctx.token);
   } catch (err) {
-    ctx.services.audit.record({
-      organizationId: null,
-      actor: `ip:${ctx.ip}`,
-      action: 'auth.failed',
-      outcome: 'denied',
-      details: { reason: isHayError(err) ? err.message : 'error' },
+    ctx.services.audit.recordAuthFailure({
+      ip: ctx.ip,
+      token: ctx.token,
+      reason: isHayError(err) ? err.message : 'error',
     });
     throw err;
   }
@@ -101,7 +104,12 @@ export const orgProcedure = authed.use(({ ctx, next }) => {
     });
   return next({
     ctx: {
-      caller: { organizationId: p.organizationId, actor: `key:${p.keyPrefix}`, keyId: p.keyId },
+      caller: {
+        organizationId: p.organizationId,
+        actor: `key:${p.keyPrefix}`,
+        keyId: p.keyId,
+        ...(p.scopes ? { scopes: p.scopes } : {}),
+      },
       role: p.role,
     },
   });

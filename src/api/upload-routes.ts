@@ -96,12 +96,11 @@ async function authorize(
   try {
     principal = await deps.organizations.authenticate(token);
   } catch (err) {
-    deps.audit.record({
-      organizationId: null,
-      actor: `ip:${req.ip}`,
-      action: 'auth.failed',
-      outcome: 'denied',
-      details: { reason: isHayError(err) ? err.message : 'error', route: 'plugins.upload' },
+    deps.audit.recordAuthFailure({
+      ip: req.ip,
+      token,
+      reason: isHayError(err) ? err.message : 'error',
+      route: 'plugins.upload',
     });
     throw err;
   }

@@ -20,7 +20,8 @@ export type AuditAction =
   | 'org.create'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'secrets.rotate';
+  | 'secrets.rotate'
+  | 'gateway.configure';
 
 export interface AuditEntry {
   organizationId: string | null;
@@ -50,6 +51,35 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** One failed authentication, as seen at the edge. `token` is never stored, only its key prefix. */
+export interface AuthFailure {
+  ip: string;
+  token: string | undefined;
+  reason: string;
+  /** Route or procedure family, e.g. `plugins.upload`; omitted for tRPC. */
+  route?: string;
+}
+
+interface AuthAggregate {
+  ip: string;
+  keyPrefix: string;
+  reason: string;
+  route: string | undefined;
+  count: number;
+  firstAt: Date;
+  lastAt: Date;
+}
+
+/** Distinct sources aggregated per window; beyond it failures count under source `*`. */
+const MAX_AUTH_SOURCES = 1_000;
+
+/** What of a presented token may be stored: the public lookup prefix of an API-key-shaped token. */
+function keyPrefixOf(token: string | undefined): string {
+  if (token === undefined || token === '') return 'none';
+  if (/^hay_[A-Za-z0-9_-]{8}/.test(token)) return token.slice(0, 12);
+  return 'other';
+}
+
 /**
  * Append-only audit log. `record` never blocks the caller on the database: entries are buffered and
  * written in batches every `flushIntervalMs` or when `maxBuffered` is reached; `query` and `close`
@@ -60,15 +90,86 @@ export class AuditLog {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  private readonly authFailures = new Map<string, AuthAggregate>();
+  private authTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
-    private readonly options: { flushIntervalMs: number; maxBuffered: number } = {
+    private readonly options: {
+      flushIntervalMs: number;
+      maxBuffered: number;
+      /** Failed authentications of one source within this window become one row. */
+      authFailureWindowMs?: number;
+    } = {
       flushIntervalMs: 500,
       maxBuffered: 500,
     },
   ) {}
+
+  /**
+   * Counts a failed authentication. Failures of one source (IP, key prefix, reason, route) within the
+   * window are written as ONE `auth.failed` row with `count`, `firstAt`, `lastAt`; the window closes
+   * on its timer or on flush()/query()/close(). Memory is bounded: past MAX_AUTH_SOURCES sources,
+   * failures are counted under ip `*`.
+   */
+  recordAuthFailure(f: AuthFailure): void {
+    let ip = f.ip.slice(0, 64);
+    let keyPrefix = keyPrefixOf(f.token);
+    const reason = f.reason.slice(0, 200);
+    let key = `${ip}\u0000${keyPrefix}\u0000${reason}\u0000${f.route ?? ''}`;
+    if (!this.authFailures.has(key) && this.authFailures.size >= MAX_AUTH_SOURCES) {
+      ip = '*';
+      keyPrefix = '*';
+      key = `*\u0000*\u0000${reason}\u0000${f.route ?? ''}`;
+    }
+    const now = new Date();
+    const agg = this.authFailures.get(key);
+    if (agg) {
+      agg.count++;
+      agg.lastAt = now;
+    } else {
+      this.authFailures.set(key, {
+        ip,
+        keyPrefix,
+        reason,
+        route: f.route,
+        count: 1,
+        firstAt: now,
+        lastAt: now,
+      });
+    }
+    if (!this.authTimer && !this.closed) {
+      this.authTimer = setTimeout(() => {
+        this.authTimer = undefined;
+        this.closeAuthWindow();
+      }, this.options.authFailureWindowMs ?? 60_000);
+      this.authTimer.unref();
+    }
+  }
+
+  /** Moves the open auth-failure aggregates into the write buffer. */
+  private closeAuthWindow(): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = undefined;
+    if (this.authFailures.size === 0) return;
+    for (const a of this.authFailures.values())
+      this.record({
+        organizationId: null,
+        actor: `ip:${a.ip}`,
+        action: 'auth.failed',
+        outcome: 'denied',
+        details: {
+          reason: a.reason,
+          keyPrefix: a.keyPrefix,
+          count: a.count,
+          firstAt: a.firstAt.toISOString(),
+          lastAt: a.lastAt.toISOString(),
+          ...(a.route !== undefined ? { route: a.route } : {}),
+        },
+      });
+    this.authFailures.clear();
+  }
 
   record(entry: AuditEntry): void {
     this.buffer.push({
@@ -92,6 +193,7 @@ export class AuditLog {
 
   /** Writes everything buffered so far. Concurrent calls chain. */
   flush(): Promise<void> {
+    this.closeAuthWindow();
     const run = (this.flushing ?? Promise.resolve()).then(async () => {
       if (this.buffer.length === 0) return;
       const batch = this.buffer;
@@ -141,6 +243,7 @@ export class AuditLog {
   /** Flushes and stops the timer. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.closeAuthWindow();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.flush();

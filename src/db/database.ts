@@ -26,6 +26,13 @@ const MIGRATION_LOCK_KEY = 7_301_455_221;
  * generated migrations (drizzle/); with real Postgres they run under an advisory lock so several host
  * nodes booting together migrate once.
  */
+/**
+ * postgresql.conf of the embedded database (PGlite writes it into the data folder at each open).
+ * shared_buffers: PGlite's default of 128MB is resident from the start and was half the host's idle RSS
+ * (docs/benchmarks.md, "Memory"); the host's tables are small and mostly written.
+ */
+const PGLITE_CONF = 'shared_buffers=16MB';
+
 export async function openDatabase(options: {
   databaseUrl: string | undefined;
   dataDir: string;
@@ -34,7 +41,7 @@ export async function openDatabase(options: {
   if (options.databaseUrl === undefined) {
     const dir = path.join(options.dataDir, 'pglite');
     await mkdir(dir, { recursive: true });
-    const client = await PGlite.create(dir);
+    const client = await PGlite.create(dir, { postgresqlconf: PGLITE_CONF });
     const db = drizzlePglite(client, { schema });
     try {
       await migratePglite(db, { migrationsFolder });

@@ -14,6 +14,9 @@ import {
   varchar,
 } from 'drizzle-orm/pg-core';
 import type { HayPluginManifest } from '../manifest/types.js';
+import { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
+
+export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -37,6 +40,8 @@ export const apiKeys = pgTable(
     role: varchar('role', { length: 16 }).notNull().$type<'admin' | 'member'>(),
     createdAt: ts('created_at').notNull().defaultNow(),
     revokedAt: ts('revoked_at'),
+    /** Least privilege: null = every plugin of the org; else only these plugins / `<pluginId>/<tool>` tools. */
+    scopes: jsonb('scopes').$type<{ plugins?: string[]; tools?: string[] }>(),
   },
   (t) => [uniqueIndex('api_keys_prefix_uq').on(t.prefix), index('api_keys_org_idx').on(t.organizationId)],
 );
@@ -121,7 +126,14 @@ export const auditLog = pgTable(
   ],
 );
 
-export const schema = { organizations, apiKeys, pluginRegistry, pluginInstances, auditLog };
+export const schema = {
+  organizations,
+  apiKeys,
+  pluginRegistry,
+  pluginInstances,
+  auditLog,
+  ...{ gatewayOrgSettings, gatewayToolLists },
+};
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;
 export type PluginInstanceRow = typeof pluginInstances.$inferSelect;

@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import {
+  AuthError,
   HayError,
   NotFoundError,
   PreconditionError,
@@ -8,7 +9,7 @@ import {
   isHayError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Metrics, CallOutcome } from '../observability/metrics.js';
+import { UNKNOWN_LABEL, type Metrics, type CallOutcome } from '../observability/metrics.js';
 import { mapLimit } from '../registry/discovery.js';
 import type { InstallProgress } from '../registry/installer.js';
 import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/plugin-registry.js';
@@ -16,7 +17,9 @@ import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
+import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
+import type { KeyScopes } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { sanitizeArguments } from './sanitize.js';
 import type { ToolArgumentValidator } from './tool-arguments.js';
@@ -30,6 +33,24 @@ export interface Caller {
   actor: string;
   /** Rate-limit bucket of the API key. */
   keyId: string;
+  /** Least privilege: the key reaches only these plugins/tools (unset: all of its organization). */
+  scopes?: KeyScopes;
+}
+
+/** Per-call hooks for callers that relay MCP notifications (the /mcp gateway). */
+export interface InvokeOptions {
+  /** Progress notifications of the plugin for this call. */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+}
+
+/** What a catalog (the /mcp gateway) needs of one enabled plugin, read without starting it. */
+export interface CatalogPlugin {
+  pluginId: string;
+  pluginKey: string;
+  checksum: string;
+  /** Tools the manifest declares (capabilities.mcp.tools), as MCP tools. */
+  declaredTools: Tool[];
+  running: boolean;
 }
 
 export interface PluginSummary {
@@ -188,6 +209,7 @@ export class PluginService {
   }
 
   async listTools(caller: Caller, pluginId: string): Promise<Tool[]> {
+    this.inScope(caller, pluginId);
     const { plugin, spec } = await this.callable(caller.organizationId, pluginId);
     await this.awaitInstall(plugin, spec);
     try {
@@ -203,19 +225,30 @@ export class PluginService {
    * The tool-call path: visibility, enablement, rate limits, tool lookup (server's tools/list is the
    * truth), argument validation, cache, call. A tool's `isError` result is returned, not thrown.
    */
-  async invokeTool(caller: Caller, input: ToolCallInput, signal?: AbortSignal): Promise<CallToolResult> {
+  async invokeTool(
+    caller: Caller,
+    input: ToolCallInput,
+    signal?: AbortSignal,
+    options?: InvokeOptions,
+  ): Promise<CallToolResult> {
     const started = performance.now();
     const orgId = caller.organizationId;
-    let pluginLabel = 'unknown';
+    // metric labels name only what the host matched: a registered plugin, a tool it listed or declared
+    let pluginLabel = UNKNOWN_LABEL;
+    let toolLabel = UNKNOWN_LABEL;
     let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
     try {
+      // the API key's limit comes before any lookup: unknown names cost the caller its own budget
+      this.limitKey(caller);
+      this.inScope(caller, input.pluginId, input.toolName);
       const { plugin, spec } = await this.callable(orgId, input.pluginId);
       pluginLabel = plugin.pluginId;
       pluginKey = plugin.key;
-      this.limit(caller, plugin);
-      await this.awaitInstall(plugin, spec, signal);
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
+      if (declared) toolLabel = declared.name;
+      this.limitPlugin(caller, plugin);
+      await this.awaitInstall(plugin, spec, signal);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
@@ -228,7 +261,11 @@ export class PluginService {
         spec,
         input.toolName,
         input.arguments,
-        { signal, timeoutMs: this.d.options.callTimeoutMs },
+        {
+          signal,
+          timeoutMs: this.d.options.callTimeoutMs,
+          ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
+        },
         (tools) => {
           const tool = tools.find((t) => t.name === input.toolName);
           if (!tool)
@@ -236,6 +273,7 @@ export class PluginService {
               'TOOL_NOT_FOUND',
               `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
             );
+          toolLabel = tool.name;
           this.d.validator.validate(
             versionKey(orgId, plugin),
             tool.name,
@@ -261,12 +299,12 @@ export class PluginService {
       throw pluginKey === undefined ? err : this.installingInstead(this.d.registry.getByKey(pluginKey), err);
     } finally {
       const ms = performance.now() - started;
-      this.d.metrics.recordCall(pluginLabel, input.toolName, outcome, ms / 1000);
+      this.d.metrics.recordCall(pluginLabel, toolLabel, outcome, ms / 1000);
       if (this.d.logger.isLevelEnabled('debug'))
         this.d.logger.debug(
           {
             orgId,
-            pluginId: pluginLabel === 'unknown' ? input.pluginId.slice(0, 100) : pluginLabel,
+            pluginId: pluginKey === undefined ? input.pluginId.slice(0, 100) : pluginLabel,
             tool: input.toolName.slice(0, 100),
             durationMs: Math.round(ms * 100) / 100,
             outcome,
@@ -311,6 +349,65 @@ export class PluginService {
           },
         };
       }
+    });
+  }
+
+  /**
+   * The organization's enabled, runnable plugins with their manifest-declared tools and whether an
+   * instance runs now. Starts nothing.
+   */
+  async catalogPlugins(orgId: string): Promise<CatalogPlugin[]> {
+    const plugins = this.d.registry
+      .list(orgId)
+      .filter((p) => p.status === 'ok' && p.manifest !== null && this.d.registry.toSpec(p));
+    const enabled = await this.d.settings.enabledMap(
+      orgId,
+      plugins.map((p) => p.key),
+    );
+    const running = new Set(
+      this.d.instances
+        .listInstances({ orgId })
+        .filter((i) => i.state === 'running')
+        .map((i) => i.pluginKey),
+    );
+    return plugins
+      .filter((p) => enabled.get(p.key) === true)
+      .map((p) => ({
+        pluginId: p.pluginId,
+        pluginKey: p.key,
+        checksum: p.checksum,
+        declaredTools: (p.manifest?.capabilities?.mcp?.tools ?? []).map((t) => ({
+          name: t.name,
+          ...(t.description ? { description: t.description } : {}),
+          inputSchema: {
+            type: 'object' as const,
+            ...(t.input_schema as Record<string, unknown> | undefined),
+          },
+        })),
+        running: running.has(p.key),
+      }));
+  }
+
+  /**
+   * tools/list of the (org, plugin) instance. `start: false`: only if one is running now (else
+   * undefined; nothing is started). No caller: for host-internal catalogs; visibility still applies.
+   */
+  async instanceTools(
+    orgId: string,
+    pluginId: string,
+    options: { start: boolean; timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<Tool[] | undefined> {
+    const { plugin, spec } = await this.callable(orgId, pluginId);
+    if (
+      !options.start &&
+      !this.d.instances
+        .listInstances({ orgId })
+        .some((i) => i.pluginKey === plugin.key && i.state === 'running')
+    )
+      return undefined;
+    return this.d.instances.listTools(orgId, spec, {
+      timeoutMs: options.timeoutMs ?? this.d.options.callTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
   }
 
@@ -427,18 +524,33 @@ export class PluginService {
     return { plugin, spec };
   }
 
-  private limit(caller: Caller, plugin: RegisteredPlugin): void {
-    const perPlugin = this.d.pluginLimiter.take(`${caller.organizationId}\u0000${plugin.key}`);
-    const perKey = perPlugin.ok ? this.d.keyLimiter.take(caller.keyId) : perPlugin;
-    if (perKey.ok) return;
-    const scope = perPlugin.ok ? 'api_key' : 'plugin';
-    this.d.metrics.rateLimited.inc({ plugin: plugin.pluginId, scope });
-    const retry = Math.ceil(perKey.retryAfterMs / 1000);
+  /** A key restricted to some plugins/tools: anything else is FORBIDDEN. */
+  private inScope(caller: Caller, pluginId: string, tool?: string): void {
+    if (scopeAllows(caller.scopes, pluginId, tool)) return;
+    throw new AuthError(
+      'FORBIDDEN',
+      tool === undefined
+        ? `this API key is restricted and may not use plugin ${pluginId}`
+        : `this API key is restricted and may not call ${pluginId}/${tool}`,
+    );
+  }
+
+  private limitKey(caller: Caller): void {
+    const taken = this.d.keyLimiter.take(caller.keyId);
+    if (taken.ok) return;
+    this.d.metrics.recordRateLimited(UNKNOWN_LABEL, 'api_key');
+    const retry = Math.ceil(taken.retryAfterMs / 1000);
+    throw new RateLimitError(`rate limit for this API key exceeded; retry in ${retry} s`, taken.retryAfterMs);
+  }
+
+  private limitPlugin(caller: Caller, plugin: RegisteredPlugin): void {
+    const taken = this.d.pluginLimiter.take(`${caller.organizationId}\u0000${plugin.key}`);
+    if (taken.ok) return;
+    this.d.metrics.recordRateLimited(plugin.pluginId, 'plugin');
+    const retry = Math.ceil(taken.retryAfterMs / 1000);
     throw new RateLimitError(
-      scope === 'plugin'
-        ? `rate limit for plugin ${plugin.pluginId} exceeded for this organization; retry in ${retry} s`
-        : `rate limit for this API key exceeded; retry in ${retry} s`,
-      perKey.retryAfterMs,
+      `rate limit for plugin ${plugin.pluginId} exceeded for this organization; retry in ${retry} s`,
+      taken.retryAfterMs,
     );
   }
 
@@ -488,6 +600,7 @@ function outcomeOf(err: unknown): CallOutcome {
       return 'capacity';
     case 'ARGUMENTS_INVALID':
     case 'TOOL_NOT_FOUND':
+    case 'PLUGIN_NOT_FOUND':
       return 'invalid';
     default:
       return 'error';

@@ -33,11 +33,92 @@ export function pointerSegment(key: string): string {
 }
 
 /**
- * Rules JSON Schema cannot express. Runs only on schema-valid manifests, so shapes are as typed.
- * Returns problems in document order; empty when the manifest is fine.
+ * Operator ceilings for manifest `runtime` settings (config `manifestMax*`): a manifest asking for more
+ * is invalid, and the problem names the ceiling and its variable.
  */
-export function semanticProblems(manifest: HayPluginManifest): ManifestProblem[] {
+export interface RuntimeCeilings {
+  memoryMb: number;
+  cpuPercent: number;
+  maxProcesses: number;
+  maxOpenFiles: number;
+  maxConcurrentInstances: number;
+  idleTimeoutMs: number;
+  rateLimitPerMinute: number;
+  warmInstances: number;
+}
+
+const CEILING_CHECKS: readonly {
+  pointer: string;
+  get: (m: HayPluginManifest) => number | undefined;
+  ceiling: keyof RuntimeCeilings;
+  env: string;
+}[] = [
+  {
+    pointer: '/runtime/limits/memoryMb',
+    get: (m) => m.runtime?.limits?.memoryMb,
+    ceiling: 'memoryMb',
+    env: 'HAY_MANIFEST_MAX_MEMORY_MB',
+  },
+  {
+    pointer: '/runtime/limits/cpuPercent',
+    get: (m) => m.runtime?.limits?.cpuPercent,
+    ceiling: 'cpuPercent',
+    env: 'HAY_MANIFEST_MAX_CPU_PERCENT',
+  },
+  {
+    pointer: '/runtime/limits/maxProcesses',
+    get: (m) => m.runtime?.limits?.maxProcesses,
+    ceiling: 'maxProcesses',
+    env: 'HAY_MANIFEST_MAX_PROCESSES',
+  },
+  {
+    pointer: '/runtime/limits/maxOpenFiles',
+    get: (m) => m.runtime?.limits?.maxOpenFiles,
+    ceiling: 'maxOpenFiles',
+    env: 'HAY_MANIFEST_MAX_OPEN_FILES',
+  },
+  {
+    pointer: '/runtime/maxConcurrentInstances',
+    get: (m) => m.runtime?.maxConcurrentInstances,
+    ceiling: 'maxConcurrentInstances',
+    env: 'HAY_MANIFEST_MAX_CONCURRENT_INSTANCES',
+  },
+  {
+    pointer: '/runtime/idleTimeoutMs',
+    get: (m) => m.runtime?.idleTimeoutMs,
+    ceiling: 'idleTimeoutMs',
+    env: 'HAY_MANIFEST_MAX_IDLE_TIMEOUT_MS',
+  },
+  {
+    pointer: '/runtime/rateLimitPerMinute',
+    get: (m) => m.runtime?.rateLimitPerMinute,
+    ceiling: 'rateLimitPerMinute',
+    env: 'HAY_MANIFEST_MAX_RATE_LIMIT_PER_MINUTE',
+  },
+  {
+    pointer: '/runtime/warmInstances',
+    get: (m) => m.runtime?.warmInstances,
+    ceiling: 'warmInstances',
+    env: 'HAY_MANIFEST_MAX_WARM_INSTANCES',
+  },
+];
+
+/**
+ * Rules JSON Schema cannot express. Runs only on schema-valid manifests, so shapes are as typed.
+ * Returns problems in document order; empty when the manifest is fine. With `ceilings`, every
+ * `runtime` limit above the operator's ceiling is a problem naming the ceiling.
+ */
+export function semanticProblems(manifest: HayPluginManifest, ceilings?: RuntimeCeilings): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
+  for (const c of ceilings ? CEILING_CHECKS : []) {
+    const value = c.get(manifest);
+    const max = ceilings?.[c.ceiling];
+    if (value !== undefined && max !== undefined && value > max)
+      problems.push({
+        pointer: c.pointer,
+        rule: `is ${value}, above this host's ceiling of ${max} (${c.env}); ask the operator or lower it`,
+      });
+  }
   const mcp = manifest.capabilities?.mcp;
 
   const firstTool = new Map<string, number>();

@@ -110,6 +110,13 @@ export interface ResourceLimits {
 export interface RuntimeSettings {
   /** Pre-started instances for plugins with no per-org configuration. */
   warmInstances?: number;
+  /**
+   * Core (operator-installed) plugins only; ignored for custom ones. One process serves every organization:
+   * each tools/call carries the organization in `_meta` (`hay/orgId`, `hay/config`, `hay/apiToken`), and
+   * the process gets no organization's configuration, secrets or token in its environment. For plugins that
+   * keep no per-organization state in the process or on disk.
+   */
+  shared?: boolean;
   maxConcurrentInstances?: number;
   idleTimeoutMs?: number;
   limits?: ResourceLimits;

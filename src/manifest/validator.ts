@@ -5,7 +5,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { ConfigError, ManifestError } from '../errors.js';
 import { findJsonSyntaxProblem } from './json-syntax.js';
-import { semanticProblems } from './semantic-checks.js';
+import { semanticProblems, type RuntimeCeilings } from './semantic-checks.js';
 import type { HayPluginManifest } from './types.js';
 
 const addFormats = addFormatsModule.default;
@@ -29,8 +29,14 @@ export function manifestSchemaPath(pluginsDir: string): string {
 export class ManifestValidator {
   private readonly check: ValidateFunction<HayPluginManifest>;
 
-  /** `schema`: path to a JSON schema file, or the parsed schema object. */
-  constructor(schema: string | Record<string, unknown>) {
+  /**
+   * `schema`: path to a JSON schema file, or the parsed schema object. `ceilings`: the operator's
+   * limits for `runtime` settings (unset: none).
+   */
+  constructor(
+    schema: string | Record<string, unknown>,
+    private readonly ceilings?: RuntimeCeilings,
+  ) {
     const schemaObject = typeof schema === 'string' ? readSchemaFile(schema) : schema;
     const options: Options = {
       allErrors: true,
@@ -54,7 +60,7 @@ export class ManifestValidator {
     if (!this.check(raw)) {
       throw new ManifestError(formatAjvErrors(this.check.errors ?? [], file));
     }
-    const problems = semanticProblems(raw);
+    const problems = semanticProblems(raw, this.ceilings);
     if (problems.length > 0) {
       throw new ManifestError(problems.map((p) => `${file}: ${p.pointer} ${p.rule}`));
     }

@@ -4,12 +4,31 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export type CallOutcome =
   'ok' | 'tool_error' | 'error' | 'timeout' | 'rate_limited' | 'capacity' | 'invalid' | 'cached';
 
+/** Label value for a plugin or tool the caller named but the host does not know. */
+export const UNKNOWN_LABEL = 'unknown';
+/** Label value of (plugin, tool) pairs admitted after the series ceiling was reached. */
+export const OVERFLOW_LABEL = '_overflow';
+
+export interface MetricsOptions {
+  /**
+   * Most distinct (plugin, tool) label pairs tracked across the per-plugin metrics; later new pairs are
+   * counted under `_overflow` and in `hay_metrics_series_overflow_total`. Config `metricsMaxSeries`.
+   */
+  maxSeries: number;
+}
+
 /**
  * The host's Prometheus metrics on a private registry (no global state). Label values are bounded:
- * plugin ids come from the registry, tool names are cut to 64 chars, outcomes are an enum.
+ * callers pass only registered plugin ids and listed tool names (else `unknown`), tool names are cut to
+ * 64 chars, outcomes are an enum, and distinct (plugin, tool) pairs stop at `maxSeries` (then `_overflow`).
  */
 export class Metrics {
   readonly registry = new Registry();
+  readonly seriesOverflow = new Counter({
+    name: 'hay_metrics_series_overflow_total',
+    help: 'Observations whose new (plugin, tool) labels were collapsed into _overflow by the series ceiling',
+    registers: [this.registry],
+  });
   readonly toolCalls = new Counter({
     name: 'hay_tool_invocations_total',
     help: 'Tool invocations by plugin, tool and outcome',
@@ -62,14 +81,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Plugin stderr lines over the per-process budget (label: registered plugin id). */
+  readonly stderrDropped = new Counter({
+    name: 'hay_plugin_stderr_dropped_lines_total',
+    help: 'Plugin stderr lines dropped by the per-process rate limit',
+    labelNames: ['plugin'] as const,
+    registers: [this.registry],
+  });
+
   private readonly cacheTallies = new Map<string, { hits: number; lookups: number }>();
   private readonly startingSince = new Map<string, number>();
+  /** Admitted (plugin, tool) pairs, `plugin\u0000tool`; tool '' for per-plugin metrics. */
+  private readonly series = new Set<string>();
+  private readonly maxSeries: number;
 
-  constructor(collect: {
-    activeInstances: () => { plugin: string; count: number }[];
-    queueDepth: () => { plugin: string; depth: number }[];
-    usage: () => Promise<{ plugin: string; instance: string; rssBytes: number; cpuSeconds: number }[]>;
-  }) {
+  constructor(
+    collect: {
+      activeInstances: () => { plugin: string; count: number }[];
+      queueDepth: () => { plugin: string; depth: number }[];
+      usage: () => Promise<{ plugin: string; instance: string; rssBytes: number; cpuSeconds: number }[]>;
+    },
+    options: MetricsOptions = { maxSeries: 2_000 },
+  ) {
+    this.maxSeries = options.maxSeries;
     collectDefaultMetrics({ register: this.registry, prefix: 'hay_host_' });
     const tallies = this.cacheTallies;
     new Gauge({
@@ -158,8 +192,29 @@ export class Metrics {
       this.instanceStartup.observe({ plugin: e.pluginId }, (performance.now() - since) / 1000);
   }
 
+  /**
+   * `plugin` (and `tool`) as label values: themselves while the pair is already tracked or the ceiling
+   * leaves room, else `_overflow` (counted). One set lookup per call.
+   */
+  labels(plugin: string, tool = ''): { plugin: string; tool: string } {
+    const key = `${plugin}\u0000${tool}`;
+    if (this.series.has(key)) return { plugin, tool };
+    if (this.series.size < this.maxSeries) {
+      this.series.add(key);
+      return { plugin, tool };
+    }
+    this.seriesOverflow.inc();
+    return { plugin: OVERFLOW_LABEL, tool: tool === '' ? '' : OVERFLOW_LABEL };
+  }
+
+  /** Counts one call refused by a rate limit; `plugin` is `unknown` when refused before the lookup. */
+  recordRateLimited(plugin: string, scope: 'plugin' | 'api_key'): void {
+    this.rateLimited.inc({ plugin: this.labels(plugin).plugin, scope });
+  }
+
   /** Counts one tool-result cache lookup (counter by result, and the per-plugin hit ratio). */
-  recordCacheLookup(plugin: string, hit: boolean): void {
+  recordCacheLookup(pluginId: string, hit: boolean): void {
+    const { plugin } = this.labels(pluginId);
     this.cacheLookups.inc({ plugin, result: hit ? 'hit' : 'miss' });
     let t = this.cacheTallies.get(plugin);
     if (!t) {
@@ -170,9 +225,13 @@ export class Metrics {
     if (hit) t.hits++;
   }
 
-  recordCall(plugin: string, tool: string, outcome: CallOutcome, seconds: number): void {
-    const t = tool.slice(0, 64);
-    this.toolCalls.inc({ plugin, tool: t, outcome });
-    this.toolLatency.observe({ plugin, tool: t }, seconds);
+  /**
+   * One finished tool call. `pluginId` must be a registered plugin's id and `tool` a tool that plugin
+   * listed, or `unknown`: never a caller-supplied string the host has not matched.
+   */
+  recordCall(pluginId: string, toolName: string, outcome: CallOutcome, seconds: number): void {
+    const labels = this.labels(pluginId, toolName.length > 64 ? toolName.slice(0, 64) : toolName);
+    this.toolCalls.inc({ ...labels, outcome });
+    this.toolLatency.observe(labels, seconds);
   }
 }

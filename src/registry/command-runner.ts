@@ -9,6 +9,8 @@ export interface CommandResult {
   /** Last lines of combined stdout/stderr, at most `tailBytes`. */
   tail: string;
   durationMs: number;
+  /** The sandbox limit that killed the command ('memory', 'pids'), when known. */
+  limit?: string;
 }
 
 /**
@@ -26,6 +28,8 @@ export function runCommand(options: {
   signal?: AbortSignal;
   tailBytes?: number;
   onLine?: (line: string) => void;
+  /** Called with the pid right after spawn (e.g. to move it into a cgroup); a rejection kills the group. */
+  onSpawn?: (pid: number) => Promise<void> | undefined;
 }): Promise<CommandResult> {
   const [cmd, ...args] = options.argv;
   const tailBytes = options.tailBytes ?? 4000;
@@ -53,6 +57,7 @@ export function runCommand(options: {
       });
       return;
     }
+    let spawnError: string | undefined;
     const child = spawn(cmd, args, {
       cwd: options.cwd,
       env: options.env,
@@ -75,6 +80,15 @@ export function runCommand(options: {
       killTimer = setTimeout(() => killGroup('SIGKILL'), options.killGraceMs);
       killTimer.unref();
     };
+    if (child.pid !== undefined && options.onSpawn) {
+      const pid = child.pid;
+      void Promise.resolve()
+        .then(() => options.onSpawn?.(pid))
+        .catch((err: unknown) => {
+          spawnError = `could not confine the command: ${err instanceof Error ? err.message : String(err)}`;
+          killGroup('SIGKILL');
+        });
+    }
     const timer = setTimeout(() => {
       timedOut = true;
       terminate();
@@ -82,7 +96,6 @@ export function runCommand(options: {
     timer.unref();
     const onAbort = () => terminate();
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    let spawnError: string | undefined;
     child.on('error', (err) => {
       spawnError = err.message;
     });

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PreconditionError } from '../errors.js';
+import { redactHostPaths } from '../invocation/sanitize.js';
 import type { Logger } from '../logger.js';
 import { parseCommandLine } from '../manifest/command.js';
-import type { PluginPreparer, PluginSpec } from '../runtime/ports.js';
+import type { ResourceLimits } from '../manifest/types.js';
+import type { LaunchSpec, PluginPreparer, PluginSpec, PreparedLaunch } from '../runtime/ports.js';
 import { StderrTail } from '../runtime/process/stderr-tail.js';
 import { runCommand, type CommandResult } from './command-runner.js';
 import type { PluginRegistry, RegisteredPlugin } from './plugin-registry.js';
@@ -16,8 +18,21 @@ export interface InstallerOptions {
   killGraceMs: number;
   /** A failed install/build is not retried automatically before this long. */
   retryFailedAfterMs: number;
-  /** Host variables passed to install/build commands (npm needs a few); nothing else is inherited. */
+  /** Host variables passed to CORE plugins' install/build commands (npm needs a few); nothing else. */
   env: Record<string, string>;
+  /**
+   * Where tenant (custom/uploaded) install and build steps run: only ever inside this sandbox, as the plugin
+   * uid, with the plugin folder writable, HOME a per-plugin scratch folder and `tenantEnv` as environment.
+   */
+  sandbox: TenantSandbox;
+  /** Complete environment of tenant install/build steps (no host variable beyond an allow-list). */
+  tenantEnv: Record<string, string>;
+  /** Resource limits of tenant install/build steps. */
+  tenantLimits: Required<ResourceLimits>;
+  /** Host name of the npm registry tenant installs fetch from (the egress allow-list of the step). */
+  registryHost: string;
+  /** Host paths replaced by `<host>` in every stored or returned install/build error. */
+  hostPaths: readonly string[];
   onPhaseDone?: (event: {
     pluginId: string;
     phase: 'install' | 'build';
@@ -38,6 +53,13 @@ export interface InstallProgress {
   lastLine: string | null;
 }
 
+/** The part of the sandbox the installer needs (LayeredSandbox). */
+export interface TenantSandbox {
+  /** Throws SANDBOX_UNAVAILABLE when tenant code may not run on this host. */
+  assertTenantAllowed(pluginId: string): void;
+  prepare(spec: LaunchSpec): Promise<PreparedLaunch>;
+}
+
 interface Steps {
   install: readonly string[] | undefined;
   build: readonly string[] | undefined;
@@ -45,7 +67,10 @@ interface Steps {
 
 /**
  * Installs and builds plugins before their first start (`npm install` / `npm run build`, or the
- * manifest's commands), without a shell and with timeouts. Concurrent requests for one plugin version
+ * manifest's commands), without a shell and with timeouts. Custom (tenant) plugins' steps run only inside
+ * the tenant sandbox, and are refused (SANDBOX_UNAVAILABLE, never stored as a failure) where it is
+ * missing; core plugins' steps run on the host with an allow-listed environment. Errors name the command
+ * and how it ended, with host paths in its output replaced. Concurrent requests for one plugin version
  * share one run. Failures are stored in the registry (`install_error`/`build_error`, with the command and
  * the tail of its output) and never leave the plugin marked installed.
  */
@@ -65,6 +90,7 @@ export class PluginInstaller implements PluginPreparer {
   async ensureReady(spec: PluginSpec): Promise<void> {
     const plugin = this.opts.registry.getByKey(spec.pluginKey);
     if (!plugin) throw new PreconditionError('PLUGIN_NOT_READY', `plugin ${spec.pluginId} is not registered`);
+    if (plugin.sourceType === 'custom') this.opts.sandbox.assertTenantAllowed(plugin.pluginId);
     if (plugin.installed && plugin.built) return;
     const runKey = `${plugin.key}:${plugin.checksum}`;
     const failedAt = this.failedAt.get(runKey);
@@ -94,6 +120,11 @@ export class PluginInstaller implements PluginPreparer {
     const plugin = this.opts.registry.getByKey(key);
     if (!plugin)
       return Promise.reject(new PreconditionError('PLUGIN_NOT_READY', `plugin ${key} is not registered`));
+    try {
+      if (plugin.sourceType === 'custom') this.opts.sandbox.assertTenantAllowed(plugin.pluginId);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const runKey = `${plugin.key}:${plugin.checksum}`;
     this.failedAt.delete(runKey);
     return this.share(runKey, () => this.prepare({ ...plugin, installed: false, built: false }));
@@ -119,7 +150,7 @@ export class PluginInstaller implements PluginPreparer {
       if (steps.install) {
         const result = await this.run(plugin, 'install', steps.install, this.opts.installTimeoutMs);
         if (!result.ok) {
-          const error = describeFailure(steps.install, result);
+          const error = this.describeFailure(plugin, steps.install, result);
           await registry.setInstallState(plugin.key, plugin.checksum, {
             installed: false,
             built: false,
@@ -138,7 +169,7 @@ export class PluginInstaller implements PluginPreparer {
       if (steps.build) {
         const result = await this.run(plugin, 'build', steps.build, this.opts.buildTimeoutMs);
         if (!result.ok) {
-          const error = describeFailure(steps.build, result);
+          const error = this.describeFailure(plugin, steps.build, result);
           await registry.setInstallState(plugin.key, plugin.checksum, { built: false, buildError: error });
           throw new PreconditionError('BUILD_FAILED', `build of plugin ${plugin.pluginId} failed: ${error}`);
         }
@@ -154,21 +185,53 @@ export class PluginInstaller implements PluginPreparer {
     timeoutMs: number,
   ) {
     const logger = this.opts.logger.child({ pluginId: plugin.pluginId, orgId: plugin.organizationId, phase });
-    logger.info({ argv }, `plugin ${phase} started`);
+    const tenant = plugin.sourceType === 'custom';
+    logger.info({ argv, sandboxed: tenant }, `plugin ${phase} started`);
     const tail = new StderrTail({ pluginDir: plugin.dir, env: this.opts.env, maxLines: 1 });
     this.current.set(plugin.key, { phase, startedAt: Date.now(), tail });
-    const result = await runCommand({
-      argv,
-      cwd: plugin.dir,
-      env: this.opts.env,
+    const common = {
       timeoutMs,
       killGraceMs: this.opts.killGraceMs,
       logger,
-      onLine: (line) => {
+      onLine: (line: string) => {
         tail.push(line);
         this.opts.onProgress?.({ pluginId: plugin.pluginId, phase, line });
       },
-    }).finally(() => this.current.delete(plugin.key));
+    };
+    let result: CommandResult;
+    try {
+      if (tenant) {
+        const prepared = await this.opts.sandbox.prepare({
+          orgId: plugin.organizationId ?? 'core',
+          pluginId: plugin.pluginId,
+          argv,
+          cwd: plugin.dir,
+          env: this.opts.tenantEnv,
+          limits: this.opts.tenantLimits,
+          network: { all: false, hosts: [this.opts.registryHost] },
+          readPaths: [],
+          trust: 'tenant',
+          purpose: 'install',
+        });
+        try {
+          result = await runCommand({
+            ...common,
+            argv: prepared.argv,
+            cwd: prepared.cwd,
+            env: prepared.env,
+            onSpawn: (pid) => prepared.attach?.(pid),
+          });
+          const limit = await prepared.killedByLimit?.();
+          if (limit !== undefined && !result.ok) result = { ...result, limit };
+        } finally {
+          await prepared.release();
+        }
+      } else {
+        result = await runCommand({ ...common, argv, cwd: plugin.dir, env: this.opts.env });
+      }
+    } finally {
+      this.current.delete(plugin.key);
+    }
     logger[result.ok ? 'info' : 'error'](
       { durationMs: result.durationMs, exitCode: result.exitCode, timedOut: result.timedOut },
       `plugin ${phase} ${result.ok ? 'finished' : 'failed'}`,
@@ -221,13 +284,20 @@ export class PluginInstaller implements PluginPreparer {
       `build of plugin ${plugin.pluginId} failed: ${plugin.buildError ?? 'unknown error'}`,
     );
   }
-}
 
-function describeFailure(argv: readonly string[], r: CommandResult): string {
-  const how = r.timedOut
-    ? `timed out after ${r.durationMs} ms`
-    : r.signal
-      ? `killed by ${r.signal}`
-      : `exited with code ${r.exitCode ?? 'unknown'}`;
-  return `\`${argv.join(' ')}\` ${how}${r.tail ? `; output: ${r.tail.slice(-1500)}` : ''}`;
+  /** The command, how it ended and the tail of its output, with host paths replaced. */
+  private describeFailure(plugin: RegisteredPlugin, argv: readonly string[], r: CommandResult): string {
+    const how = r.timedOut
+      ? `timed out after ${r.durationMs} ms`
+      : r.limit
+        ? `killed by the sandbox ${r.limit} limit`
+        : r.signal
+          ? `killed by ${r.signal}`
+          : `exited with code ${r.exitCode ?? 'unknown'}`;
+    const paths = { pluginDir: plugin.dir, hostPaths: this.opts.hostPaths };
+    // redact before cutting, then start at a line boundary: a cut never leaves half a host path behind
+    let tail = redactHostPaths(r.tail, paths);
+    if (tail.length > 1500) tail = tail.slice(tail.indexOf('\n', tail.length - 1500) + 1);
+    return redactHostPaths(`\`${argv.join(' ')}\` ${how}${tail ? `; output: ${tail}` : ''}`, paths);
+  }
 }

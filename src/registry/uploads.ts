@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -23,6 +23,16 @@ export interface PluginUploadDeps {
   limits: ZipLimits;
   /** Upper bound for extracting one archive. */
   extractTimeoutMs: number;
+  /** Refuses an uploaded manifest's permissions.filesystem.read (PERMISSION_DENIED with the reason). */
+  readPaths?: { check(pluginId: string, paths: readonly string[], trust: 'tenant'): Promise<string[]> };
+}
+
+/** What `repair()` did to one organization's folder at boot. */
+export interface RepairAction {
+  orgId: string;
+  entry: string;
+  action: 'restored-current' | 'completed-rollback' | 'restored-after-install' | 'removed-staging' | 'kept';
+  pluginId?: string;
 }
 
 export interface UploadResult {
@@ -75,8 +85,9 @@ export class PluginUploadService {
       this.serial(orgId, async () => {
         const p = this.ownCustom(orgId, pluginId);
         await this.d.instances.stopAllForPlugin(p.key, 'plugin uninstalled');
-        await rm(this.finalDir(orgId, pluginId), { recursive: true, force: true });
+        // previous first: "previous without current" then only ever means an interrupted install (repair)
         await rm(this.previousDir(orgId, pluginId), { recursive: true, force: true });
+        await rm(this.finalDir(orgId, pluginId), { recursive: true, force: true });
         await this.d.registry.scan();
         return { success: true as const };
       }),
@@ -97,7 +108,7 @@ export class PluginUploadService {
           throw new HayError('CONFLICT', `plugin ${pluginId} has no previous version to roll back to`);
         const manifest = await this.readManifest(previous);
         const final = this.finalDir(orgId, pluginId);
-        const swap = path.join(this.orgDir(orgId), `_swap-${randomUUID()}`);
+        const swap = path.join(this.orgDir(orgId), `_swap-${pluginId}-${randomUUID()}`);
         const hadCurrent = await exists(final);
         if (hadCurrent) await rename(final, swap);
         try {
@@ -111,6 +122,78 @@ export class PluginUploadService {
         return { pluginId, version: manifest.version };
       }),
     );
+  }
+
+  /**
+   * Repairs what an interrupted operation left in `custom/<org>/` (call at boot, before the first scan):
+   * `_swap-<id>-*` (a rollback stopped midway) goes back to `<id>/` when that is missing, else completes
+   * the rollback into `_previous/<id>/`; `_previous/<id>/` without `<id>/` (an install stopped between its
+   * two renames) becomes `<id>/` again; `_staging-*` (an unfinished upload) is removed. Never throws for one
+   * bad folder: it is logged and kept.
+   */
+  async repair(): Promise<RepairAction[]> {
+    const root = path.join(this.d.pluginsDir, 'custom');
+    const orgs = await readdir(root).catch(() => [] as string[]);
+    const actions: RepairAction[] = [];
+    for (const orgId of orgs) {
+      if (!ORG_ID.test(orgId)) continue;
+      await this.serial(orgId, async () => {
+        for (const a of await this.repairOrg(orgId)) actions.push(a);
+      });
+    }
+    for (const a of actions)
+      this.d.logger[a.action === 'kept' ? 'error' : 'warn'](
+        a,
+        'repaired an interrupted custom plugin operation',
+      );
+    return actions;
+  }
+
+  private async repairOrg(orgId: string): Promise<RepairAction[]> {
+    const orgDir = this.orgDir(orgId);
+    const out: RepairAction[] = [];
+    const entries = await readdir(orgDir).catch(() => [] as string[]);
+    for (const entry of entries.filter((e) => e.startsWith('_swap-'))) {
+      const swap = path.join(orgDir, entry);
+      try {
+        const id = await this.swapPluginId(entry, swap);
+        const final = this.finalDir(orgId, id);
+        const previous = this.previousDir(orgId, id);
+        if (!(await exists(final))) {
+          await rename(swap, final);
+          out.push({ orgId, entry, action: 'restored-current', pluginId: id });
+        } else if (!(await exists(previous))) {
+          await mkdir(path.dirname(previous), { recursive: true, mode: 0o755 });
+          await rename(swap, previous);
+          out.push({ orgId, entry, action: 'completed-rollback', pluginId: id });
+        } else out.push({ orgId, entry, action: 'kept', pluginId: id });
+      } catch (err) {
+        this.d.logger.error({ orgId, entry, err }, 'could not repair an interrupted rollback');
+        out.push({ orgId, entry, action: 'kept' });
+      }
+    }
+    for (const entry of entries.filter((e) => e.startsWith('_staging-'))) {
+      await rm(path.join(orgDir, entry), { recursive: true, force: true });
+      out.push({ orgId, entry, action: 'removed-staging' });
+    }
+    const previousRoot = path.join(orgDir, PREVIOUS);
+    for (const id of await readdir(previousRoot).catch(() => [] as string[])) {
+      if (!PLUGIN_ID.test(id)) continue;
+      const final = this.finalDir(orgId, id);
+      if (await exists(final)) continue;
+      await rename(path.join(previousRoot, id), final);
+      out.push({ orgId, entry: `${PREVIOUS}/${id}`, action: 'restored-after-install', pluginId: id });
+    }
+    return out;
+  }
+
+  /** The plugin id of a swap folder: from its name (`_swap-<id>-<uuid>`), else from its manifest. */
+  private async swapPluginId(entry: string, dir: string): Promise<string> {
+    const m = /^_swap-(.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.exec(entry);
+    if (m?.[1] && PLUGIN_ID.test(m[1])) return m[1];
+    const manifest = await this.readManifest(dir);
+    if (!PLUGIN_ID.test(manifest.id)) throw new Error(`swap folder ${entry} has an invalid manifest id`);
+    return manifest.id;
   }
 
   private async doInstall(
@@ -135,6 +218,15 @@ export class PluginUploadService {
       const id = manifest.id;
       if (!PLUGIN_ID.test(id))
         throw new ValidationError('UPLOAD_INVALID', `manifest id "${id}" is not a valid plugin id`);
+      const readPaths = manifest.permissions?.filesystem?.read ?? [];
+      if (this.d.readPaths && readPaths.length > 0) {
+        await this.d.readPaths.check(id, readPaths, 'tenant').catch((err: unknown) => {
+          throw new ValidationError(
+            'UPLOAD_INVALID',
+            `manifest.json permissions.filesystem.read: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        });
+      }
       const core = this.d.registry.listAll().find((p) => p.sourceType === 'core' && p.pluginId === id);
       if (core)
         throw new HayError(

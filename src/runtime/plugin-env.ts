@@ -1,11 +1,24 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { InstanceError } from '../errors.js';
 import type { PlatformTokens } from '../security/platform-token.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
-import type { EnvProvider, PluginConfigValues, PluginSpec, RemoteEndpointProvider } from './ports.js';
+import {
+  SHARED_INSTANCE_ORG,
+  type CallMetaProvider,
+  type EnvProvider,
+  type PluginConfigValues,
+  type PluginSpec,
+  type RemoteEndpointProvider,
+} from './ports.js';
 
 /** Host variables every plugin process gets when set on the host. Nothing else is inherited. */
 export const BASE_ENV_ALLOW_LIST = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV'] as const;
+
+/** PATH of tenant code: the node binary's folder and the system folders, never the host user's PATH. */
+export const TENANT_PATH = [
+  ...new Set([path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin']),
+].join(':');
 
 export interface PluginEnvOptions {
   settings: PluginSettingsService;
@@ -25,11 +38,13 @@ export interface PluginEnvOptions {
 
 /**
  * Builds a plugin process's complete environment (creating the plugin's data folder if missing): the base
- * allow-list, the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
+ * allow-list (PATH is TENANT_PATH for custom plugins), the host variables the plugin requested AND the operator allowed, HAY_ORG_ID / HAY_PLUGIN_ID /
  * HAY_PLUGIN_DATA_DIR / HAY_API_URL / HAY_API_TOKEN (a short-lived token bound to the org, plugin and its
  * declared permissions.api), then the organization's configuration mapped through configSchema `env` names.
+ * A shared instance's process (orgId SHARED_INSTANCE_ORG) gets no organization, token or configuration:
+ * HAY_SHARED_INSTANCE=1, and each call's `_meta` (callMetaFor) names the organization.
  */
-export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
+export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, CallMetaProvider {
   constructor(private readonly o: PluginEnvOptions) {}
 
   async envFor(orgId: string, spec: PluginSpec): Promise<Record<string, string>> {
@@ -43,6 +58,8 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
       if (v !== undefined && this.o.operatorAllowedEnv.includes(name)) env[name] = v;
     }
     env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+    // tenant code learns nothing of the host user's folders from PATH
+    if (spec.sourceType === 'custom') env.PATH = TENANT_PATH;
     const dataDir = this.o.dataDirFor(orgId, spec);
     try {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -54,6 +71,13 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
       );
     }
     env.HOME = dataDir;
+    if (orgId === SHARED_INSTANCE_ORG) {
+      env.HAY_SHARED_INSTANCE = '1';
+      env.HAY_PLUGIN_ID = spec.pluginId;
+      env.HAY_PLUGIN_DATA_DIR = dataDir;
+      env.HAY_API_URL = this.o.apiUrl;
+      return env;
+    }
     env.HAY_ORG_ID = orgId;
     env.HAY_PLUGIN_ID = spec.pluginId;
     env.HAY_PLUGIN_DATA_DIR = dataDir;
@@ -73,25 +97,51 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider {
   }
 
   /**
-   * URL: the org's `serverUrl` configuration when the schema has one and it is set, else the manifest's
-   * connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
+   * `_meta` of a tools/call on a shared instance: `hay/orgId`, `hay/config` (the org's configuration values,
+   * decrypted, after defaults; {} for a plugin without configSchema, read without a query) and, for a plugin
+   * declaring permissions.api, `hay/apiToken` (a token bound to that org, like HAY_API_TOKEN).
+   */
+  async callMetaFor(orgId: string, spec: PluginSpec): Promise<Record<string, unknown>> {
+    const schema = spec.manifest.configSchema ?? {};
+    const config = Object.keys(schema).length > 0 ? await this.values(orgId, spec) : {};
+    const apis = spec.manifest.permissions?.api ?? [];
+    return {
+      'hay/orgId': orgId,
+      'hay/config': config,
+      ...(apis.length > 0
+        ? {
+            'hay/apiToken': this.o.tokens.issue({
+              orgId,
+              pluginId: spec.pluginId,
+              pluginKey: spec.pluginKey,
+              apis: [...apis],
+            }).token,
+          }
+        : {}),
+    };
+  }
+
+  /**
+   * URL: the org's `serverUrl` configuration when the schema has one and it is set (`fromConfiguration`),
+   * else the manifest's connection.url. Headers: manifest connection.headers with `${config.<field>}` replaced; a header whose
    * referenced field is unset is left out.
    */
   async endpointFor(
     orgId: string,
     spec: PluginSpec,
-  ): Promise<{ url: string; headers: Record<string, string> }> {
+  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration: boolean }> {
     const values = await this.values(orgId, spec);
     const connection = spec.manifest.capabilities?.mcp?.connection;
     const override = values.serverUrl;
-    const url = typeof override === 'string' && override !== '' ? override : connection?.url;
+    const fromConfiguration = typeof override === 'string' && override !== '';
+    const url = fromConfiguration ? override : connection?.url;
     if (!url) throw new Error(`plugin ${spec.pluginId} has no remote URL`);
     const headers: Record<string, string> = {};
     for (const [name, template] of Object.entries(connection?.headers ?? {})) {
       const filled = substitute(template, values);
       if (filled !== undefined) headers[name] = filled;
     }
-    return { url, headers };
+    return { url, headers, fromConfiguration };
   }
 
   private values(orgId: string, spec: PluginSpec): Promise<PluginConfigValues> {

@@ -37,6 +37,36 @@ export interface LaunchSpec {
   network: { all: boolean; hosts: readonly string[] };
   /** Extra read-only paths the plugin may see (manifest permissions.filesystem.read). */
   readPaths: readonly string[];
+  /**
+   * Who wrote the code: 'core' (operator-installed, trusted; runs with whatever layers the machine has) or
+   * 'tenant' (custom/uploaded; runs only inside the full tenant sandbox, else refused). Unset: 'tenant'.
+   */
+  trust?: 'core' | 'tenant';
+  /**
+   * 'run' (default): the plugin folder is read-only. 'install': an install/build step; the plugin folder is
+   * writable and HOME is a per-plugin scratch folder instead of the runtime data folder.
+   */
+  purpose?: 'run' | 'install';
+  /**
+   * Set when the plugin's network goes through the host's egress proxy (src/egress): the sandbox then gives
+   * it a private network namespace and applies `namespace()`, or without one applies `hostNetwork()`.
+   */
+  egress?: LaunchEgress;
+}
+
+/** How a launch reaches the network through the host's egress proxy. */
+export interface LaunchEgress {
+  /**
+   * For a private network namespace: host sockets to bind at sandbox paths, variables to add to the
+   * plugin's environment `env`, and the argv that goes before the plugin's command (starts the forwarder).
+   */
+  namespace(env: Readonly<Record<string, string>>): {
+    binds: readonly { host: string; sandbox: string }[];
+    env: Record<string, string>;
+    argvPrefix: readonly string[];
+  };
+  /** Without a namespace (host network): variables pointing the plugin at a loopback proxy port. */
+  hostNetwork(env: Readonly<Record<string, string>>): Promise<Record<string, string>>;
 }
 
 /** Turns a launch spec into the actual command (e.g. wrapped by bubblewrap + cgroup). */
@@ -70,7 +100,10 @@ export interface EnvProvider {
 
 /** Remote connection details for (org, plugin): URL and headers from the manifest + org configuration. */
 export interface RemoteEndpointProvider {
-  endpointFor(orgId: string, spec: PluginSpec): Promise<{ url: string; headers: Record<string, string> }>;
+  endpointFor(
+    orgId: string,
+    spec: PluginSpec,
+  ): Promise<{ url: string; headers: Record<string, string>; fromConfiguration?: boolean }>;
 }
 
 /** Makes sure a plugin is installed and built before its first start. Concurrent calls share one run. */
@@ -86,6 +119,23 @@ export interface ActivityStore {
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** tools/call only: the server's progress notifications for this request (a progress token is sent). */
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+  /** tools/call only: sent as the request's `_meta` (shared instances: the calling organization). */
+  meta?: Record<string, unknown>;
+}
+
+/** The organization of a shared instance's process: none; each call names its own in `_meta`. */
+export const SHARED_INSTANCE_ORG = '_shared';
+
+/** `_meta` of one tools/call on a shared instance, for the calling organization. */
+export interface CallMetaProvider {
+  callMetaFor(orgId: string, spec: PluginSpec): Promise<Record<string, unknown>>;
+}
+
+/** A core plugin whose manifest opts in to one process for every organization (custom plugins never do). */
+export function isSharedSpec(spec: PluginSpec): boolean {
+  return spec.sourceType === 'core' && spec.manifest.runtime?.shared === true;
 }
 
 /** Why a connection ended. `limit` = killed by a sandbox limit (memory, pids, cpu). */

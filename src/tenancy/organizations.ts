@@ -7,8 +7,23 @@ import { generateApiKey, hashApiKey } from '../security/api-keys.js';
 
 export type Role = 'admin' | 'member';
 
+/** Least privilege for a key: only these plugin ids, and/or only these `<pluginId>/<tool>` tools. */
+export interface KeyScopes {
+  plugins?: string[];
+  tools?: string[];
+}
+
 export type Principal =
-  { kind: 'admin' } | { kind: 'org'; organizationId: string; role: Role; keyId: string; keyPrefix: string };
+  | { kind: 'admin' }
+  | {
+      kind: 'org';
+      organizationId: string;
+      role: Role;
+      keyId: string;
+      keyPrefix: string;
+      /** Unset: the key reaches every plugin of its organization. */
+      scopes?: KeyScopes;
+    };
 
 export interface Organization {
   id: string;
@@ -23,6 +38,7 @@ export interface ApiKeyInfo {
   role: Role;
   createdAt: string;
   revokedAt: string | null;
+  scopes: KeyScopes | null;
 }
 
 /**
@@ -59,13 +75,17 @@ export class OrganizationService {
     return row ? toOrg(row) : undefined;
   }
 
-  async createApiKey(organizationId: string, role: Role): Promise<{ plain: string; info: ApiKeyInfo }> {
+  async createApiKey(
+    organizationId: string,
+    role: Role,
+    scopes?: KeyScopes,
+  ): Promise<{ plain: string; info: ApiKeyInfo }> {
     if (!(await this.get(organizationId)))
       throw new NotFoundError('ORG_NOT_FOUND', `organization ${organizationId} not found`);
     const key = generateApiKey();
     const [row] = await this.db
       .insert(apiKeys)
-      .values({ organizationId, prefix: key.prefix, hash: key.hash, role })
+      .values({ organizationId, prefix: key.prefix, hash: key.hash, role, scopes: scopes ?? null })
       .returning();
     if (!row) throw new Error('insert returned nothing');
     return { plain: key.plain, info: toKey(row) };
@@ -118,6 +138,7 @@ export class OrganizationService {
       role: row.role,
       keyId: row.id,
       keyPrefix: row.prefix,
+      ...(row.scopes ? { scopes: row.scopes } : {}),
     };
     if (this.authCache.size > 10_000) this.authCache.clear();
     this.authCache.set(token, { principal, until: now + this.options.authCacheMs });
@@ -137,5 +158,6 @@ function toKey(r: typeof apiKeys.$inferSelect): ApiKeyInfo {
     role: r.role,
     createdAt: r.createdAt.toISOString(),
     revokedAt: r.revokedAt ? r.revokedAt.toISOString() : null,
+    scopes: r.scopes ?? null,
   };
 }

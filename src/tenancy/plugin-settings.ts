@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { pluginInstances } from '../db/schema.js';
 import type { ConfigField } from '../manifest/types.js';
@@ -134,6 +134,37 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
 
   async replaceStored(id: string, configuration: Record<string, unknown>): Promise<void> {
     await this.db.update(pluginInstances).set({ configuration }).where(eq(pluginInstances.id, id));
+  }
+
+  /** The stored (sealed) configuration of one row, for key rotation. */
+  async storedById(id: string): Promise<Record<string, unknown> | undefined> {
+    const [row] = await this.db
+      .select({ configuration: pluginInstances.configuration })
+      .from(pluginInstances)
+      .where(eq(pluginInstances.id, id));
+    return row?.configuration;
+  }
+
+  /**
+   * Compare-and-swap for key rotation: writes `next` only where the row still holds `expected` (jsonb
+   * equality, one UPDATE statement, atomic on PGlite and PostgreSQL). True when the row was written.
+   */
+  async replaceStoredIf(
+    id: string,
+    expected: Record<string, unknown>,
+    next: Record<string, unknown>,
+  ): Promise<boolean> {
+    const rows = await this.db
+      .update(pluginInstances)
+      .set({ configuration: next })
+      .where(
+        and(
+          eq(pluginInstances.id, id),
+          sql`${pluginInstances.configuration} = ${JSON.stringify(expected)}::jsonb`,
+        ),
+      )
+      .returning({ id: pluginInstances.id });
+    return rows.length > 0;
   }
 
   private async write(

@@ -104,6 +104,8 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
     port: 0,
     host: '127.0.0.1',
     sandbox: 'off',
+    // these suites test the API, not isolation: uploaded plugins run unsandboxed by explicit opt-out
+    allowUnsandboxedTenantCode: true,
     adminToken: `adm-${Math.random().toString(36).slice(2)}`,
     logLevel: 'silent',
     dataDir,

@@ -25,6 +25,14 @@ describe('bench and loadtest (tiny)', () => {
         BENCH_COLD_RUNS: '1',
         BENCH_DISCOVERY_PLUGINS: '10',
         BENCH_SANDBOX: '0',
+        BENCH_BURST_ORGS: '5',
+        BENCH_FLOOR_SPAWNS: '2',
+        // the host-process run needs dist/ (bin/hay-plugins.js); this test runs the sources with tsx
+        BENCH_HOST_PROCESS: '0',
+        BENCH_GROWTH_ORGS: '2',
+        BENCH_GROWTH_PLUGINS: '2',
+        BENCH_GROWTH_CALLS: '5',
+        BENCH_GROWTH_LOAD_CALLS: '20',
       },
     });
     const lines = stdout.trim().split('\n');
@@ -38,9 +46,22 @@ describe('bench and loadtest (tiny)', () => {
       'warmFirstCallRatio',
       'discovery1000Ms',
       'errors',
+      'overheadRatioTrpc',
+      'throughputRatioTrpc',
+      'burstOrgs',
+      'burstErrors',
+      'burstRatio',
+      'hostRssIdleMb',
+      'instanceRssMb',
     ])
       expect(typeof result[key], key).toBe('number');
     expect(result.errors).toBe(0);
+    expect(result).toMatchObject({ burstOrgs: 5, burstErrors: 0 });
+    expect(stdout).toContain('(j) burst: 5 orgs');
+    expect(result.growth).toMatchObject([
+      { orgs: 2, pluginsPerOrg: 1, errors: 0 },
+      { orgs: 1, pluginsPerOrg: 2, errors: 0, processes: 2 },
+    ]);
     expect(result.discoveryPlugins).toBe(10);
   });
 

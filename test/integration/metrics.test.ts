@@ -124,7 +124,7 @@ describe('GET /metrics and plugins.metrics from real calls', () => {
     const p = { plugin: PLUGIN };
     expect(sample(text, 'hay_tool_invocations_total', { ...p, tool: 'echo', outcome: 'ok' })).toBe(1);
     expect(sample(text, 'hay_tool_invocations_total', { ...p, tool: 'echo', outcome: 'cached' })).toBe(1);
-    expect(sample(text, 'hay_tool_invocations_total', { ...p, tool: 'nope', outcome: 'invalid' })).toBe(1);
+    expect(sample(text, 'hay_tool_invocations_total', { ...p, tool: 'unknown', outcome: 'invalid' })).toBe(1);
     expect(sample(text, 'hay_tool_invocations_total', { ...p, tool: 'echo', outcome: 'rate_limited' })).toBe(
       1,
     );

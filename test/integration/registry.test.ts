@@ -160,6 +160,15 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
         killGraceMs: 100,
         retryFailedAfterMs: 60_000,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        // core plugins only here: their steps never reach the tenant sandbox
+        sandbox: {
+          assertTenantAllowed: () => undefined,
+          prepare: () => Promise.reject(new Error('core plugin steps must not use the tenant sandbox')),
+        },
+        tenantEnv: {},
+        tenantLimits: { memoryMb: 0, cpuPercent: 0, maxProcesses: 0, maxOpenFiles: 0 },
+        registryHost: 'registry.npmjs.org',
+        hostPaths: [],
       });
     const spec = (id: string) => {
       const p = registry.get(null, id);

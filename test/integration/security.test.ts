@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlatformTokens } from '../../src/security/platform-token.js';
 import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
 import {
+  REPO_ROOT,
   auditRows,
   createOrg,
   listTree,
@@ -20,7 +21,7 @@ import {
   type TestHost,
 } from '../fixtures/adversarial/harness.js';
 import { startSmtpServer } from '../fixtures/adversarial/smtp.js';
-import { buildZip } from '../helpers/zip-writer.js';
+import { buildZip, type ZipEntrySpec } from '../helpers/zip-writer.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 
 /**
@@ -272,13 +273,43 @@ describe('platform API tokens and permissions', () => {
       body: JSON.stringify({ to: 'x@example.com', subject: 's', text: 't' }),
     });
 
-  it('a plugin without "email" in permissions.api gets 403 with the guide\'s message, audited; no mail sent', async () => {
-    const res = await invoke(a.memberKey, 'probe-net', 'platform', {
-      path: '/v1/platform/email/send',
-      body: { to: 'victim@example.com', subject: 'spam', text: 'spam' },
+  /** Without bubblewrap the uploaded probe cannot run (refused): the call is made with the token it would get. */
+  const platformCall = async (path: string, body: unknown, token?: string) => {
+    if (!noBwrap) {
+      const res = await invoke(a.memberKey, 'probe-net', 'platform', {
+        path,
+        body,
+        ...(token ? { token } : {}),
+      });
+      expect(res.error).toBeUndefined();
+      return toolJson(res.data);
+    }
+    expect((await invoke(a.memberKey, 'probe-net', 'platform', { path, body })).error?.hayCode).toBe(
+      'SANDBOX_UNAVAILABLE',
+    );
+    const p = t.host.services.registry.get(a.id, 'probe-net');
+    const issued = new PlatformTokens({
+      secret: t.host.services.keyRing.deriveKey('platform-token'),
+      ttlMs: 60_000,
     });
-    expect(res.error).toBeUndefined();
-    expect(toolJson(res.data)).toEqual({
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token ?? issued.issue({ orgId: a.id, pluginId: 'probe-net', pluginKey: p?.key ?? '', apis: [] }).token}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as unknown };
+  };
+
+  it('a plugin without "email" in permissions.api gets 403 with the guide\'s message, audited; no mail sent', async () => {
+    const res = await platformCall('/v1/platform/email/send', {
+      to: 'victim@example.com',
+      subject: 'spam',
+      text: 'spam',
+    });
+    expect(res).toEqual({
       status: 403,
       body: { error: { code: 'PERMISSION_DENIED', message: PERMISSION_MESSAGE } },
     });
@@ -295,12 +326,8 @@ describe('platform API tokens and permissions', () => {
   });
 
   it('garbage, forged, foreign-key and expired platform tokens are 401', async () => {
-    const garbage = await invoke(a.memberKey, 'probe-net', 'platform', {
-      path: '/v1/platform/email/send',
-      body: {},
-      token: 'garbage',
-    });
-    expect(toolJson(garbage.data)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHORIZED' } } });
+    const garbage = await platformCall('/v1/platform/email/send', {}, 'garbage');
+    expect(garbage).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHORIZED' } } });
 
     const secret = t.host.services.keyRing.deriveKey('platform-token');
     const subject = { orgId: a.id, pluginId: 'probe-net', pluginKey: 'k', apis: [] as string[] };
@@ -548,16 +575,26 @@ describe('malicious uploads through the real route', () => {
 });
 
 describe('input validation', () => {
-  it('invalid tool arguments are BAD_REQUEST naming the JSON path and rule, before the plugin runs', async () => {
-    const wrongType = await invoke(a.memberKey, 'probe', 'echo', { message: 42, count: 1 });
+  it.skipIf(noBwrap)(
+    'invalid tool arguments are BAD_REQUEST naming the JSON path and rule, before the plugin runs',
+    async () => {
+      const wrongType = await invoke(a.memberKey, 'probe', 'echo', { message: 42, count: 1 });
+      expect(wrongType.error).toMatchObject({ code: 'BAD_REQUEST', hayCode: 'ARGUMENTS_INVALID' });
+      expect(wrongType.error?.message).toMatch(/^invalid arguments for tool echo: \/message must be string/);
+      const missing = await invoke(a.memberKey, 'probe', 'echo', { message: 'x' });
+      expect(missing.error?.message).toMatch(/\/ must have required property "count"/);
+      const range = await invoke(a.memberKey, 'probe', 'echo', { message: 'x', count: 0 });
+      expect(range.error?.message).toMatch(/\/count must be >= 1/);
+      const badId = await trpc(url, 'plugins.get', a.memberKey, { pluginId: '../../etc' }, 'query');
+      expect(badId.error?.code).toBe('BAD_REQUEST');
+    },
+  );
+
+  it('invalid tool arguments of a core plugin are BAD_REQUEST (runs with and without bubblewrap)', async () => {
+    await trpc(url, 'plugins.enable', a.adminKey, { pluginId: 'hay-plugin-test' });
+    const wrongType = await invoke(a.memberKey, 'hay-plugin-test', 'echo', { message: 42 });
     expect(wrongType.error).toMatchObject({ code: 'BAD_REQUEST', hayCode: 'ARGUMENTS_INVALID' });
     expect(wrongType.error?.message).toMatch(/^invalid arguments for tool echo: \/message must be string/);
-    const missing = await invoke(a.memberKey, 'probe', 'echo', { message: 'x' });
-    expect(missing.error?.message).toMatch(/\/ must have required property "count"/);
-    const range = await invoke(a.memberKey, 'probe', 'echo', { message: 'x', count: 0 });
-    expect(range.error?.message).toMatch(/\/count must be >= 1/);
-    const badId = await trpc(url, 'plugins.get', a.memberKey, { pluginId: '../../etc' }, 'query');
-    expect(badId.error?.code).toBe('BAD_REQUEST');
   });
 });
 
@@ -665,17 +702,22 @@ describe('audit query', () => {
   });
 
   it('filters by plugin and action, and pages with a cursor', async () => {
-    const filtered = await trpc<{ entries: { pluginId: string; action: string }[] }>(
-      url,
-      'audit.list',
-      a.memberKey,
-      { pluginId: 'probe', action: 'tool.invoke', limit: 500 },
-      'query',
-    );
-    expect(filtered.data?.entries.length).toBeGreaterThan(3);
-    expect(filtered.data?.entries.every((e) => e.pluginId === 'probe' && e.action === 'tool.invoke')).toBe(
-      true,
-    );
+    // its own rows, from a core plugin: they exist with and without bubblewrap
+    const query = { pluginId: 'hay-plugin-test', action: 'tool.invoke', limit: 500 };
+    type Entries = { entries: { pluginId: string; action: string }[] };
+    const before = (await trpc<Entries>(url, 'audit.list', a.memberKey, query, 'query')).data?.entries ?? [];
+    expect(
+      (await trpc(url, 'plugins.enable', a.adminKey, { pluginId: 'hay-plugin-test' })).error,
+    ).toBeUndefined();
+    for (let i = 0; i < 5; i++)
+      expect(
+        (await invoke(a.memberKey, 'hay-plugin-test', 'echo', { message: `m${i}` })).error,
+      ).toBeUndefined();
+    const filtered = await trpc<Entries>(url, 'audit.list', a.memberKey, query, 'query');
+    expect(filtered.data?.entries.length).toBe(before.length + 5);
+    expect(
+      filtered.data?.entries.every((e) => e.pluginId === 'hay-plugin-test' && e.action === 'tool.invoke'),
+    ).toBe(true);
 
     const ids: number[] = [];
     let cursor: number | undefined;
@@ -684,7 +726,7 @@ describe('audit query', () => {
         url,
         'audit.list',
         a.memberKey,
-        { pluginId: 'probe', action: 'tool.invoke', limit: 2, ...(cursor ? { cursor } : {}) },
+        { pluginId: 'hay-plugin-test', action: 'tool.invoke', limit: 2, ...(cursor ? { cursor } : {}) },
         'query',
       );
       expect(res.data?.entries.length).toBeLessThanOrEqual(2);
@@ -696,3 +738,236 @@ describe('audit query', () => {
     expect([...ids].sort((x, y) => y - x)).toEqual(ids);
   });
 });
+
+/**
+ * Tenant code (custom/uploaded plugins) runs only inside the sandbox: install, build and start. Each attack
+ * runs twice: on this machine's sandbox (skipped without bubblewrap), and on a host that sees no bubblewrap
+ * (hideSandboxLayers), where tenant code must be refused before any of it runs while core plugins keep working.
+ */
+const variants = [
+  { name: 'with bubblewrap', hide: undefined, skip: noBwrap },
+  { name: 'with bubblewrap absent', hide: ['bubblewrap'], skip: false },
+] as const;
+if (noBwrap)
+  console.warn('SKIPPING the "with bubblewrap" tenant attacks: bubblewrap is not usable on this machine');
+
+describe.each(variants)('tenant install, build and start $name', ({ hide, skip }) => {
+  let h: TestHost;
+  let o: Awaited<ReturnType<typeof createOrg>>;
+  let other: Awaited<ReturnType<typeof createOrg>>;
+  let secrets: string[];
+  const refused = hide !== undefined;
+  const tmpMarker = `/tmp/hay-tenant-pwned-${process.pid}-${hide ? 'nobwrap' : 'bwrap'}`;
+
+  beforeAll(async () => {
+    if (skip) return;
+    h = await startTestHost(
+      { sandbox: 'auto' },
+      { ...process.env, HAY_HOST_SECRET_MARKER: HOST_ENV_MARKER },
+      hide,
+    );
+    o = await createOrg(h, 'tenant');
+    other = await createOrg(h, 'other-tenant');
+    const res = await uploadZip(h.host.url, other.adminKey, await probeZip({ id: 'victim' }));
+    if (res.status !== 200) throw new Error(res.raw);
+    secrets = [
+      h.host.adminToken,
+      (await readFile(path.join(h.dataDir, 'encryption.key'), 'utf8')).trim(),
+      HOST_ENV_MARKER,
+    ];
+  }, 120_000);
+
+  afterAll(async () => {
+    await h?.dispose();
+  });
+
+  /** Shell text that tries every escape: host secrets, another org's files, writes outside, host env. */
+  const attackScript = () => {
+    const victim = path.join(h.pluginsDir, 'custom', other.id, 'victim', 'manifest.json');
+    return [
+      'env',
+      `cat ${path.join(h.dataDir, 'admin-token')}`,
+      `cat ${path.join(h.dataDir, 'encryption.key')}`,
+      `cat ${victim}`,
+      `echo pwned > ${path.join(h.pluginsDir, 'pwned.txt')}`,
+      `echo pwned > ${path.join(h.pluginsDir, 'custom', other.id, 'victim', 'pwned.txt')}`,
+      `echo pwned > ${tmpMarker}`,
+      'echo ran > ran.txt',
+      'exit 1',
+    ].join('; ');
+  };
+
+  const uploadAndCall = async (id: string, manifest: Record<string, unknown>, extra: ZipEntrySpec[]) => {
+    const res = await uploadZip(h.host.url, o.adminKey, await probeZip({ id, ...manifest }, extra));
+    expect(res.status, res.raw).toBe(200);
+    expect((await trpc(h.host.url, 'plugins.enable', o.adminKey, { pluginId: id })).data).toEqual({
+      success: true,
+    });
+    return trpc(h.host.url, 'plugins.invokeTool', o.memberKey, {
+      pluginId: id,
+      toolName: 'echo',
+      arguments: { message: 'x', count: 1 },
+    });
+  };
+
+  const expectNothingEscaped = async (id: string, message: string) => {
+    for (const s of secrets) expect(message).not.toContain(s);
+    for (const p of [h.dataDir, h.pluginsDir, REPO_ROOT]) expect(message).not.toContain(p);
+    expect(message).not.toContain('adversarial-probe'); // the victim manifest's content
+    expect(existsSync(path.join(h.pluginsDir, 'pwned.txt'))).toBe(false);
+    expect(existsSync(path.join(h.pluginsDir, 'custom', other.id, 'victim', 'pwned.txt'))).toBe(false);
+    expect(existsSync(tmpMarker)).toBe(false);
+    // without the sandbox nothing of the tenant's ran at all
+    if (refused) expect(existsSync(path.join(h.pluginsDir, 'custom', o.id, id, 'ran.txt'))).toBe(false);
+    const logs = h.logLines.join('\n');
+    for (const s of secrets) expect(logs).not.toContain(s);
+  };
+
+  const expectRefused = (res: Awaited<ReturnType<typeof trpc>>) => {
+    expect(res.error).toMatchObject({ code: 'PRECONDITION_FAILED', hayCode: 'SANDBOX_UNAVAILABLE' });
+    expect(res.error?.message).toContain('runs only inside the sandbox');
+    expect(res.error?.message).toContain('bubblewrap (bwrap binary not found');
+    expect(res.error?.message).toContain('apt-get install bubblewrap');
+  };
+
+  it.skipIf(skip)(
+    'installCommand `sh -c ...` runs in the sandbox (or not at all) and echoes nothing of the host',
+    async () => {
+      const res = await uploadAndCall(
+        'evil-install',
+        { capabilities: { mcp: { ...probeMcp(), installCommand: `sh -c '${attackScript()}'` } } },
+        [],
+      );
+      if (refused) expectRefused(res);
+      else {
+        expect(res.error).toMatchObject({ code: 'PRECONDITION_FAILED', hayCode: 'INSTALL_FAILED' });
+        expect(res.error?.message).toMatch(/exited with code 1; output: [\s\S]*No such file or directory/);
+        // it ran, as the plugin uid, in its own folder only
+        expect(existsSync(path.join(h.pluginsDir, 'custom', o.id, 'evil-install', 'ran.txt'))).toBe(true);
+      }
+      await expectNothingEscaped('evil-install', res.error?.message ?? '');
+      const stored = h.host.services.registry.get(o.id, 'evil-install');
+      if (refused) expect(stored?.installError).toBeNull();
+      else for (const s of secrets) expect(stored?.installError ?? '').not.toContain(s);
+    },
+  );
+
+  it.skipIf(skip)(
+    'a package.json lifecycle script runs inside the sandbox with no host env, files or network to the host',
+    async () => {
+      const steal = [
+        "const fs = require('fs');",
+        'const tryRead = (p) => { try { return fs.readFileSync(p, "utf8"); } catch (e) { return e.code; } };',
+        'const tryWrite = (p) => { try { fs.writeFileSync(p, "pwned"); return "written"; } catch (e) { return e.code; } };',
+        `const report = { token: tryRead(${JSON.stringify(path.join(h.dataDir, 'admin-token'))}),`,
+        `  key: tryRead(${JSON.stringify(path.join(h.dataDir, 'encryption.key'))}),`,
+        `  victim: tryRead(${JSON.stringify(path.join(h.pluginsDir, 'custom', other.id, 'victim', 'manifest.json'))}),`,
+        `  outside: tryWrite(${JSON.stringify(path.join(h.pluginsDir, 'pwned.txt'))}),`,
+        '  uid: process.getuid(), envKeys: Object.keys(process.env), marker: JSON.stringify(process.env).includes("host-env-secret") };',
+        "fs.writeFileSync('report.json', JSON.stringify(report));",
+      ].join('\n');
+      const res = await uploadAndCall('evil-lifecycle', {}, [
+        {
+          name: 'package.json',
+          data: JSON.stringify({
+            name: 'evil-lifecycle',
+            version: '1.0.0',
+            dependencies: { dep: 'file:./dep' },
+            scripts: { preinstall: 'node steal.cjs' },
+          }),
+        },
+        { name: 'dep/package.json', data: JSON.stringify({ name: 'dep', version: '1.0.0' }) },
+        { name: 'steal.cjs', data: steal },
+      ]);
+      if (refused) {
+        expectRefused(res);
+        expect(existsSync(path.join(h.pluginsDir, 'custom', o.id, 'evil-lifecycle', 'report.json'))).toBe(
+          false,
+        );
+      } else {
+        // the install itself works inside the sandbox; the script saw nothing of the host
+        expect(res.error, res.raw).toBeUndefined();
+        const report = JSON.parse(
+          await readFile(path.join(h.pluginsDir, 'custom', o.id, 'evil-lifecycle', 'report.json'), 'utf8'),
+        ) as Record<string, unknown>;
+        expect(report).toMatchObject({ token: 'ENOENT', key: 'ENOENT', victim: 'ENOENT', marker: false });
+        expect(['ENOENT', 'EROFS', 'EACCES']).toContain(report.outside);
+        expect(report.uid).not.toBe(0);
+        expect(report.envKeys).not.toContain('HAY_HOST_SECRET_MARKER');
+      }
+      await expectNothingEscaped('evil-lifecycle', res.error?.message ?? '');
+    },
+  );
+
+  it.skipIf(skip)(
+    'a build script reading admin-token and encryption.key gets nothing; the error carries no host path',
+    async () => {
+      const res = await uploadAndCall('evil-build', {}, [
+        {
+          name: 'package.json',
+          data: JSON.stringify({ name: 'evil-build', version: '1.0.0', scripts: { build: 'sh build.sh' } }),
+        },
+        { name: 'build.sh', data: attackScript() },
+      ]);
+      if (refused) expectRefused(res);
+      else {
+        expect(res.error).toMatchObject({ code: 'PRECONDITION_FAILED', hayCode: 'BUILD_FAILED' });
+        expect(res.error?.message).toContain('`npm run build` exited with code 1');
+        expect(res.error?.message, res.error?.message).toContain('<host>/admin-token');
+      }
+      await expectNothingEscaped('evil-build', res.error?.message ?? '');
+    },
+  );
+
+  it.skipIf(skip)('starting tenant code is sandboxed or refused; a core plugin keeps working', async () => {
+    const res = await uploadAndCall('plain', {}, []);
+    if (refused) expectRefused(res);
+    else expect(toolJson(res.data)).toMatchObject({ echoed: 'x' });
+    expect(
+      (await trpc(h.host.url, 'plugins.enable', o.adminKey, { pluginId: 'hay-plugin-test' })).data,
+    ).toEqual({
+      success: true,
+    });
+    const core = await trpc<{ content: { text: string }[] }>(h.host.url, 'plugins.invokeTool', o.memberKey, {
+      pluginId: 'hay-plugin-test',
+      toolName: 'echo',
+      arguments: { message: 'core works' },
+    });
+    expect(core.data?.content[0]?.text).toBe('core works');
+    const health = (await (await fetch(`${h.host.url}/healthz`)).json()) as {
+      sandbox: { tenantCode: string; missing: string[] };
+    };
+    expect(health.sandbox.tenantCode).toBe(refused ? 'refused' : 'sandboxed');
+    if (refused) expect(health.sandbox.missing).toContain('bubblewrap');
+  });
+
+  it.skipIf(skip)(
+    'filesystem.read of the plugins folder, data dir or an unlisted path is refused at upload',
+    async () => {
+      const before = await storedState(h);
+      for (const p of [
+        h.pluginsDir,
+        path.join(h.pluginsDir, 'custom', other.id),
+        h.dataDir,
+        '/etc',
+        '/home',
+      ]) {
+        const res = await uploadZip(
+          h.host.url,
+          o.adminKey,
+          await probeZip({ id: 'reader', permissions: { filesystem: { read: [p] } } }),
+        );
+        expect(res.status, p).toBe(400);
+        expect(res.body.error?.code).toBe('UPLOAD_INVALID');
+        expect(res.body.error?.message).toMatch(
+          /^manifest\.json permissions\.filesystem\.read: Plugin reader may not read .*(overlaps a protected host directory|operator allows no filesystem\.read paths)/,
+        );
+      }
+      expect(await storedState(h)).toEqual(before);
+    },
+  );
+});
+
+function probeMcp(): Record<string, unknown> {
+  return { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node server.mjs' };
+}

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -22,7 +23,8 @@ let org: Awaited<ReturnType<typeof createOrg>>;
 let url: string;
 
 beforeAll(async () => {
-  t = await startTestHost({ sandbox: 'off', uploadMaxBytes: 256 * 1024 });
+  // about uploads, not isolation (security.test.ts): uploaded plugins run unsandboxed by explicit opt-out
+  t = await startTestHost({ sandbox: 'off', allowUnsandboxedTenantCode: true, uploadMaxBytes: 256 * 1024 });
   url = t.host.url;
   org = await createOrg(t, 'uploader');
 });
@@ -254,5 +256,64 @@ describe('POST /v1/plugins/upload', () => {
       'query',
     );
     expect(after.data).toMatchObject({ status: 'ok', version: '2.0.0' });
+  });
+});
+
+describe('crash-safe rollback (repaired at boot)', () => {
+  const version = async (dir: string) =>
+    (JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as { version: string }).version;
+  const current = () => path.join(customDir(), 'crashy');
+  const previous = () => path.join(customDir(), '_previous', 'crashy');
+  const leftovers = async () =>
+    (await readdir(customDir())).filter((e) => e.startsWith('_swap-') || e.startsWith('_staging-'));
+  const getVersion = async () =>
+    (
+      await trpc<{ status: string; version: string }>(
+        t.host.url,
+        'plugins.get',
+        org.memberKey,
+        { pluginId: 'crashy' },
+        'query',
+      )
+    ).data;
+
+  beforeAll(async () => {
+    for (const v of ['1.0.0', '1.1.0']) {
+      const res = await uploadZip(url, org.adminKey, await probeZip({ id: 'crashy', version: v }));
+      expect(res.status, res.raw).toBe(200);
+    }
+  });
+
+  it('a crash after the current version moved to _swap-* puts it back', async () => {
+    await rename(current(), path.join(customDir(), `_swap-crashy-${randomUUID()}`));
+    await mkdir(path.join(customDir(), `_staging-${randomUUID()}`));
+    await t.restart();
+    expect(await leftovers()).toEqual([]);
+    expect(await version(current())).toBe('1.1.0');
+    expect(await version(previous())).toBe('1.0.0');
+    expect(await getVersion()).toMatchObject({ status: 'ok', version: '1.1.0' });
+  });
+
+  it('a crash after the previous version moved into place completes the rollback (old swap names too)', async () => {
+    // the pre-fix swap name carried no plugin id: the manifest names it
+    await rename(current(), path.join(customDir(), `_swap-${randomUUID()}`));
+    await rename(previous(), current());
+    await t.restart();
+    expect(await leftovers()).toEqual([]);
+    expect(await version(current())).toBe('1.0.0');
+    expect(await version(previous())).toBe('1.1.0');
+    expect(await getVersion()).toMatchObject({ status: 'ok', version: '1.0.0' });
+    // and the next rollback works from the repaired state
+    const forward = await trpc(t.host.url, 'plugins.rollback', org.adminKey, { pluginId: 'crashy' });
+    expect(forward.data).toEqual({ pluginId: 'crashy', version: '1.1.0' });
+  });
+
+  it('a crash inside an upload (current moved to _previous, new one not yet in place) restores the current one', async () => {
+    await rm(previous(), { recursive: true });
+    await rename(current(), previous());
+    await t.restart();
+    expect(await version(current())).toBe('1.1.0');
+    expect(existsSync(previous())).toBe(false);
+    expect(await getVersion()).toMatchObject({ status: 'ok', version: '1.1.0' });
   });
 });

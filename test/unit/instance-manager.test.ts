@@ -5,6 +5,7 @@ import { InstanceManager } from '../../src/runtime/instance/index.js';
 import type { InstanceManagerOptions, InstanceStateEvent } from '../../src/runtime/instance/index.js';
 import type {
   ActivityStore,
+  CallMetaProvider,
   CallOptions,
   CallToolResult,
   ConnectionEnd,
@@ -70,8 +71,11 @@ class FakeConnection implements PluginConnection {
     return [...this.tools];
   }
 
-  callTool(name: string, args: Record<string, unknown>, _options?: CallOptions): Promise<CallToolResult> {
+  readonly metas: (Record<string, unknown> | undefined)[] = [];
+
+  callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<CallToolResult> {
     this.calls++;
+    this.metas.push(options?.meta);
     if (this.closed || this.ended) return Promise.reject(new Error('Not connected'));
     switch (name) {
       case 'echo':
@@ -230,7 +234,10 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
 
-function setup(options: Partial<InstanceManagerOptions> = {}, opts: { fakeClock?: boolean } = {}): Harness {
+function setup(
+  options: Partial<InstanceManagerOptions> = {},
+  opts: { fakeClock?: boolean; callMeta?: CallMetaProvider } = {},
+): Harness {
   const factory = new FakeFactory();
   const preparer = new CountingPreparer();
   const activity = new RecordingActivity();
@@ -242,6 +249,7 @@ function setup(options: Partial<InstanceManagerOptions> = {}, opts: { fakeClock?
     activity,
     options: { ...BASE_OPTIONS, ...options },
     ...(opts.fakeClock ? { now: () => clock.t } : {}),
+    ...(opts.callMeta ? { callMeta: opts.callMeta } : {}),
   });
   const events: InstanceStateEvent[] = [];
   manager.on('state', (e) => events.push(e));
@@ -318,17 +326,21 @@ describe('InstanceManager start sharing and reuse', () => {
     expect(new Set(factory.connections.map((c) => c.orgId))).toEqual(new Set(['org-a', 'org-b']));
   });
 
-  it('a failed start reports the cause and backs off', async () => {
+  it('a failed start reports the cause; the next call retries at once, a second failure backs off', async () => {
     const { manager, factory } = setup({}, { fakeClock: true });
-    factory.failures.push(new Error('spawn node ENOENT'));
+    factory.failures.push(new Error('spawn node ENOENT'), new Error('spawn node ENOENT'));
     const spec = makeSpec();
     const err = await rejection(manager.callTool('org-a', spec, 'echo', {}));
     expect(err).toBeInstanceOf(InstanceError);
     expect((err as InstanceError).code).toBe('INSTANCE_FAILED');
     expect((err as Error).message).toContain('spawn node ENOENT');
-    const backoff = await rejection(manager.callTool('org-a', spec, 'echo', {}));
+    expect((err as InstanceError).details).toMatchObject({ retryAfterMs: 0, failures: 1 });
+    const second = await rejection(manager.callTool('org-a', spec, 'echo', {}));
+    expect(factory.connectCalls).toBe(2);
+    expect((second as InstanceError).details).toMatchObject({ retryAfterMs: 100, failures: 2 });
+    const backoff = await rejection(manager.callTool('org-a', spec, 'echo', {}, { timeoutMs: 50 }));
     expect(backoff).toBeInstanceOf(PreconditionError);
-    expect(factory.connectCalls).toBe(1);
+    expect(factory.connectCalls).toBe(2);
   });
 
   it('an aborted caller leaves; the start is aborted only when no caller waits for it', async () => {
@@ -348,7 +360,7 @@ describe('InstanceManager start sharing and reuse', () => {
 });
 
 describe('InstanceManager crashes and backoff', () => {
-  it('a crash mid-call fails with INSTANCE_CRASHED naming the exit code, then a fresh instance serves', async () => {
+  it('a crash mid-call fails with INSTANCE_CRASHED naming the exit code; the next call restarts at once', async () => {
     const { manager, factory, clock } = setup({}, { fakeClock: true });
     const spec = makeSpec();
     await manager.callTool('org-a', spec, 'echo', { text: 'warm' });
@@ -356,19 +368,20 @@ describe('InstanceManager crashes and backoff', () => {
     expect(err).toBeInstanceOf(InstanceError);
     expect((err as InstanceError).code).toBe('INSTANCE_CRASHED');
     expect((err as Error).message).toMatch(/exited with code 1/);
-    expect((err as InstanceError).details).toMatchObject({ retryAfterMs: 100, failures: 1, exitCode: 1 });
+    expect((err as Error).message).toMatch(/restarted on the next call/);
+    expect((err as InstanceError).details).toMatchObject({ retryAfterMs: 0, failures: 1, exitCode: 1 });
     const [info] = manager.listInstances();
-    expect(info).toMatchObject({ state: 'failed', failures: 1, retryAfter: clock.t + 100 });
+    expect(info).toMatchObject({ state: 'failed', failures: 1, retryAfter: clock.t });
     expect(info?.lastError).toMatch(/exited with code 1/);
     expect(factory.connections[0]?.closed).toBe(true);
 
-    clock.t += 100;
+    // same clock instant: no backoff after a single crash
     expect(await manager.callTool('org-a', spec, 'echo', { text: 'again' })).toEqual(text('again'));
     expect(factory.connectCalls).toBe(2);
     expect(manager.listInstances()[0]).toMatchObject({ state: 'running', failures: 0 });
   });
 
-  it('a crash loop backs off exponentially up to the cap and connect is not called during backoff', async () => {
+  it('a crash loop backs off exponentially from the second crash up to the cap; connect is not called during backoff', async () => {
     const { manager, factory, clock } = setup(
       { crashBackoffBaseMs: 100, crashBackoffMaxMs: 500 },
       { fakeClock: true },
@@ -381,9 +394,13 @@ describe('InstanceManager crashes and backoff', () => {
       expect((crash as HayError).code).toBe('INSTANCE_CRASHED');
       const retryAfter = manager.listInstances()[0]?.retryAfter ?? 0;
       delays.push(retryAfter - before);
+      if (i === 0) continue;
 
       const connects = factory.connectCalls;
-      const blocked = await rejection(manager.callTool('org-a', spec, 'echo', {}));
+      // a timeout no longer than the remaining backoff: refused at once instead of waiting
+      const blocked = await rejection(
+        manager.callTool('org-a', spec, 'echo', {}, { timeoutMs: retryAfter - before }),
+      );
       expect(blocked).toBeInstanceOf(PreconditionError);
       expect((blocked as PreconditionError).code).toBe('INSTANCE_FAILED');
       expect((blocked as PreconditionError).details).toMatchObject({
@@ -394,21 +411,55 @@ describe('InstanceManager crashes and backoff', () => {
       expect(factory.connectCalls).toBe(connects);
       clock.t = retryAfter;
     }
-    expect(delays).toEqual([100, 200, 400, 500, 500]);
+    expect(delays).toEqual([0, 100, 200, 400, 500]);
     await manager.callTool('org-a', spec, 'echo', { text: 'ok' });
     expect(manager.listInstances()[0]?.failures).toBe(0);
   });
 
-  it('a crash while idle marks the instance failed and the next call after backoff starts fresh', async () => {
-    const { manager, factory, clock } = setup({}, { fakeClock: true });
+  it('a crash while idle marks the instance failed with the reason; the next call starts fresh at once', async () => {
+    const { manager, factory } = setup({}, { fakeClock: true });
     const spec = makeSpec();
     await manager.callTool('org-a', spec, 'echo', {});
     factory.last().end({ kind: 'exited', code: null, signal: 'SIGKILL', limit: 'memory' });
-    expect(manager.listInstances()[0]?.state).toBe('failed');
-    const blocked = await rejection(manager.callTool('org-a', spec, 'echo', {}));
-    expect((blocked as Error).message).toMatch(/memory limit/);
-    clock.t += 100;
-    await manager.callTool('org-a', spec, 'echo', {});
+    expect(manager.listInstances()[0]).toMatchObject({ state: 'failed', failures: 1 });
+    expect(manager.listInstances()[0]?.lastError).toMatch(/memory limit/);
+    expect(await manager.callTool('org-a', spec, 'echo', { text: 'back' })).toEqual(text('back'));
+    expect(factory.connectCalls).toBe(2);
+  });
+
+  it('a call arriving during a backoff shorter than its timeout waits for the restart instead of failing', async () => {
+    const { manager, factory, events } = setup({ crashBackoffBaseMs: 80, crashBackoffMaxMs: 80 });
+    const spec = makeSpec();
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    const [info] = manager.listInstances();
+    expect(info).toMatchObject({ state: 'failed', failures: 2 });
+    expect((info?.retryAfter ?? 0) - Date.now()).toBeGreaterThan(0);
+    const calls = ['a', 'b', 'c'].map((t) => manager.callTool('org-a', spec, 'echo', { text: t }));
+    expect(await Promise.all(calls)).toEqual([text('a'), text('b'), text('c')]);
+    // the waiters shared one restart, made after the backoff ended
+    expect(factory.connectCalls).toBe(3);
+    const restart = events.filter((e) => e.to === 'starting').at(-1);
+    expect(restart?.from).toBe('failed');
+  });
+
+  it('a caller waiting out a backoff leaves on abort; close() ends the wait with SHUTTING_DOWN', async () => {
+    const { manager, factory } = setup({
+      crashBackoffBaseMs: 60_000,
+      crashBackoffMaxMs: 60_000,
+      callTimeoutMs: 120_000,
+    });
+    const spec = makeSpec();
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    await rejection(manager.callTool('org-a', spec, 'crash', {}));
+    const ac = new AbortController();
+    const aborted = manager.callTool('org-a', spec, 'echo', {}, { signal: ac.signal });
+    const waiting = manager.callTool('org-a', spec, 'echo', {});
+    ac.abort(new Error('caller went away'));
+    expect(((await rejection(aborted)) as Error).message).toBe('caller went away');
+    const closing = manager.close();
+    expect(((await rejection(waiting)) as HayError).code).toBe('SHUTTING_DOWN');
+    await closing;
     expect(factory.connectCalls).toBe(2);
   });
 
@@ -656,12 +707,13 @@ describe('InstanceManager restarts and stops', () => {
   it('restartPlugin clears a failed instance backoff', async () => {
     const { manager, factory } = setup({ crashBackoffBaseMs: 60_000, crashBackoffMaxMs: 60_000 });
     await rejection(manager.callTool('org-a', makeSpec(), 'crash', {}));
+    await rejection(manager.callTool('org-a', makeSpec(), 'crash', {}));
     expect(await rejection(manager.callTool('org-a', makeSpec(), 'echo', {}))).toBeInstanceOf(
       PreconditionError,
     );
     await manager.restartPlugin('pk-echo');
     await manager.callTool('org-a', makeSpec({ checksum: 'sum-2' }), 'echo', {});
-    expect(factory.connectCalls).toBe(2);
+    expect(factory.connectCalls).toBe(3);
   });
 
   it('stopAllForOrganization stops only that organization; stopAllForPlugin only that plugin', async () => {
@@ -861,5 +913,55 @@ describe('InstanceManager close', () => {
     gate.resolve();
     await closing;
     expect(factory.open()).toEqual([]);
+  });
+});
+
+describe('InstanceManager shared instances (manifest runtime.shared, core plugins)', () => {
+  const sharedSpec = (overrides: Partial<PluginSpec> = {}) => {
+    const base = makeSpec(overrides);
+    return { ...base, manifest: { ...base.manifest, runtime: { shared: true } } };
+  };
+  const callMeta: CallMetaProvider = {
+    callMetaFor: async (orgId) => ({ 'hay/orgId': orgId, 'hay/config': { team: `${orgId}-team` } }),
+  };
+
+  it('one process serves every organization; each call carries its own organization and configuration', async () => {
+    const { manager, factory, activity } = setup({ activityFlushIntervalMs: 60_000 }, { callMeta });
+    const spec = sharedSpec();
+    const orgs = ['org-a', 'org-b', 'org-c'];
+    const results = await Promise.all(orgs.map((o) => manager.callTool(o, spec, 'echo', { text: o })));
+    expect(results).toEqual(orgs.map((o) => text(o)));
+    expect(factory.connectCalls).toBe(1);
+    const conn = factory.last();
+    expect(conn.orgId).toBe('_shared');
+    expect(conn.metas).toEqual(orgs.map((o) => ({ 'hay/orgId': o, 'hay/config': { team: `${o}-team` } })));
+    // listed for the organizations that used it, as theirs; not for others
+    expect(manager.listInstances({ orgId: 'org-b' })).toMatchObject([
+      { orgId: 'org-b', shared: true, state: 'running', pid: conn.pid },
+    ]);
+    expect(manager.listInstances({ orgId: 'org-z' })).toEqual([]);
+    await manager.close();
+    const touched = new Set(activity.batches.flat().map((e) => e.orgId));
+    expect(touched).toEqual(new Set(orgs));
+  });
+
+  it("stopping one organization's instances leaves the shared process serving the others", async () => {
+    const { manager, factory } = setup({}, { callMeta });
+    const spec = sharedSpec();
+    await manager.callTool('org-a', spec, 'echo', { text: 'a' });
+    await manager.stopAllForOrganization('org-a');
+    await manager.stopInstance('org-a', spec.pluginKey, 'disabled');
+    expect(await manager.callTool('org-b', spec, 'echo', { text: 'b' })).toEqual(text('b'));
+    expect(factory.connectCalls).toBe(1);
+    expect(factory.last().closed).toBe(false);
+  });
+
+  it('a custom plugin cannot opt in: runtime.shared is ignored and every organization gets its own process', async () => {
+    const { manager, factory } = setup({}, { callMeta });
+    const spec = sharedSpec({ sourceType: 'custom', organizationId: 'org-a' });
+    await manager.callTool('org-a', spec, 'echo', { text: 'a' });
+    await manager.callTool('org-b', spec, 'echo', { text: 'b' });
+    expect(factory.connections.map((c) => c.orgId)).toEqual(['org-a', 'org-b']);
+    expect(factory.connections.flatMap((c) => c.metas)).toEqual([undefined, undefined]);
   });
 });

@@ -24,9 +24,9 @@ describe('instance state table', () => {
     ).toEqual(['starting', 'running']);
   });
 
-  it('backs off exponentially from the base up to the cap', () => {
-    expect([0, 1, 2, 3, 4, 5, 60].map((n) => backoffDelay(n, 100, 1_000))).toEqual([
-      0, 100, 200, 400, 800, 1_000, 1_000,
+  it('restarts at once after one failure, then backs off exponentially from the base up to the cap', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 60].map((n) => backoffDelay(n, 100, 1_000))).toEqual([
+      0, 0, 100, 200, 400, 800, 1_000, 1_000,
     ]);
   });
 });

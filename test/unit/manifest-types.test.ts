@@ -100,6 +100,7 @@ const KEYS = {
   } satisfies Keys<ConfigField>,
   RuntimeSettings: {
     warmInstances: true,
+    shared: true,
     maxConcurrentInstances: true,
     idleTimeoutMs: true,
     limits: true,

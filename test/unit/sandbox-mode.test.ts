@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HayError, isHayError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import type { LaunchSpec } from '../../src/runtime/ports.js';
-import { LayeredSandbox, type SandboxMode } from '../../src/runtime/sandbox/index.js';
+import { LayeredSandbox, type SandboxMode, type SandboxOptions } from '../../src/runtime/sandbox/index.js';
 import type { DetectedLayers } from '../../src/runtime/sandbox/layers.js';
 import { buildBwrapInvocation, pathsOverlap } from '../../src/runtime/sandbox/launch-args.js';
 
@@ -33,9 +33,13 @@ const noLayers: DetectedLayers = {
   rootEntries: [],
 };
 
-function sandbox(mode: SandboxMode, layers: DetectedLayers): LayeredSandbox {
+function sandbox(
+  mode: SandboxMode,
+  layers: DetectedLayers,
+  extra: Partial<SandboxOptions> = {},
+): LayeredSandbox {
   return new LayeredSandbox(
-    { logger, mode, dataDir, pluginDataRoot: path.join(dataDir, 'plugin-data') },
+    { logger, mode, dataDir, pluginDataRoot: path.join(dataDir, 'plugin-data'), ...extra },
     layers,
   );
 }
@@ -50,6 +54,7 @@ function spec(overrides: Partial<LaunchSpec> = {}): LaunchSpec {
     limits: { memoryMb: 64, cpuPercent: 50, maxProcesses: 16, maxOpenFiles: 100 },
     network: { all: false, hosts: [] },
     readPaths: [],
+    trust: 'core',
     ...overrides,
   };
 }
@@ -134,6 +139,101 @@ describe('sandbox modes', () => {
   it('rejects a NUL byte in an environment value', async () => {
     const err = await rejection(sandbox('auto', noLayers).prepare(spec({ env: { A: 'x\0y' } })));
     expect(err.code).toBe('CONFIGURATION_INVALID');
+  });
+});
+
+describe('tenant code (custom/uploaded plugins)', () => {
+  const tenant = (o: Partial<LaunchSpec> = {}) => spec({ trust: 'tenant', ...o });
+
+  it('is refused without bubblewrap in auto mode, naming the layer and how to install it', async () => {
+    const sb = sandbox('auto', { ...noLayers, prlimit: allLayers.prlimit });
+    const err = await rejection(sb.prepare(tenant()));
+    expect(err.code).toBe('SANDBOX_UNAVAILABLE');
+    expect(err.message).toMatch(
+      /^Plugin p is an uploaded \(tenant\) plugin and runs only inside the sandbox/,
+    );
+    expect(err.message).toContain('bubblewrap (bwrap binary not found; apt-get install bubblewrap)');
+    expect(err.details).toEqual({ missing: ['bubblewrap', 'non-root-uid'] });
+    expect(err.message).not.toContain('cgroups');
+    expect(sb.tenantPolicy()).toMatchObject({ tenantCode: 'refused', optOut: false });
+    // core code keeps running with what the machine has
+    const core = await sb.prepare(spec());
+    expect(core.argv).toContain('node');
+    await core.release();
+  });
+
+  it('defaults to tenant when the launch names no trust level', async () => {
+    const { trust: _trust, ...untagged } = spec();
+    const err = await rejection(sandbox('auto', noLayers).prepare(untagged));
+    expect(err.code).toBe('SANDBOX_UNAVAILABLE');
+  });
+
+  it('is refused when the sandbox is off, telling the operator what to set', async () => {
+    const err = await rejection(sandbox('off', allLayers).prepare(tenant()));
+    expect(err.message).toContain('switched off on this host (HAY_SANDBOX=off)');
+    expect((await sandbox('off', allLayers).prepare(spec())).argv).toEqual(['node', 'server.js']);
+  });
+
+  it('runs without cgroups (used where available), never without the tenant layers', async () => {
+    const sb = sandbox('auto', { ...allLayers, cgroup: noLayers.cgroup });
+    expect(sb.tenantPolicy().tenantCode).toBe('sandboxed');
+    const prepared = await sb.prepare(tenant());
+    expect(prepared.argv).toContain('/usr/bin/bwrap');
+    await prepared.release();
+    const noRlimit = await rejection(
+      sandbox('auto', { ...allLayers, prlimit: noLayers.prlimit }).prepare(tenant()),
+    );
+    expect(noRlimit.details).toEqual({ missing: ['rlimit-nofile'] });
+  });
+
+  it('runs unsandboxed only by the operator opt-out, which strict ignores', async () => {
+    const sb = sandbox('auto', noLayers, { allowUnsandboxedTenantCode: true });
+    expect(sb.tenantPolicy()).toMatchObject({ tenantCode: 'unsandboxed', optOut: true });
+    const prepared = await sb.prepare(tenant());
+    expect(prepared.argv).toEqual(['node', 'server.js']);
+    await prepared.release();
+    const strict = sandbox('strict', noLayers, { allowUnsandboxedTenantCode: true });
+    expect(strict.tenantPolicy().tenantCode).toBe('refused');
+    expect((await rejection(strict.prepare(tenant()))).code).toBe('SANDBOX_UNAVAILABLE');
+  });
+
+  it('hideLayers makes a machine with bubblewrap look like one without', async () => {
+    const sb = sandbox('auto', allLayers, { hideLayers: ['bubblewrap'] });
+    expect(sb.tenantPolicy().tenantCode).toBe('refused');
+    expect((await rejection(sb.prepare(tenant()))).message).toContain('apt-get install bubblewrap');
+  });
+
+  it('an install step gets its folder writable and a scratch HOME, never the runtime data folder', async () => {
+    const sb = sandbox('auto', { ...allLayers, cgroup: noLayers.cgroup });
+    const prepared = await sb.prepare(tenant({ purpose: 'install' }));
+    const argv = prepared.argv.join(' ');
+    expect(argv).toContain(`--bind ${spec().cwd} ${spec().cwd}`);
+    expect(argv).toContain(`--bind ${path.join(dataDir, 'install-home', 'org%2F..%2F1', 'p')} /data`);
+    expect(argv).not.toContain(path.join(dataDir, 'plugin-data'));
+    await prepared.release();
+  });
+
+  it('filesystem.read: tenant paths must lie inside the operator allow-list and never overlap protected paths', async () => {
+    const pluginsDir = path.join(root, 'plugins');
+    const opts = { readAllowList: [root, '/usr/share'], protectedPaths: [pluginsDir] };
+    const sb = sandbox('auto', { ...allLayers, cgroup: noLayers.cgroup }, opts);
+    const etc = await rejection(sb.prepare(tenant({ readPaths: ['/etc'] })));
+    expect(etc.code).toBe('PERMISSION_DENIED');
+    expect(etc.message).toBe(
+      'Plugin p may not read /etc: it is outside the paths the operator allows (HAY_FILESYSTEM_READ_ALLOW)',
+    );
+    const plugins = await rejection(sb.prepare(tenant({ readPaths: [pluginsDir] })));
+    expect(plugins.message).toContain('overlaps a protected host directory');
+    const ok = await sb.prepare(tenant({ readPaths: ['/usr/share'] }));
+    expect(ok.argv.join(' ')).toContain('--ro-bind-try /usr/share /usr/share');
+    await ok.release();
+    const none = await rejection(sandbox('auto', allLayers).prepare(tenant({ readPaths: ['/usr/share'] })));
+    expect(none.message).toContain('the operator allows no filesystem.read paths for uploaded plugins');
+    // core manifests are the operator's: only protected paths apply
+    const core = await sandbox('auto', { ...allLayers, cgroup: noLayers.cgroup }).prepare(
+      spec({ readPaths: ['/usr/share'] }),
+    );
+    await core.release();
   });
 });
 

@@ -96,6 +96,51 @@ describe('ToolResultCache', () => {
     cache.set(k, result('x'), 60);
     cache.get(k);
     cache.get(k);
-    expect(cache.stats()).toEqual({ size: 1, hits: 2, misses: 1, hitRate: 2 / 3 });
+    expect(cache.stats()).toMatchObject({ size: 1, hits: 2, misses: 1, hitRate: 2 / 3 });
+  });
+});
+
+describe('ToolResultCache byte budget (issue 9)', () => {
+  const MB = 1024 * 1024;
+  const big = (i: number): CallToolResult => ({
+    content: [{ type: 'text', text: `${i}`.padEnd(4 * MB, 'x') }],
+  });
+
+  it('80 results of 4 MB hold at most the global budget, and each org at most its own', () => {
+    const cache = new ToolResultCache(10_000, Date.now, { maxBytes: 64 * MB, maxBytesPerOrg: 16 * MB });
+    for (let i = 0; i < 80; i++) cache.set(cache.key(`org-${i % 8}`, 'p', 'c', 't', { i }), big(i), 60);
+    const { bytes, size } = cache.stats();
+    console.log(`tool cache after 80 x 4 MB from 8 orgs: ${size} entries, ${(bytes / MB).toFixed(1)} MB`);
+    expect(bytes).toBeLessThanOrEqual(64 * MB);
+    for (let o = 0; o < 8; o++) expect(cache.bytesOf(`org-${o}`)).toBeLessThanOrEqual(16 * MB);
+  });
+
+  it('one org filling its budget never evicts another org', () => {
+    const cache = new ToolResultCache(10_000, Date.now, { maxBytes: 64 * MB, maxBytesPerOrg: 16 * MB });
+    const quiet = cache.key('quiet', 'p', 'c', 't', {});
+    cache.set(quiet, result('keep me'), 60);
+    for (let i = 0; i < 80; i++) cache.set(cache.key('noisy', 'p', 'c', 't', { i }), big(i), 60);
+    expect(cache.get(quiet)).toEqual(result('keep me'));
+    expect(cache.bytesOf('noisy')).toBeLessThanOrEqual(16 * MB);
+    // the newest entries stay; a result over the per-org budget is not stored at all
+    expect(cache.get(cache.key('noisy', 'p', 'c', 't', { i: 79 }))).toBeDefined();
+    cache.set(
+      cache.key('noisy', 'p', 'c', 't', { huge: true }),
+      { content: [{ type: 'text', text: 'y'.repeat(17 * MB) }] },
+      60,
+    );
+    expect(cache.get(cache.key('noisy', 'p', 'c', 't', { huge: true }))).toBeUndefined();
+  });
+
+  it('invalidation and expiry give the bytes back', () => {
+    const c = clock();
+    const cache = new ToolResultCache(100, c.now, { maxBytes: 64 * MB, maxBytesPerOrg: 16 * MB });
+    cache.set(cache.key('o', 'p1', 'c', 't', {}), big(1), 1);
+    cache.set(cache.key('o', 'p2', 'c', 't', {}), big(2), 60);
+    cache.invalidate('p2', 'o');
+    c.advance(2_000);
+    expect(cache.get(cache.key('o', 'p1', 'c', 't', {}))).toBeUndefined();
+    expect(cache.stats().bytes).toBe(0);
+    expect(cache.bytesOf('o')).toBe(0);
   });
 });

@@ -1,5 +1,6 @@
 import { parseCommandLine } from '../../manifest/command.js';
-import { InstanceError, TimeoutError } from '../../errors.js';
+import type { PluginEgress } from '../../egress/plugin-egress.js';
+import { EgressError, InstanceError, TimeoutError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { ResourceLimits } from '../../manifest/types.js';
 import type {
@@ -28,6 +29,8 @@ export interface McpConnectionFactoryOptions {
   callTimeoutMs: number;
   /** Wait after a local plugin's first roots/list answer before connect resolves. Default 200. */
   rootsSettleMs?: number;
+  /** Egress policy for tenant traffic (src/egress). Unset: every connection is direct (tests, tools). */
+  egress?: PluginEgress;
 }
 
 /**
@@ -74,6 +77,7 @@ export class McpConnectionFactory implements ConnectionFactory {
     const argv = parseCommandLine(startCommand, `${spec.pluginId} manifest: capabilities.mcp.startCommand`);
     const env = await this.opts.env.envFor(orgId, spec);
     const network = manifest.permissions?.network;
+    const egress = await this.opts.egress?.local(orgId, spec);
     const launch: LaunchSpec = {
       orgId,
       pluginId: spec.pluginId,
@@ -81,14 +85,23 @@ export class McpConnectionFactory implements ConnectionFactory {
       cwd: spec.rootDir,
       env,
       limits: { ...this.opts.limits, ...definedOnly(manifest.runtime?.limits ?? {}) },
-      network: {
+      network: egress?.network ?? {
         all: (network?.all ?? false) || (manifest.permissions?.api?.length ?? 0) > 0,
         hosts: network?.hosts ?? [],
       },
       readPaths: manifest.permissions?.filesystem?.read ?? [],
+      trust: spec.sourceType === 'core' ? 'core' : 'tenant',
+      ...(egress?.egress ? { egress: egress.egress } : {}),
     };
-    checkTime(spec, signal, deadline);
-    const proc = await this.opts.processes.spawn(launch);
+    let proc;
+    try {
+      checkTime(spec, signal, deadline);
+      proc = await this.opts.processes.spawn(launch);
+    } catch (err) {
+      await egress?.close();
+      throw err;
+    }
+    if (egress) void proc.exited.finally(() => egress.close());
     const connection = new McpPluginConnection({
       pluginId: spec.pluginId,
       transport: 'stdio',
@@ -121,29 +134,41 @@ export class McpConnectionFactory implements ConnectionFactory {
       );
     }
     const endpoint = await this.opts.remote.endpointFor(orgId, spec);
+    const egress = this.opts.egress?.remote(orgId, spec, {
+      fromConfiguration: endpoint.fromConfiguration ?? false,
+    });
+    await egress?.preflight(endpoint.url);
     const failures: string[] = [];
     for (const kind of kinds) {
       checkTime(spec, signal, deadline);
       const logger = this.opts.logger.child({ orgId, pluginId: spec.pluginId, transport: kind });
+      const guard = egress?.fetch();
       const connection = new McpPluginConnection({
         pluginId: spec.pluginId,
         transport: kind,
         logger,
         callTimeoutMs: this.opts.callTimeoutMs,
+        ...(guard ? { onClose: () => guard.close() } : {}),
       });
       const timeoutMs = remaining(deadline);
       const attemptSignal = signal
         ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
         : AbortSignal.timeout(timeoutMs);
       try {
-        await connection.open(createRemoteTransport(kind, endpoint.url, endpoint.headers, attemptSignal), {
-          signal,
-          timeoutMs,
-        });
+        const transport = createRemoteTransport(
+          kind,
+          endpoint.url,
+          endpoint.headers,
+          attemptSignal,
+          egress && guard ? { fetch: guard.fetch, webSocket: egress.webSocket } : undefined,
+        );
+        await connection.open(transport, { signal, timeoutMs });
         return connection;
       } catch (err) {
         await connection.close();
         if (err instanceof TimeoutError || signal?.aborted) throw err;
+        if (err instanceof EgressError) throw err;
+        if (guard?.lastError) throw guard.lastError;
         const reason = err instanceof Error ? err.message : String(err);
         logger.info({ reason }, 'remote transport failed; trying the next one if any');
         failures.push(`${kind}: ${reason}`);

@@ -10,7 +10,7 @@ import {
   McpError,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
+import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
@@ -44,6 +44,8 @@ export interface McpPluginConnectionOptions {
   roots?: readonly ClientRoot[];
   /** Wait after the server's first roots/list was answered at open(). Default DEFAULT_ROOTS_SETTLE_MS. */
   rootsSettleMs?: number;
+  /** Runs at the end of close() (e.g. drops the egress-guarded sockets of a remote connection). */
+  onClose?: () => Promise<void>;
 }
 
 function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
@@ -61,6 +63,21 @@ function timeoutPromise<T>(promise: Promise<T>, ms: number): Promise<T | undefin
       resolve(v);
     });
   });
+}
+
+/**
+ * Contract: a response is dispatched after the notifications that arrived before it. SDK 1.x dispatches
+ * notifications one microtask late but responses at once, so progress read in the same chunk as the
+ * result found its handler already removed ("unknown token") and was lost.
+ */
+function deferResponses(transport: Transport): void {
+  const dispatch = transport.onmessage;
+  if (!dispatch) return;
+  transport.onmessage = (message, extra) => {
+    if ('id' in message && !('method' in message))
+      void Promise.resolve().then(() => dispatch(message, extra));
+    else dispatch(message, extra);
+  };
 }
 
 /**
@@ -120,6 +137,7 @@ export class McpPluginConnection implements PluginConnection {
     const scope = callScope(options, options.timeoutMs);
     try {
       await this.client.connect(transport, { signal: scope.signal, timeout: scope.timeoutMs + 1_000 });
+      deferResponses(transport);
       if (this.opts.roots) await this.settleRoots(scope);
     } catch (err) {
       if (scope.callerAborted()) throw abortReason(options.signal);
@@ -128,6 +146,7 @@ export class McpPluginConnection implements PluginConnection {
           `Plugin ${this.opts.pluginId} did not complete MCP initialize within ${scope.timeoutMs} ms`,
         );
       }
+      if (err instanceof EgressError) throw err;
       const exit = this.opts.process
         ? await timeoutPromise(this.opts.process.exited, EXIT_STATUS_WAIT_MS)
         : undefined;
@@ -207,10 +226,18 @@ export class McpPluginConnection implements PluginConnection {
   ): Promise<CallToolResult> {
     const scope = this.scope(options);
     return this.request(scope, `run tool "${name}"`, () =>
-      this.client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
-        signal: scope.signal,
-        timeout: scope.timeoutMs + 1_000,
-      }),
+      this.client.request(
+        {
+          method: 'tools/call',
+          params: { name, arguments: args, ...(options?.meta ? { _meta: options.meta } : {}) },
+        },
+        CallToolResultSchema,
+        {
+          signal: scope.signal,
+          timeout: scope.timeoutMs + 1_000,
+          ...(options?.onProgress ? { onprogress: options.onProgress } : {}),
+        },
+      ),
     );
   }
 
@@ -251,6 +278,7 @@ export class McpPluginConnection implements PluginConnection {
         this.opts.logger.debug({ err: errorText(err) }, 'MCP client close failed');
       }
       await this.opts.process?.stop();
+      await this.opts.onClose?.();
     })();
     return this.closing;
   }

@@ -1,6 +1,7 @@
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { LookupFunction } from 'node:net';
 import { WsClientTransport } from './websocket-transport.js';
 
 export type RemoteTransportKind = 'http' | 'sse' | 'websocket';
@@ -42,20 +43,28 @@ export function urlFor(kind: RemoteTransportKind, raw: string): URL {
   return url;
 }
 
-/** A not yet started client transport of `kind` to `url`, sending `headers` on every request/handshake. */
+/**
+ * A not yet started client transport of `kind` to `url`, sending `headers` on every request/handshake.
+ * `egress` (tenant-directed URLs): HTTP transports use its guarded fetch, WebSocket its checking lookup.
+ */
 export function createRemoteTransport(
   kind: RemoteTransportKind,
   url: string,
   headers: Record<string, string>,
   signal: AbortSignal,
+  egress?: { fetch: FetchLike; webSocket: (url: URL) => { lookup: LookupFunction; maxPayloadBytes: number } },
 ): Transport {
   const target = urlFor(kind, url);
+  const base = egress?.fetch;
   switch (kind) {
     case 'http':
-      return new StreamableHTTPClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch() });
+      return new StreamableHTTPClientTransport(target, {
+        requestInit: { headers },
+        fetch: isolatingFetch(base),
+      });
     case 'sse':
-      return new SSEClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch() });
+      return new SSEClientTransport(target, { requestInit: { headers }, fetch: isolatingFetch(base) });
     case 'websocket':
-      return new WsClientTransport(target, { headers, signal });
+      return new WsClientTransport(target, { headers, signal, ...(egress ? egress.webSocket(target) : {}) });
   }
 }

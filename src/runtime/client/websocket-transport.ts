@@ -1,5 +1,6 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { LookupFunction } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 
 const SUBPROTOCOL = 'mcp';
@@ -10,6 +11,8 @@ export interface WebSocketTransportOptions {
   signal?: AbortSignal;
   /** Largest accepted frame. Default 16 MiB. */
   maxPayloadBytes?: number;
+  /** DNS lookup of the socket (the egress policy's checking resolver for tenant-directed URLs). */
+  lookup?: LookupFunction;
 }
 
 /**
@@ -38,6 +41,7 @@ export class WsClientTransport implements Transport {
     const socket = new WebSocket(this.url, SUBPROTOCOL, {
       headers: this.options.headers ?? {},
       maxPayload: this.options.maxPayloadBytes ?? 16 * 1024 * 1024,
+      ...(this.options.lookup ? { lookup: this.options.lookup } : {}),
     });
     this.socket = socket;
     return new Promise((resolve, reject) => {

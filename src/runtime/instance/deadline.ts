@@ -75,3 +75,29 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefin
     );
   });
 }
+
+/**
+ * Resolves after `ms` (unref'd timer), or rejects with the reason of the first of `signals` to abort.
+ * The timer and listeners are always cleared.
+ */
+export function sleep(ms: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+  const live = signals.filter((s): s is AbortSignal => s !== undefined);
+  const aborted = live.find((s) => s.aborted);
+  if (aborted) return Promise.reject(aborted.reason);
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      for (const s of live) s.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (event: Event) => {
+      cleanup();
+      reject((event.target as AbortSignal).reason);
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      resolve();
+    }, ms);
+    timer.unref();
+    for (const s of live) s.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,19 +1,29 @@
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULTS } from '../../config.js';
-import { HayError, InstanceError, PreconditionError, TimeoutError, isHayError } from '../../errors.js';
+import {
+  EgressError,
+  HayError,
+  InstanceError,
+  PreconditionError,
+  TimeoutError,
+  isHayError,
+} from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import type {
-  CallOptions,
-  CallToolResult,
-  ConnectionEnd,
-  ConnectionFactory,
-  PluginConnection,
-  PluginPreparer,
-  PluginSpec,
-  Tool,
+import {
+  isSharedSpec,
+  SHARED_INSTANCE_ORG,
+  type CallMetaProvider,
+  type CallOptions,
+  type CallToolResult,
+  type ConnectionEnd,
+  type ConnectionFactory,
+  type PluginConnection,
+  type PluginPreparer,
+  type PluginSpec,
+  type Tool,
 } from '../ports.js';
 import { ActivityBuffer } from './activity.js';
-import { raceSignal, withDeadline } from './deadline.js';
+import { raceSignal, sleep, withDeadline } from './deadline.js';
 import { describeEnd, errorText } from './describe.js';
 import { SlotPool } from './pool.js';
 import { instanceKey, type InstanceRecord, type LiveConnection, type StartOperation } from './record.js';
@@ -43,6 +53,7 @@ export class InstanceManager {
   private readonly logger: Logger;
   private readonly connections: ConnectionFactory;
   private readonly preparer: PluginPreparer;
+  private readonly callMeta: CallMetaProvider | undefined;
   private readonly opts: Required<InstanceManagerOptions>;
   private readonly now: () => number;
   private readonly records = new Map<string, InstanceRecord>();
@@ -53,6 +64,8 @@ export class InstanceManager {
     toolsChanged: new Set(),
   };
   private readonly pendingCloses = new Set<Promise<void>>();
+  /** Aborted by close(): ends waits (restart backoff) that hold no other handle. */
+  private readonly closeController = new AbortController();
   private sweepTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -62,6 +75,7 @@ export class InstanceManager {
     this.logger = deps.logger;
     this.connections = deps.connections;
     this.preparer = deps.preparer;
+    this.callMeta = deps.callMeta;
     this.now = deps.now ?? Date.now;
     const o = deps.options;
     this.opts = {
@@ -107,20 +121,25 @@ export class InstanceManager {
 
   /**
    * Resolves when (orgId, spec.pluginKey) has a running instance of spec.checksum. Concurrent callers share
-   * one preparation, pool slot and connect. Throws PreconditionError INSTANCE_FAILED (details.retryAfterMs)
-   * while a failed instance is backing off, CapacityError when no slot frees within queueTimeoutMs,
-   * InstanceError on start failure or shutdown, or the signal's reason when aborted.
+   * one preparation, pool slot and connect. While a failed instance backs off: with `timeoutMs`, a backoff
+   * ending within it is waited out; otherwise throws PreconditionError INSTANCE_FAILED (details.retryAfterMs).
+   * Throws CapacityError when no slot frees within queueTimeoutMs, InstanceError on start failure or
+   * shutdown, or the signal's reason when aborted.
    */
   async ensureInstanceRunning(
     orgId: string,
     spec: PluginSpec,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
   ): Promise<void> {
     this.assertOpen();
     const rec = this.recordFor(orgId, spec);
     rec.users++;
     try {
-      await this.ensureRunning(rec, spec, options.signal);
+      const budget = {
+        deadline: options.timeoutMs === undefined ? undefined : this.now() + options.timeoutMs,
+        waitedMs: 0,
+      };
+      await this.ensureRunning(rec, spec, options.signal, budget);
     } finally {
       this.leave(rec);
     }
@@ -129,11 +148,11 @@ export class InstanceManager {
   /**
    * Calls a tool on the pair's instance, starting it if needed. The call gets options.timeoutMs (default
    * callTimeoutMs); on timeout the instance is considered wedged, stopped and replaced on the next call
-   * (TimeoutError). A connection ending mid-call fails with InstanceError INSTANCE_CRASHED naming the exit
-   * code, signal or limit. An `isError` result resolves.
-   */
-  /**
-   * Calls a tool. With `beforeCall`, the tool list (cached) is read and handed to it within the same use
+   * (TimeoutError). A call arriving while a crashed instance backs off waits for the restart when the
+   * backoff ends within its timeout (the wait is taken from the timeout), else fails at once with
+   * PreconditionError INSTANCE_FAILED (details.retryAfterMs). A connection ending mid-call fails with
+   * InstanceError INSTANCE_CRASHED naming the exit code, signal or limit. An `isError` result resolves.
+   * With `beforeCall`, the tool list (cached) is read and handed to it within the same use
    * of the instance as the call, so the instance cannot be evicted or restarted between the two.
    * `beforeCall` may throw to refuse the call (the error reaches the caller unchanged, at once) or return
    * a result to answer without calling the plugin (e.g. a cache hit).
@@ -163,7 +182,10 @@ export class InstanceManager {
             return undefined;
           }
         }
-        return live.conn.callTool(toolName, args, callOptions);
+        const opts = options?.onProgress ? { ...callOptions, onProgress: options.onProgress } : callOptions;
+        if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, opts);
+        const meta = (await this.callMeta?.callMetaFor(orgId, live.spec)) ?? { 'hay/orgId': orgId };
+        return live.conn.callTool(toolName, args, { ...opts, meta });
       },
     );
     if (refused) throw refused.err;
@@ -199,7 +221,9 @@ export class InstanceManager {
   /** Marks the pair active now, in memory; persisted by the next batch flush. */
   updateActivityTimestamp(orgId: string, pluginKey: string): void {
     const at = this.now();
-    const rec = this.records.get(instanceKey(orgId, pluginKey));
+    const rec =
+      this.records.get(instanceKey(orgId, pluginKey)) ??
+      this.records.get(instanceKey(SHARED_INSTANCE_ORG, pluginKey));
     if (rec) rec.lastActivityAt = at;
     this.activity.touch(orgId, pluginKey, at);
   }
@@ -276,15 +300,20 @@ export class InstanceManager {
     await Promise.all(drains);
   }
 
-  /** Snapshots of known instances (copies). */
+  /**
+   * Snapshots of known instances (copies). With an orgId filter, a shared instance is listed (as that org's,
+   * `shared: true`) once the org has called it; without one, under the org SHARED_INSTANCE_ORG.
+   */
   listInstances(filter: { orgId?: string } = {}): InstanceInfo[] {
     const out: InstanceInfo[] = [];
     for (const rec of this.records.values()) {
-      if (filter.orgId !== undefined && rec.orgId !== filter.orgId) continue;
+      if (filter.orgId !== undefined && rec.orgId !== filter.orgId && !rec.sharedBy?.has(filter.orgId))
+        continue;
       const live = rec.live;
       const spec = live?.spec ?? rec.spec;
       out.push({
-        orgId: rec.orgId,
+        orgId: filter.orgId ?? rec.orgId,
+        shared: rec.sharedBy !== undefined,
         pluginKey: rec.pluginKey,
         pluginId: spec.pluginId,
         version: spec.version,
@@ -340,7 +369,18 @@ export class InstanceManager {
 
   // ---- ensure / start ----------------------------------------------------------------------------------
 
-  private async ensureRunning(rec: InstanceRecord, spec: PluginSpec, signal: AbortSignal | undefined) {
+  /**
+   * `budget.deadline` (clock time) lets a caller wait out a restart backoff that ends before it; the time
+   * waited is added to `budget.waitedMs`. Without a deadline a backoff fails the caller at once.
+   */
+  private async ensureRunning(
+    rec: InstanceRecord,
+    spec: PluginSpec,
+    signal: AbortSignal | undefined,
+    budget: { deadline: number | undefined; waitedMs: number },
+  ) {
+    /** The failed state whose backoff this caller already waited out (the clock may be a fake one). */
+    let waitedOut: InstanceState | undefined;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       this.assertOpen();
       if (signal?.aborted) throw signal.reason;
@@ -368,7 +408,17 @@ export class InstanceManager {
         if (await this.verifyBeforeReuse(rec, live, signal)) return;
         continue;
       }
-      if (state.kind === 'failed' && state.retryAfter > this.now()) throw this.backoffError(rec, state);
+      if (state.kind === 'failed' && state.retryAfter > this.now() && waitedOut !== state) {
+        const now = this.now();
+        const waitMs = state.retryAfter - now;
+        if (budget.deadline === undefined || waitMs >= budget.deadline - now)
+          throw this.backoffError(rec, state);
+        rec.logger.debug({ waitMs }, 'call waits out the restart backoff');
+        await sleep(waitMs, [signal, this.closeController.signal]);
+        budget.waitedMs += waitMs;
+        waitedOut = state;
+        continue;
+      }
       if (state.kind === 'stopped' || state.kind === 'failed') {
         rec.spec = spec;
         await this.joinStart(this.beginStart(rec, spec), signal);
@@ -451,10 +501,12 @@ export class InstanceManager {
         { kind: 'failed', reason, failures: rec.failures, retryAfter: this.now() + delay },
         reason,
       );
+      // an egress refusal keeps its code: the caller must see EGRESS_DENIED, not a generic start failure
+      if (err instanceof EgressError) throw err;
       throw new InstanceError(
         'INSTANCE_FAILED',
         `Plugin ${spec.pluginId} could not start for organization ${rec.orgId}: ${errorText(err)}. ` +
-          `The next start is allowed in ${delay} ms.`,
+          (delay > 0 ? `The next start is allowed in ${delay} ms.` : 'The next call retries the start.'),
         err,
         { retryAfterMs: delay, failures: rec.failures },
       );
@@ -573,8 +625,10 @@ export class InstanceManager {
     const rec = this.recordFor(orgId, spec);
     rec.users++;
     try {
+      const timeoutMs = options?.timeoutMs ?? this.opts.callTimeoutMs;
+      const budget = { deadline: this.now() + timeoutMs, waitedMs: 0 };
       for (let round = 0; round < MAX_ROUNDS; round++) {
-        await this.ensureRunning(rec, spec, options?.signal);
+        await this.ensureRunning(rec, spec, options?.signal, budget);
         const live = rec.live;
         if (
           rec.state.kind !== 'running' ||
@@ -585,14 +639,18 @@ export class InstanceManager {
         )
           continue;
         rec.inFlight++;
-        this.touch(rec);
+        this.touch(rec, orgId);
         try {
-          const result = await this.callWithDeadline(rec, live, what, options, run);
+          const callOptions =
+            budget.waitedMs > 0
+              ? { ...options, timeoutMs: Math.max(1, timeoutMs - budget.waitedMs) }
+              : options;
+          const result = await this.callWithDeadline(rec, live, what, callOptions, run);
           rec.failures = 0;
           return result;
         } finally {
           rec.inFlight--;
-          this.touch(rec);
+          this.touch(rec, orgId);
           if (rec.inFlight === 0) this.onCallsDrained(rec);
         }
       }
@@ -892,13 +950,17 @@ export class InstanceManager {
     }
   }
 
-  private recordFor(orgId: string, spec: PluginSpec): InstanceRecord {
+  /** The pair's record; every organization shares one record (and process) of a shared core plugin. */
+  private recordFor(callerOrgId: string, spec: PluginSpec): InstanceRecord {
+    const shared = isSharedSpec(spec);
+    const orgId = shared ? SHARED_INSTANCE_ORG : callerOrgId;
     const key = instanceKey(orgId, spec.pluginKey);
     let rec = this.records.get(key);
     if (!rec) {
       rec = {
         key,
         orgId,
+        sharedBy: shared ? new Set() : undefined,
         pluginKey: spec.pluginKey,
         spec,
         logger: this.logger.child({ orgId, pluginId: spec.pluginId, pluginKey: spec.pluginKey }),
@@ -916,13 +978,15 @@ export class InstanceManager {
       };
       this.records.set(key, rec);
     }
+    rec.sharedBy?.add(callerOrgId);
     return rec;
   }
 
-  private touch(rec: InstanceRecord): void {
+  /** Marks the record active; the activity row is the calling organization's. */
+  private touch(rec: InstanceRecord, callerOrgId: string): void {
     const at = this.now();
     rec.lastActivityAt = at;
-    this.activity.touch(rec.orgId, rec.pluginKey, at);
+    if (callerOrgId !== SHARED_INSTANCE_ORG) this.activity.touch(callerOrgId, rec.pluginKey, at);
   }
 
   private assertOpen(): void {
@@ -953,6 +1017,7 @@ export class InstanceManager {
     this.sweepTimer = undefined;
     this.healthTimer = undefined;
     const err = this.shutdownError();
+    this.closeController.abort(err);
     this.pool.rejectAll(err);
     for (const rec of this.records.values()) rec.start?.controller.abort(err);
 

@@ -37,7 +37,10 @@ export interface StartOperation {
 /** Internal bookkeeping for one (organization, plugin key) pair. Never handed out. */
 export interface InstanceRecord {
   readonly key: string;
+  /** SHARED_INSTANCE_ORG for a shared instance. */
   readonly orgId: string;
+  /** Shared instance: the organizations that have used it (bounded by the number of organizations). */
+  readonly sharedBy: Set<string> | undefined;
   readonly pluginKey: string;
   /** Latest spec a caller passed. */
   spec: PluginSpec;

@@ -34,9 +34,12 @@ export function holdsSlot(kind: InstanceStateKind): boolean {
   return kind === 'starting' || kind === 'running';
 }
 
-/** Delay before start attempt number `failures + 1`: base * 2^(failures-1), capped at max. */
+/**
+ * Delay before start attempt number `failures + 1`. The first failure restarts at once (a single crash must
+ * not fail the next call); repeated failures back off: base * 2^(failures-2), capped at max.
+ */
 export function backoffDelay(failures: number, baseMs: number, maxMs: number): number {
-  if (failures <= 0) return 0;
-  const exp = Math.min(failures - 1, 30);
+  if (failures <= 1) return 0;
+  const exp = Math.min(failures - 2, 30);
   return Math.min(baseMs * 2 ** exp, maxMs);
 }

@@ -1,5 +1,5 @@
 import type { Logger } from '../../logger.js';
-import type { ActivityStore, ConnectionFactory, PluginPreparer } from '../ports.js';
+import type { ActivityStore, CallMetaProvider, ConnectionFactory, PluginPreparer } from '../ports.js';
 import type { InstanceStateKind } from './state.js';
 
 /** Timings of the instance manager, all in milliseconds (tiny in tests). */
@@ -36,6 +36,8 @@ export interface InstanceManagerDeps {
   connections: ConnectionFactory;
   preparer: PluginPreparer;
   activity: ActivityStore;
+  /** `_meta` of tool calls on shared instances; default `{ 'hay/orgId': orgId }`. */
+  callMeta?: CallMetaProvider;
   options: InstanceManagerOptions;
   /** Clock for timestamps, idle and backoff decisions (timers still use real time). */
   now?: () => number;
@@ -44,6 +46,8 @@ export interface InstanceManagerDeps {
 /** Snapshot of one instance; a copy, safe to keep. Times are epoch milliseconds. */
 export interface InstanceInfo {
   orgId: string;
+  /** One process serving every organization (manifest runtime.shared, core plugins). */
+  shared: boolean;
   pluginKey: string;
   pluginId: string;
   version: string;

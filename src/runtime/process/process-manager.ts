@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
 import { InstanceError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { LaunchSpec, PreparedLaunch, SandboxWrapper } from '../ports.js';
 import { LineSplitter } from './line-splitter.js';
 import { ManagedProcess, type ProcessInfo } from './managed-process.js';
+import { StderrBudget } from './stderr-budget.js';
 import { Reaper } from './reaper.js';
 import { StderrTail } from './stderr-tail.js';
 
@@ -15,6 +17,10 @@ export interface ProcessManagerOptions {
   killGraceMs: number;
   /** Longest stderr line logged as one entry; longer lines are split. Default 4096. */
   maxStderrLineLength?: number;
+  /** Stderr lines logged (at debug) per process and minute; the rest are dropped and counted. Default 600. */
+  stderrLinesPerMinute?: number;
+  /** Called with the number of stderr lines dropped (a metric counter). */
+  onStderrDropped?: (e: { orgId: string; pluginId: string; lines: number }) => void;
   /**
    * Run each plugin under `setpriv --pdeathsig KILL` when util-linux setpriv is installed, so the direct
    * child dies with the host even before the reaper acts. Default true.
@@ -91,7 +97,7 @@ export class ProcessManager {
       const reason = err instanceof Error ? err.message : String(err);
       throw new InstanceError(
         'INSTANCE_FAILED',
-        `Could not start plugin ${launch.pluginId} with "${command}" in ${prepared.cwd}: ${reason}`,
+        `Could not start plugin ${launch.pluginId} with "${path.basename(command)}": ${reason.split(prepared.cwd).join('.')}`,
       );
     }
     const pid = child.pid;
@@ -117,7 +123,7 @@ export class ProcessManager {
       },
     });
     this.processes.add(proc);
-    this.logStderr(child, logger, stderrTail);
+    this.logStderr(child, logger, launch, stderrTail);
     try {
       await prepared.attach?.(pid);
     } catch (err) {
@@ -179,13 +185,30 @@ export class ProcessManager {
     });
   }
 
-  private logStderr(child: ChildProcess, logger: Logger, tail: StderrTail): void {
+  /**
+   * Plugin stderr at debug level (it is tenant-controlled text), within a per-process line budget; every
+   * line also feeds the process's StderrTail (its last lines go into start/crash errors).
+   */
+  private logStderr(child: ChildProcess, logger: Logger, launch: LaunchSpec, tail: StderrTail): void {
+    const budget = new StderrBudget({
+      linesPerMinute: this.opts.stderrLinesPerMinute ?? 600,
+      report: (lines) => {
+        logger.warn(
+          { stream: 'stderr', dropped: lines },
+          `dropped ${lines} plugin stderr lines (rate limit)`,
+        );
+        this.opts.onStderrDropped?.({ orgId: launch.orgId, pluginId: launch.pluginId, lines });
+      },
+    });
     const splitter = new LineSplitter(this.maxLine, (line) => {
-      logger.info({ stream: 'stderr' }, line);
       tail.push(line);
+      if (budget.take()) logger.debug({ stream: 'stderr' }, line);
     });
     child.stderr?.on('data', (chunk: Buffer) => splitter.push(chunk));
-    child.stderr?.on('end', () => splitter.flush());
+    child.stderr?.on('end', () => {
+      splitter.flush();
+      budget.flush();
+    });
     child.stderr?.on('error', () => {});
   }
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { withDataDir } from '../plugin-env.js';
-import type { LaunchSpec } from '../ports.js';
+import type { LaunchEgress, LaunchSpec } from '../ports.js';
 import type { IdentityMode, RootEntry } from './layers.js';
 
 /** Path of the plugin's private writable folder inside the sandbox (also HOME and HAY_PLUGIN_DATA_DIR). */
@@ -84,6 +84,8 @@ export interface BwrapPlan {
   hostDataDir: string;
   shareNetwork: boolean;
   envPath: string;
+  /** Egress proxy plumbing for a private network namespace (src/egress): socket binds, env, argv prefix. */
+  egress?: ReturnType<LaunchEgress['namespace']>;
 }
 
 /**
@@ -133,11 +135,18 @@ export function buildBwrapInvocation(plan: BwrapPlan): {
   const isUnderUsr = (p: string) => p === '/usr' || p.startsWith('/usr/');
   for (const p of plan.readOnlyPaths) if (!isUnderUsr(p)) bind('--ro-bind-try', p, p);
   for (const p of plan.pluginReadPaths) bind('--ro-bind-try', p, p);
-  bind('--ro-bind', spec.cwd, spec.cwd);
+  // An install/build step writes node_modules and build output into its own folder; a run never does.
+  bind(spec.purpose === 'install' ? '--bind' : '--ro-bind', spec.cwd, spec.cwd);
   bind('--bind', plan.hostDataDir, SANDBOX_DATA_DIR);
+  for (const b of plan.egress?.binds ?? []) bind('--bind', b.host, b.sandbox);
   options.push('--chdir', spec.cwd);
 
-  const env: Record<string, string> = { ...withDataDir(spec.env, SANDBOX_DATA_DIR), HOME: SANDBOX_DATA_DIR };
+  const env: Record<string, string> = {
+    ...withDataDir(spec.env, SANDBOX_DATA_DIR),
+    ...plan.egress?.env,
+    HOME: SANDBOX_DATA_DIR,
+    HAY_PLUGIN_DATA_DIR: SANDBOX_DATA_DIR,
+  };
   const fileArgs = ['--clearenv'];
   const late: string[] = [];
   for (const [name, value] of Object.entries(env)) {
@@ -159,7 +168,7 @@ export function buildBwrapInvocation(plan: BwrapPlan): {
   }
   command.push(plan.envPath);
   if (!('PWD' in env)) command.push('-u', 'PWD');
-  command.push('--', ...late, ...spec.argv);
+  command.push('--', ...late, ...(plan.egress?.argvPrefix ?? []), ...spec.argv);
   return { options, argsFile: fileArgs.map((a) => `${a}\0`).join(''), command };
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { chown, lchown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HayError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
@@ -15,13 +15,8 @@ import {
   LAYER_RLIMIT,
   type DetectedLayers,
 } from './layers.js';
-import {
-  SANDBOX_DATA_DIR,
-  WRAPPER_SCRIPT,
-  buildBwrapInvocation,
-  pathSegment,
-  pathsOverlap,
-} from './launch-args.js';
+import { SANDBOX_DATA_DIR, WRAPPER_SCRIPT, buildBwrapInvocation, pathSegment } from './launch-args.js';
+import { ReadPathPolicy } from './read-paths.js';
 
 export type SandboxMode = 'auto' | 'strict' | 'off';
 
@@ -36,6 +31,17 @@ export interface SandboxOptions {
   extraReadOnlyPaths?: readonly string[];
   /** Paths a manifest's filesystem.read may not equal, contain or lie inside. `dataDir` is always included. */
   protectedPaths?: readonly string[];
+  /** Host paths tenant manifests' filesystem.read may lie inside (HAY_FILESYSTEM_READ_ALLOW). Default none. */
+  readAllowList?: readonly string[];
+  /**
+   * Operator opt-out (HAY_ALLOW_UNSANDBOXED_TENANT_CODE): tenant code runs with whatever layers exist instead
+   * of being refused when a tenant layer is missing. Default false.
+   */
+  allowUnsandboxedTenantCode?: boolean;
+  /** HOME of install/build steps: `<installHomeRoot>/<org>/<plugin>`. Default `<dataDir>/install-home`. */
+  installHomeRoot?: string;
+  /** Layers treated as absent whatever detection found (e.g. tests pretending there is no bubblewrap). */
+  hideLayers?: readonly string[];
   /** Identity of plugin processes. Default 65534 (nobody/nogroup). */
   uid?: number;
   gid?: number;
@@ -53,12 +59,34 @@ export interface SandboxOptions {
 }
 
 const REQUIRED_LAYERS = [LAYER_BUBBLEWRAP, LAYER_IDENTITY, LAYER_CGROUP, LAYER_RLIMIT] as const;
+/** Layers without which tenant code is refused in every mode (unless the operator opted out). */
+export const TENANT_REQUIRED_LAYERS: readonly string[] = [LAYER_BUBBLEWRAP, LAYER_IDENTITY, LAYER_RLIMIT];
+
+const INSTALL_HINTS: Record<string, string> = {
+  [LAYER_BUBBLEWRAP]: 'apt-get install bubblewrap',
+  [LAYER_IDENTITY]:
+    'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root with setpriv (util-linux)',
+  [LAYER_RLIMIT]: 'apt-get install util-linux',
+  [LAYER_CGROUP]: 'delegate a writable cgroup (v2: /sys/fs/cgroup/hay) to the host user',
+};
+
+/** What happens to tenant code (custom/uploaded plugins) on this host. */
+export interface TenantPolicy {
+  /** 'sandboxed': runs in the tenant sandbox; 'refused': a tenant layer is missing; 'unsandboxed': opt-out. */
+  tenantCode: 'sandboxed' | 'refused' | 'unsandboxed';
+  /** Tenant layers unavailable, with reasons. */
+  missing: { layer: string; reason: string }[];
+  /** HAY_ALLOW_UNSANDBOXED_TENANT_CODE is set. */
+  optOut: boolean;
+}
 
 /**
  * Wraps plugin launches in the layers the host supports: bubblewrap (namespaces, minimal read-only filesystem,
  * private /data, no network unless declared), a non-root uid, a per-spawn cgroup (memory, pids, cpu) and
- * RLIMIT_NOFILE. 'auto' uses what exists, 'strict' refuses to prepare unless every layer is present, 'off' passes
- * launches through unchanged. The caller must spawn the prepared argv with exactly the prepared env, detached
+ * RLIMIT_NOFILE. Two trust levels: core code ('core') runs with what exists in 'auto' and unwrapped in 'off';
+ * tenant code ('tenant') needs bubblewrap, the non-root uid and the rlimit in every mode and is refused
+ * (SANDBOX_UNAVAILABLE naming the missing layer) without them, unless `allowUnsandboxedTenantCode`. 'strict'
+ * refuses every launch unless every layer is present. The caller must spawn the prepared argv with exactly the prepared env, detached
  * (own session and process group: bubblewrap keeps that group, so killing it reaches the plugin), and call
  * attach(pid) right after spawn and release() after exit.
  */
@@ -69,10 +97,15 @@ export class LayeredSandbox implements SandboxWrapper {
   readonly #gid: number;
   readonly #runDir: string;
   readonly #readOnlyPaths: string[];
+  readonly #readPolicy: ReadPathPolicy;
 
   constructor(options: SandboxOptions, layers: DetectedLayers) {
     this.#options = options;
-    this.#layers = layers;
+    this.#layers = hide(layers, options.hideLayers ?? []);
+    this.#readPolicy = new ReadPathPolicy({
+      allow: options.readAllowList ?? [],
+      protectedPaths: [options.dataDir, ...(options.protectedPaths ?? [])],
+    });
     this.#uid = options.uid ?? 65534;
     this.#gid = options.gid ?? 65534;
     this.#runDir = options.runDir ?? path.join(options.dataDir, 'run', 'sandbox');
@@ -87,6 +120,46 @@ export class LayeredSandbox implements SandboxWrapper {
     if (!l.cgroup.ok) out.push({ layer: LAYER_CGROUP, reason: l.cgroup.reason });
     if (!l.prlimit.ok) out.push({ layer: LAYER_RLIMIT, reason: l.prlimit.reason });
     return out;
+  }
+
+  tenantPolicy(): TenantPolicy {
+    const optOut = this.#options.allowUnsandboxedTenantCode === true;
+    const missing =
+      this.#options.mode === 'off'
+        ? TENANT_REQUIRED_LAYERS.map((layer) => ({ layer, reason: 'HAY_SANDBOX=off' }))
+        : this.#missing().filter((m) => TENANT_REQUIRED_LAYERS.includes(m.layer));
+    const tenantCode =
+      missing.length === 0
+        ? 'sandboxed'
+        : optOut && this.#options.mode !== 'strict'
+          ? 'unsandboxed'
+          : 'refused';
+    return { tenantCode, missing, optOut };
+  }
+
+  /**
+   * Throws SANDBOX_UNAVAILABLE (naming each missing layer and how to install it) when tenant code may not run
+   * here. Called before any tenant install, build or start.
+   */
+  assertTenantAllowed(pluginId: string): void {
+    const policy = this.tenantPolicy();
+    if (policy.tenantCode !== 'refused') return;
+    const prefix = `Plugin ${pluginId} is an uploaded (tenant) plugin and runs only inside the sandbox`;
+    const details = { details: { missing: policy.missing.map((m) => m.layer) } };
+    if (this.#options.mode === 'off')
+      throw new HayError(
+        'SANDBOX_UNAVAILABLE',
+        `${prefix}, which is switched off on this host (HAY_SANDBOX=off). The operator must set HAY_SANDBOX=auto`,
+        details,
+      );
+    const what = policy.missing
+      .map((m) => `${m.layer} (${m.reason}; ${INSTALL_HINTS[m.layer] ?? 'see the README'})`)
+      .join('; ');
+    throw new HayError(
+      'SANDBOX_UNAVAILABLE',
+      `${prefix}, and this host lacks ${policy.missing.length > 1 ? 'these layers' : 'this layer'}: ${what}`,
+      details,
+    );
   }
 
   describe(): { active: string[]; unavailable: { layer: string; reason: string }[] } {
@@ -119,11 +192,18 @@ export class LayeredSandbox implements SandboxWrapper {
   }
 
   async prepare(spec: LaunchSpec): Promise<PreparedLaunch> {
-    if (this.#options.mode === 'off') return passthrough(spec);
+    const trust = spec.trust ?? 'tenant';
+    const install = spec.purpose === 'install';
+    if (trust === 'tenant') this.assertTenantAllowed(spec.pluginId);
+    const pluginReadPaths = await this.#readPolicy.check(spec.pluginId, spec.readPaths, trust);
+    if (this.#options.mode === 'off')
+      return passthrough(spec, spec.egress ? await spec.egress.hostNetwork(spec.env) : {});
     const log = this.#options.logger.child({ orgId: spec.orgId, pluginId: spec.pluginId });
     validateSpec(spec);
     const missing = this.#missing();
-    const wantsAllowList = !spec.network.all && spec.network.hosts.length > 0;
+    // An install step's network (the npm registry) is the egress layer's to restrict, not a manifest's;
+    // with spec.egress the allow-list is enforced by the egress proxy.
+    const wantsAllowList = !install && !spec.egress && !spec.network.all && spec.network.hosts.length > 0;
     if (this.#options.mode === 'strict') {
       if (missing.length > 0) {
         throw new HayError(
@@ -149,7 +229,9 @@ export class LayeredSandbox implements SandboxWrapper {
     const l = this.#layers;
     const id = `hay-${randomBytes(6).toString('hex')}`;
     const hostDataDir = path.join(
-      this.#options.pluginDataRoot,
+      install
+        ? (this.#options.installHomeRoot ?? path.join(this.#options.dataDir, 'install-home'))
+        : this.#options.pluginDataRoot,
       pathSegment(spec.orgId),
       pathSegment(spec.pluginId),
     );
@@ -159,6 +241,11 @@ export class LayeredSandbox implements SandboxWrapper {
       // The folder must belong to the host identity the plugin runs as (top level only; contents keep owners).
       const setpriv = useBwrap && l.identity.ok && l.identity.value.kind === 'setpriv';
       await chown(hostDataDir, setpriv ? this.#uid : 0, setpriv ? this.#gid : 0);
+      // An install step writes into the plugin folder as the plugin uid (node_modules, build output).
+      if (install && setpriv) {
+        await chownTree(spec.cwd, this.#uid, this.#gid);
+        await chownTree(hostDataDir, this.#uid, this.#gid);
+      }
     }
 
     const cgroup = l.cgroup.ok
@@ -183,8 +270,8 @@ export class LayeredSandbox implements SandboxWrapper {
 
       let argv: string[];
       let env: Record<string, string>;
+      const hostNetEgress = spec.egress && !useBwrap ? await spec.egress.hostNetwork(spec.env) : {};
       if (useBwrap && l.bubblewrap.ok && l.identity.ok) {
-        const pluginReadPaths = await this.#checkReadPaths(spec);
         const inv = buildBwrapInvocation({
           spec,
           identity: l.identity.value,
@@ -194,8 +281,9 @@ export class LayeredSandbox implements SandboxWrapper {
           readOnlyPaths: this.#readOnlyPaths,
           pluginReadPaths,
           hostDataDir,
-          shareNetwork: spec.network.all || spec.network.hosts.length > 0,
+          shareNetwork: !spec.egress && (spec.network.all || spec.network.hosts.length > 0),
           envPath: l.tools.env,
+          ...(spec.egress ? { egress: spec.egress.namespace(spec.env) } : {}),
         });
         await mkdir(this.#runDir, { recursive: true, mode: 0o700 });
         await writeFile(argsFile, inv.argsFile, { mode: 0o600 });
@@ -230,10 +318,20 @@ export class LayeredSandbox implements SandboxWrapper {
           ...procs,
         ];
         argv.push(...rlimit, ...spec.argv);
-        env = withDataDir(spec.env, hostDataDir);
+        env = {
+          ...withDataDir(spec.env, hostDataDir),
+          ...hostNetEgress,
+          HAY_PLUGIN_DATA_DIR: hostDataDir,
+          ...(install ? { HOME: hostDataDir } : {}),
+        };
       } else {
         argv = [...rlimit, ...spec.argv];
-        env = withDataDir(spec.env, hostDataDir);
+        env = {
+          ...withDataDir(spec.env, hostDataDir),
+          ...hostNetEgress,
+          HAY_PLUGIN_DATA_DIR: hostDataDir,
+          ...(install ? { HOME: hostDataDir } : {}),
+        };
       }
       log.debug({ sandboxId: id, layers: this.describe().active }, 'sandboxed launch prepared');
       const pluginDataDir = useBwrap ? SANDBOX_DATA_DIR : hostDataDir;
@@ -259,32 +357,6 @@ export class LayeredSandbox implements SandboxWrapper {
         cause: err,
       });
     }
-  }
-
-  /** Resolves manifest read paths (symlinks included) and refuses any that touch a protected path. */
-  async #checkReadPaths(spec: LaunchSpec): Promise<string[]> {
-    const protectedPaths = [this.#options.dataDir, ...(this.#options.protectedPaths ?? [])];
-    const out: string[] = [];
-    for (const requested of spec.readPaths) {
-      if (!path.isAbsolute(requested)) {
-        throw new HayError(
-          'PERMISSION_DENIED',
-          `Plugin ${spec.pluginId}: filesystem.read path must be absolute: ${requested}`,
-        );
-      }
-      const resolved = await realpath(requested).catch(() => path.resolve(requested));
-      const resolvedProtected = await Promise.all(
-        protectedPaths.map((p) => realpath(p).catch(() => path.resolve(p))),
-      );
-      if (resolvedProtected.some((p) => pathsOverlap(resolved, p))) {
-        throw new HayError(
-          'PERMISSION_DENIED',
-          `Plugin ${spec.pluginId} may not read ${requested}: it overlaps a protected host directory`,
-        );
-      }
-      out.push(resolved);
-    }
-    return out;
   }
 }
 
@@ -314,11 +386,36 @@ function validateSpec(spec: LaunchSpec): void {
   }
 }
 
-function passthrough(spec: LaunchSpec): PreparedLaunch {
+/** Layers named in `hidden` become unavailable; hiding bubblewrap takes the uid layer (it needs bwrap) too. */
+function hide(layers: DetectedLayers, hidden: readonly string[]): DetectedLayers {
+  if (hidden.length === 0) return layers;
+  const gone = (what: string) => ({
+    ok: false as const,
+    reason: `${what} (hidden by the hideLayers option)`,
+  });
+  const noBwrap = hidden.includes(LAYER_BUBBLEWRAP);
+  return {
+    ...layers,
+    bubblewrap: noBwrap ? gone('bwrap binary not found') : layers.bubblewrap,
+    identity: noBwrap || hidden.includes(LAYER_IDENTITY) ? gone('needs bubblewrap') : layers.identity,
+    cgroup: hidden.includes(LAYER_CGROUP) ? gone('no usable cgroup hierarchy') : layers.cgroup,
+    prlimit: hidden.includes(LAYER_RLIMIT) ? gone('prlimit binary not found') : layers.prlimit,
+  };
+}
+
+/** lchown of `root` and everything below it (symlinks themselves, never their targets). */
+async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  const st = await lstat(root);
+  await lchown(root, uid, gid);
+  if (!st.isDirectory()) return;
+  for (const entry of await readdir(root)) await chownTree(path.join(root, entry), uid, gid);
+}
+
+function passthrough(spec: LaunchSpec, extraEnv: Record<string, string>): PreparedLaunch {
   return {
     argv: [...spec.argv],
     cwd: spec.cwd,
-    env: expandDataDir(spec.env),
+    env: { ...expandDataDir(spec.env), ...extraEnv },
     release: () => Promise.resolve(),
   };
 }
@@ -345,5 +442,17 @@ export async function createSandbox(options: SandboxOptions): Promise<LayeredSan
   const sandbox = new LayeredSandbox(options, layers);
   const { active, unavailable } = sandbox.describe();
   options.logger.info({ mode: options.mode, active, unavailable }, 'plugin sandbox layers');
+  const tenant = sandbox.tenantPolicy();
+  const missing = tenant.missing.map((m) => `${m.layer} (${m.reason})`).join('; ');
+  if (tenant.tenantCode === 'unsandboxed')
+    options.logger.error(
+      { missing: tenant.missing },
+      `HAY_ALLOW_UNSANDBOXED_TENANT_CODE is set: UPLOADED PLUGINS RUN WITHOUT THE SANDBOX (missing: ${missing}); any organization admin can run code as the host user`,
+    );
+  else if (tenant.tenantCode === 'refused')
+    options.logger.warn(
+      { missing: tenant.missing },
+      `uploaded (tenant) plugins will be refused: missing ${missing}; install bubblewrap (apt-get install bubblewrap); core plugins keep working`,
+    );
   return sandbox;
 }

@@ -1,4 +1,40 @@
+import { EnvHttpProxyAgent, fetch as proxiedFetch, type Dispatcher } from 'undici';
 import type { ConnectorConfig } from './config.js';
+
+/** Largest response body read; a longer one is a tool error (the host never sees it). */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+let dispatcher: Dispatcher | undefined;
+
+/**
+ * The host routes this plugin's traffic through its egress proxy (HTTP_PROXY/HTTPS_PROXY), which refuses
+ * private, loopback, link-local and metadata addresses unless the operator allows them. Node 20's fetch
+ * ignores those variables, so requests go through undici's EnvHttpProxyAgent; without them, direct.
+ */
+function proxyDispatcher(): Dispatcher | undefined {
+  if (!process.env.HTTP_PROXY && !process.env.HTTPS_PROXY) return undefined;
+  dispatcher ??= new EnvHttpProxyAgent();
+  return dispatcher;
+}
+
+/** Reads at most `max` bytes of the body; throws an Error naming the cap when it is longer. */
+async function readCapped(body: ReadableStream<Uint8Array> | null, max: number): Promise<string> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`the response body exceeds ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 export interface HttpOutcome {
   status: number;
@@ -38,14 +74,21 @@ export async function callApi(
     headers['content-type'] = 'application/json';
     payload = JSON.stringify(request.body ?? null);
   }
-  const response = await fetch(request.url, {
+  const via = proxyDispatcher();
+  const response = await proxiedFetch(request.url, {
     method: request.method,
     headers,
     body: payload,
     redirect: 'manual',
     signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    ...(via ? { dispatcher: via } : {}),
   });
-  const text = await response.text();
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new Error(`the response body exceeds ${MAX_RESPONSE_BYTES} bytes`);
+  }
+  const text = await readCapped(response.body as ReadableStream<Uint8Array> | null, MAX_RESPONSE_BYTES);
   let body: unknown = text;
   if ((response.headers.get('content-type') ?? '').includes('json') && text !== '') {
     try {

@@ -40,12 +40,28 @@ async function runTool(
     const reason =
       err instanceof DOMException && err.name === 'TimeoutError'
         ? `timed out after ${config.timeoutMs} ms`
-        : (err as Error).message;
+        : describeFailure(err);
     return {
       isError: true,
       content: [{ type: 'text', text: `${method} ${url.pathname} failed: ${reason}` }],
     };
   }
+}
+
+/** The failure with its cause (undici reports the proxy's refusal, e.g. "Egress denied", as the cause). */
+function describeFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const causes: string[] = [];
+  for (
+    let c: unknown = err instanceof Error ? err.cause : undefined;
+    c instanceof Error && causes.length < 4;
+    c = c.cause
+  )
+    causes.push(c.message);
+  if (causes.some((m) => /Proxy response \(403\)/.test(m)))
+    return 'Egress denied by the host: baseUrl resolves to a private, loopback, link-local or metadata address the operator has not allowed (HAY_EGRESS_ALLOW)';
+  const cause = causes.find((m) => m !== message);
+  return cause ? `${message}: ${cause}` : message;
 }
 
 function buildServer(config: ConnectorConfig): McpServer {

@@ -1,0 +1,167 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Db } from '../db/database.js';
+import type { PluginService } from '../invocation/plugin-service.js';
+import type { Logger } from '../logger.js';
+import type { PluginRegistry } from '../registry/plugin-registry.js';
+import type { InstanceManager } from '../runtime/instance/index.js';
+import type { OrganizationService } from '../tenancy/organizations.js';
+import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
+import { GatewayCatalog } from './catalog.js';
+import { registerMcpEndpoint } from './endpoint.js';
+import { LegacySessions } from './legacy-sessions.js';
+import { createGatewayServer } from './mcp-server.js';
+import { ModernHandlers } from './modern-handlers.js';
+import { GatewayStore, type GatewaySettings } from './store.js';
+
+export interface GatewayOptions {
+  /** Bound on a start made only to learn a plugin's tools for a listing. Default: startTimeoutMs. */
+  listTimeoutMs: number;
+  maxSessions: number;
+  maxSessionsPerOrg: number;
+  sessionIdleMs: number;
+  maxRequestBodyBytes: number;
+}
+
+export interface GatewayDeps {
+  db: Db;
+  logger: Logger;
+  organizations: OrganizationService;
+  plugins: PluginService;
+  settings: PluginSettingsService;
+  instances: InstanceManager;
+  registry: PluginRegistry;
+  audit: AuditLog;
+  metricsRegistry: Registry;
+  options: GatewayOptions;
+}
+
+export interface Gateway {
+  store: GatewayStore;
+  /** For the `gateway.*` procedures; configure announces tools/list_changed (names change). */
+  settingsApi: {
+    settings(orgId: string): Promise<GatewaySettings>;
+    configure(orgId: string, settings: GatewaySettings): Promise<GatewaySettings>;
+  };
+  catalog: GatewayCatalog;
+  /** Adds `/mcp` to the HTTP server (call from createHttpServer's register hook). */
+  register(app: FastifyInstance): void;
+  start(): void;
+  /** Closes every MCP session and listen stream and unsubscribes from host events. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The MCP endpoint's composition: store, catalog, the two era front ends and the notification fan-out
+ * (tools/list_changed on enable, disable, reconfigure, plugin update, and a plugin's own list change).
+ */
+export function wireGateway(d: GatewayDeps): Gateway {
+  const logger = d.logger.child({ component: 'gateway' });
+  const store = new GatewayStore(d.db);
+  const leftOut = new Counter({
+    name: 'hay_gateway_plugins_left_out_total',
+    help: 'Plugins left out of an MCP tools/list because their tools could not be read',
+    labelNames: ['plugin', 'reason'] as const,
+    registers: [d.metricsRegistry],
+  });
+  const catalog = new GatewayCatalog({
+    plugins: d.plugins,
+    store,
+    logger,
+    leftOut,
+    options: { listTimeoutMs: d.options.listTimeoutMs, memoMs: 5_000 },
+  });
+  const buildServer = (caller: Parameters<typeof createGatewayServer>[0]) =>
+    createGatewayServer(caller, { catalog, plugins: d.plugins, logger });
+  const legacy = new LegacySessions({
+    buildServer,
+    logger,
+    limits: {
+      maxSessions: d.options.maxSessions,
+      maxSessionsPerOrg: d.options.maxSessionsPerOrg,
+      idleMs: d.options.sessionIdleMs,
+      sweepIntervalMs: Math.max(1_000, Math.min(60_000, d.options.sessionIdleMs / 4)),
+    },
+  });
+  const modern = new ModernHandlers({
+    buildServer,
+    logger,
+    maxSubscriptionsPerOrg: d.options.maxSessionsPerOrg,
+    maxRequestBodyBytes: d.options.maxRequestBodyBytes,
+  });
+  new Gauge({
+    name: 'hay_gateway_sessions',
+    help: 'Open 2025-11-25 MCP sessions on /mcp',
+    registers: [d.metricsRegistry],
+    collect() {
+      this.set(legacy.count());
+    },
+  });
+
+  const listChanged = (orgId: string) => {
+    catalog.invalidate(orgId);
+    legacy.toolsChanged(orgId);
+    modern.toolsChanged(orgId);
+  };
+  const refreshThenNotify = (orgId: string, pluginKey: string, always: boolean) => {
+    const p = d.registry.getByKey(pluginKey);
+    if (!p) return;
+    void catalog
+      .refresh(orgId, p.pluginId, p.key, p.checksum)
+      .catch((err: unknown) => {
+        logger.debug({ orgId, pluginId: p.pluginId, err: String(err) }, 'tool list refresh failed');
+        return false;
+      })
+      .then((changed) => {
+        if (changed || always) listChanged(orgId);
+      });
+  };
+  const unsubscribe: (() => void)[] = [];
+  const onSettings = (e: { organizationId: string }) => listChanged(e.organizationId);
+  d.settings.on('changed', onSettings);
+  unsubscribe.push(() => d.settings.off('changed', onSettings));
+  unsubscribe.push(d.instances.on('toolsChanged', (e) => refreshThenNotify(e.orgId, e.pluginKey, true)));
+  unsubscribe.push(
+    d.instances.on('state', (e) => {
+      if (e.to === 'running') refreshThenNotify(e.orgId, e.pluginKey, false);
+    }),
+  );
+  const onRegistry = () => {
+    catalog.invalidate();
+    for (const orgId of new Set([...legacy.orgIds(), ...modern.orgIds()])) listChanged(orgId);
+  };
+  d.registry.on('changed', onRegistry);
+  d.registry.on('missing', onRegistry);
+  unsubscribe.push(() => {
+    d.registry.off('changed', onRegistry);
+    d.registry.off('missing', onRegistry);
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    store,
+    catalog,
+    settingsApi: {
+      settings: (orgId) => store.settings(orgId),
+      async configure(orgId, settings) {
+        await store.setSettings(orgId, settings);
+        listChanged(orgId);
+        return store.settings(orgId);
+      },
+    },
+    register(app) {
+      registerMcpEndpoint(app, { organizations: d.organizations, audit: d.audit, logger, legacy, modern });
+    },
+    start() {
+      legacy.start();
+    },
+    close() {
+      closing ??= (async () => {
+        for (const u of unsubscribe) u();
+        await Promise.all([legacy.close(), modern.close()]);
+      })();
+      return closing;
+    },
+  };
+}

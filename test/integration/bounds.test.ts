@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
+import { descendantPids } from '../helpers/processes.js';
+
+/**
+ * Issue 9, attacks on the host's budgets (metrics labels, rate limits before lookups, regex time),
+ * each run against a real host over HTTP.
+ */
+
+async function post(url: string, proc: string, token: string, body: unknown, batch = false) {
+  const res = await fetch(`${url}/trpc/${proc}${batch ? '?batch=1' : ''}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as unknown };
+}
+
+async function metricsText(t: TestHost): Promise<string> {
+  const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+const rand = () => randomBytes(6).toString('hex');
+
+describe('metrics cardinality: caller-supplied names never become labels', () => {
+  let t: TestHost;
+  let key: string;
+
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: ['hay-plugin-test'],
+      // generous limits: this attack is about labels, not rate limits
+      config: { rateLimitBurst: 100_000, rateLimitPerMinute: 1_000_000, apiKeyRateLimitPerMinute: 1_000_000 },
+    });
+    const org = await t.createOrganization('labels');
+    key = org.apiKey;
+    await org.hay.plugins.enable.mutate({ pluginId: 'hay-plugin-test', configuration: {} });
+    await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'hay-plugin-test',
+      toolName: 'echo',
+      arguments: { message: 'warm' },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('3,000 calls with random plugin ids and tool names leave /metrics small', async () => {
+    const before = await metricsText(t);
+    const names: string[] = [];
+    for (let r = 0; r < 30; r++) {
+      const calls = Array.from({ length: 100 }, (_, i) => {
+        const tool = `tool-${rand()}`;
+        const pluginId = i % 2 === 0 ? `plugin-${rand()}` : 'hay-plugin-test';
+        names.push(tool);
+        if (pluginId !== 'hay-plugin-test') names.push(pluginId);
+        return { pluginId, toolName: tool, arguments: {} };
+      });
+      const res = await post(t.url, 'plugins.invokeToolsBatch', key, { calls });
+      expect(res.status).toBe(200);
+      const results = (res.body as { result: { data: { ok: boolean; error?: { code: string } }[] } }).result
+        .data;
+      expect(results.map((x) => x.error?.code)).toEqual(
+        calls.map((c) => (c.pluginId === 'hay-plugin-test' ? 'TOOL_NOT_FOUND' : 'PLUGIN_NOT_FOUND')),
+      );
+    }
+    const after = await metricsText(t);
+    for (const name of names.slice(0, 200)) expect(after).not.toContain(name);
+    // the growth is the fixed `unknown` series (and the counts in existing ones), not one per name
+    const growth = after.length - before.length;
+    console.log(`/metrics: ${before.length} bytes before, ${after.length} bytes after 3,000 calls`);
+    expect(growth).toBeLessThan(10_000);
+    expect(after).toMatch(
+      /hay_tool_invocations_total\{plugin="unknown",tool="unknown",outcome="invalid"\} 1500/,
+    );
+    expect(after).toMatch(
+      /hay_tool_invocations_total\{plugin="hay-plugin-test",tool="unknown",outcome="invalid"\} 1500/,
+    );
+  });
+});
+
+describe('audit flood: failed authentications are aggregated per source and window', () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [] });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('5 requests of a 100-call unauthenticated tRPC batch write one row that counts 500', async () => {
+    const forged = `hay_forged12${'x'.repeat(31)}`;
+    const procs = Array(100).fill('plugins.invokeTool').join(',');
+    const body = Object.fromEntries(
+      Array.from({ length: 100 }, (_, i) => [String(i), { pluginId: 'p', toolName: 't', arguments: {} }]),
+    );
+    for (let r = 0; r < 5; r++) {
+      const res = await fetch(`${t.url}/trpc/${procs}?batch=1`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${forged}` },
+        body: JSON.stringify(body),
+      });
+      const out = (await res.json()) as { error: { data: { code: string } } }[];
+      expect(out).toHaveLength(100);
+      expect(out.every((x) => x.error.data.code === 'UNAUTHORIZED')).toBe(true);
+    }
+    const { entries } = await t.admin.admin.auditLog.query({ action: 'auth.failed', limit: 500 });
+    expect(entries).toHaveLength(1);
+    const row = entries[0];
+    expect(row).toMatchObject({ actor: 'ip:127.0.0.1', outcome: 'denied', organizationId: null });
+    expect(row?.details).toMatchObject({
+      count: 500,
+      keyPrefix: 'hay_forged12',
+      reason: 'invalid or revoked API key',
+    });
+    const d = row?.details as { firstAt: string; lastAt: string };
+    expect(Date.parse(d.lastAt)).toBeGreaterThanOrEqual(Date.parse(d.firstAt));
+    expect(JSON.stringify(entries)).not.toContain(forged);
+  });
+});
+
+describe('the API key rate limit runs before any plugin lookup', () => {
+  let t: TestHost;
+
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: [],
+      plugins: { 'core/greedy': toolkitPlugin('greedy', { runtime: { limits: { memoryMb: 1_000_000 } } }) },
+      config: { rateLimitBurst: 5, apiKeyRateLimitPerMinute: 1 },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a manifest above an operator ceiling is registered invalid, naming the ceiling', async () => {
+    const org = await t.createOrganization('greedy');
+    const list = await org.hay.plugins.list.query();
+    const greedy = list.find((p) => p.id === 'greedy');
+    expect(greedy?.status).toBe('invalid');
+    expect(greedy?.error).toContain(
+      "/runtime/limits/memoryMb is 1000000, above this host's ceiling of 4096 (HAY_MANIFEST_MAX_MEMORY_MB)",
+    );
+  });
+
+  it('unknown plugin ids are refused with 429 once the key bucket is empty', async () => {
+    const org = await t.createOrganization('limited');
+    const codes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await post(t.url, 'plugins.invokeTool', org.apiKey, {
+        pluginId: `nope-${i}`,
+        toolName: 'x',
+        arguments: {},
+      });
+      codes.push((res.body as { error: { data: { hayCode: string } } }).error.data.hayCode);
+    }
+    expect(codes).toEqual([...Array(5).fill('PLUGIN_NOT_FOUND'), ...Array(3).fill('RATE_LIMITED')]);
+    const text = await metricsText(t);
+    expect(text).toContain('hay_rate_limited_total{plugin="unknown",scope="api_key"} 3');
+    expect(text).not.toContain('nope-');
+  });
+});
