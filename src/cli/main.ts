@@ -2,6 +2,7 @@ import { describeConfig, loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { createHost } from '../host.js';
 import { createLogger, wantsPrettyLogs } from '../logger.js';
+import { newPluginCommand } from './new-plugin.js';
 import { validateCommand } from './validate.js';
 
 const HELP = `hay-plugins: multi-tenant plugin host for MCP tools
@@ -9,6 +10,8 @@ const HELP = `hay-plugins: multi-tenant plugin host for MCP tools
 Usage:
   hay-plugins serve [--flag value ...]   start the host (HTTP API on HAY_HOST:HAY_PORT)
   hay-plugins validate <dir> [...]       check a plugin folder, or every plugin in a tree; exit 1 on errors
+  hay-plugins new <name> [--template stdio] [--dir <parent>]
+                                         write a plugin (SDK server + test) that validates and passes its test
   hay-plugins rotate-key [--flag ...]    re-encrypt every stored secret with a new key
   hay-plugins --help                     this text
 
@@ -35,6 +38,8 @@ export async function main(
         return await serve(rest, io);
       case 'validate':
         return await validateCommand(rest, io);
+      case 'new':
+        return await newPluginCommand(rest, io);
       case 'rotate-key':
         return await rotateKey(rest, io);
       default:

@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import { REPO_PLUGINS_DIR, REPO_ROOT, startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
@@ -21,6 +21,9 @@ import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
  * outside the repository (nothing resolves through the repo's node_modules), and configuration values
  * that name the plugin's private data folder.
  */
+
+// each test starts a host on a fresh database and real plugin processes
+vi.setConfig({ testTimeout: 120_000 });
 
 const hosts: TestHost[] = [];
 const temps: string[] = [];

@@ -67,5 +67,5 @@ describe('hello-sdk through @hay/plugin-sdk/testing', () => {
     } finally {
       await h.close();
     }
-  });
+  }, 180_000); // a fresh embedded database is migrated by the harness's host
 });

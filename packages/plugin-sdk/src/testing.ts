@@ -8,9 +8,11 @@
  *
  * The host comes from the `hay-plugins` package (a devDependency of the plugin), or is passed as `host`.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 
 /** The parts of the `hay-plugins` package the harness uses. */
@@ -66,7 +68,7 @@ export async function startPluginHost(options: PluginHostOptions): Promise<Plugi
   const manifest = JSON.parse(readFileSync(path.join(options.pluginDir, 'manifest.json'), 'utf8')) as {
     id: string;
   };
-  const hostModule = options.host ?? ((await import('hay-plugins' as string)) as HostModule);
+  const hostModule = options.host ?? (await importHost(options.pluginDir));
   const root = mkdtempSync(path.join(os.tmpdir(), 'hay-plugin-test-'));
   const pluginsDir = path.join(root, 'plugins');
   const pluginCopy = path.join(pluginsDir, 'core', manifest.id);
@@ -75,6 +77,7 @@ export async function startPluginHost(options: PluginHostOptions): Promise<Plugi
     recursive: true,
     filter: (src) => !['node_modules', 'dist', '.git'].includes(path.basename(src)),
   });
+  withoutTestOnlyDependencies(pluginCopy);
   const adminToken = `adm-${Math.random().toString(36).slice(2)}${Date.now()}`;
   const config = hostModule.loadConfig({}, [], {
     host: '127.0.0.1',
@@ -158,6 +161,41 @@ export async function startPluginHost(options: PluginHostOptions): Promise<Plugi
     await close();
     throw err;
   }
+}
+
+/** `hay-plugins` as the plugin folder resolves it (its devDependency), else as this package resolves it. */
+async function importHost(pluginDir: string): Promise<HostModule> {
+  let target = 'hay-plugins';
+  try {
+    target = pathToFileURL(
+      createRequire(path.join(path.resolve(pluginDir), 'package.json')).resolve('hay-plugins'),
+    ).href;
+  } catch {
+    // not a devDependency of the plugin: try our own resolution
+  }
+  try {
+    return (await import(target)) as HostModule;
+  } catch (err) {
+    throw new Error(
+      `@hay/plugin-sdk/testing needs the host package: add "hay-plugins" to the plugin's devDependencies or pass options.host (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+}
+
+/**
+ * devDependencies serve the author's tests, not the plugin at run time: in the copy the host serves, they
+ * are dropped when there is no build step, so the host does not `npm install` them before the first call.
+ */
+function withoutTestOnlyDependencies(pluginCopy: string): void {
+  const file = path.join(pluginCopy, 'package.json');
+  if (!existsSync(file)) return;
+  const pkg = JSON.parse(readFileSync(file, 'utf8')) as {
+    devDependencies?: unknown;
+    scripts?: { build?: unknown };
+  };
+  if (pkg.devDependencies === undefined || pkg.scripts?.build !== undefined) return;
+  delete pkg.devDependencies;
+  writeFileSync(file, JSON.stringify(pkg, null, 2));
 }
 
 /** True when `dir` holds a plugin (manifest.json). */
