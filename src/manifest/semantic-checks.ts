@@ -254,14 +254,7 @@ function authProblems(manifest: HayPluginManifest): ManifestProblem[] {
       });
     }
   };
-  if (methods.includes('apiKey')) {
-    if (options.apiKey === undefined) {
-      problems.push({
-        pointer: base,
-        rule: 'needs apiKey.field (the encrypted configSchema field holding the key) because auth lists "apiKey"',
-      });
-    } else secretField(options.apiKey.field, `${base}/apiKey/field`);
-  }
+  if (options.apiKey !== undefined) secretField(options.apiKey.field, `${base}/apiKey/field`);
   for (const method of ['apiKey', 'jwt'] as const) {
     const env = options[method]?.env;
     if (env !== undefined && isReservedEnvName(env)) {
@@ -269,12 +262,6 @@ function authProblems(manifest: HayPluginManifest): ManifestProblem[] {
     }
   }
   if (methods.includes('oauth2')) {
-    if (mcp?.connection?.type !== 'remote') {
-      problems.push({
-        pointer: '/capabilities/mcp/auth',
-        rule: 'lists "oauth2", which the host performs for remote servers only (connection.type "remote")',
-      });
-    }
     const secret = options.oauth2?.clientSecretField;
     if (secret !== undefined) secretField(secret, `${base}/oauth2/clientSecretField`);
     if (secret !== undefined && options.oauth2?.clientId === undefined) {
