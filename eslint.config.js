@@ -8,6 +8,7 @@ export default tseslint.config(
       'node_modules/**',
       '**/node_modules/**',
       'plugins/**/dist/**',
+      'packages/*/dist/**',
       '.hay/**',
       'drizzle/**',
     ],
