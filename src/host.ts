@@ -237,6 +237,8 @@ export async function createHost(
     settings,
     publicUrl: () => config.apiUrl ?? listenUrl,
     remoteUrl: (orgId, spec) => environment.remoteUrl(orgId, spec),
+    guardedFetch: (orgId, spec, fromConfiguration) =>
+      egress.plugins.remote(orgId, spec, { fromConfiguration })?.fetch(),
     restartInstance: (orgId, pluginKey, reason) => instances.stopInstance(orgId, pluginKey, reason),
   });
   const connections = new McpConnectionFactory({

@@ -4,7 +4,13 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { AuthorizationFailedError, AuthorizationRequiredError, PreconditionError } from '../errors.js';
+import {
+  AuthorizationFailedError,
+  AuthorizationRequiredError,
+  HayError,
+  PreconditionError,
+  isHayError,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { OAuth2AuthOptions } from '../manifest/types.js';
 import type { PluginConfigValues, PluginSpec } from '../runtime/ports.js';
@@ -18,11 +24,17 @@ export interface OAuthServiceOptions {
   /** The host's OAuth callback URL (`<public url>/v1/oauth/callback`). */
   redirectUrl: () => string;
   /** Remote URL and configuration values of (org, plugin). */
-  endpoint: (orgId: string, spec: PluginSpec) => Promise<{ url: string; values: PluginConfigValues }>;
+  endpoint: (
+    orgId: string,
+    spec: PluginSpec,
+  ) => Promise<{ url: string; values: PluginConfigValues; fromConfiguration?: boolean }>;
   /** A registered plugin by registry key, for callbacks (which carry only `state`). */
   specByKey: (pluginKey: string) => PluginSpec | undefined;
-  /** Every request to MCP and authorization servers goes through this (tenant egress policy). */
-  fetchFn: FetchLike;
+  /**
+   * The fetch for (org, plugin)'s MCP and authorization-server requests: the tenant egress policy's
+   * guarded fetch when the URL is tenant-directed (a custom plugin, or a URL from configuration).
+   */
+  fetchFor: (orgId: string, spec: PluginSpec, fromConfiguration: boolean) => FetchLike;
   /** Time allowed for one connect, callback or revoke. Default 30 s. */
   timeoutMs?: number;
   /** How long a started authorization may take before its `state` is refused. Default 10 min. */
@@ -61,8 +73,9 @@ export class OAuthService {
     const key = `${orgId}\u0000${spec.pluginKey}`;
     const existing = this.runtimeProviders.get(key);
     if (existing) return existing;
-    const { url, values } = await this.o.endpoint(orgId, spec);
-    const provider = this.provider(orgId, spec, url, values, { mode: 'runtime' });
+    const { url, values, fromConfiguration } = await this.o.endpoint(orgId, spec);
+    const fetchFn = this.o.fetchFor(orgId, spec, fromConfiguration ?? false);
+    const provider = this.provider(orgId, spec, url, values, fetchFn, { mode: 'runtime' });
     this.runtimeProviders.set(key, provider);
     return provider;
   }
@@ -81,13 +94,14 @@ export class OAuthService {
    */
   async connect(orgId: string, spec: PluginSpec, actor: string): Promise<ConnectResult> {
     this.requireOauth(spec);
-    const { url, values } = await this.o.endpoint(orgId, spec);
+    const { url, values, fromConfiguration } = await this.o.endpoint(orgId, spec);
+    const fetchFn = this.o.fetchFor(orgId, spec, fromConfiguration ?? false);
     const state = {
       value: randomBytes(32).toString('base64url'),
       expiresAt: new Date(this.now() + this.stateTtl()),
     };
     let authorizationUrl: URL | undefined;
-    const provider = this.provider(orgId, spec, url, values, {
+    const provider = this.provider(orgId, spec, url, values, fetchFn, {
       mode: 'connect',
       state,
       onRedirect: (u) => {
@@ -101,7 +115,7 @@ export class OAuthService {
         await auth(provider, {
           serverUrl: url,
           scope: record.requestedScope,
-          fetchFn: this.o.fetchFn,
+          fetchFn,
           ...(discovery?.resourceMetadataUrl
             ? { resourceMetadataUrl: new URL(discovery.resourceMetadataUrl) }
             : {}),
@@ -115,7 +129,7 @@ export class OAuthService {
     const client = new Client({ name: 'hay-plugin-host', version: '1.0.0' });
     const transport = new StreamableHTTPClientTransport(new URL(url), {
       authProvider: provider,
-      fetch: this.o.fetchFn,
+      fetch: fetchFn,
     });
     const signal = AbortSignal.timeout(this.timeout());
     try {
@@ -163,7 +177,8 @@ export class OAuthService {
   }
 
   private async connectFailed(orgId: string, spec: PluginSpec, actor: string, err: unknown): Promise<never> {
-    const reason = safeReason(err);
+    const refused = egressRefusal(err);
+    const reason = safeReason(refused ?? err);
     await this.o.store.patch(orgId, spec.pluginKey, { status: 'failed', lastError: reason });
     this.o.audit.record({
       organizationId: orgId,
@@ -173,6 +188,7 @@ export class OAuthService {
       outcome: 'error',
       details: { step: 'connect', reason },
     });
+    if (refused) throw refused;
     throw new AuthorizationFailedError(`Could not start authorization of plugin ${spec.pluginId}: ${reason}`);
   }
 
@@ -211,13 +227,14 @@ export class OAuthService {
         `Authorization of plugin ${spec.pluginId} was not granted (${reason})`,
       );
     }
-    const { url, values } = await this.o.endpoint(orgId, spec);
-    const provider = this.provider(orgId, spec, url, values, { mode: 'connect' });
+    const { url, values, fromConfiguration } = await this.o.endpoint(orgId, spec);
+    const fetchFn = this.o.fetchFor(orgId, spec, fromConfiguration ?? false);
+    const provider = this.provider(orgId, spec, url, values, fetchFn, { mode: 'connect' });
     try {
       const result = await auth(provider, {
         serverUrl: url,
         authorizationCode: input.code,
-        fetchFn: this.o.fetchFn,
+        fetchFn,
       });
       if (result !== 'AUTHORIZED') throw new Error('the authorization server did not issue tokens');
     } catch (err) {
@@ -284,6 +301,10 @@ export class OAuthService {
     const record = await this.o.store.get(orgId, spec.pluginKey);
     this.forgetRuntime(orgId, spec);
     if (!record) return { revoked: false };
+    const { fromConfiguration } = await this.o
+      .endpoint(orgId, spec)
+      .catch(() => ({ fromConfiguration: spec.sourceType === 'custom' }));
+    const fetchFn = this.o.fetchFor(orgId, spec, fromConfiguration ?? false);
     let remote: 'revoked' | 'unsupported' | 'failed' = 'unsupported';
     const metadata = record.discovery?.authorizationServerMetadata as
       { revocation_endpoint?: unknown } | undefined;
@@ -303,7 +324,7 @@ export class OAuthService {
           if (client?.client_id !== undefined && client.client_secret !== undefined) {
             headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`;
           } else if (client?.client_id !== undefined) body.set('client_id', client.client_id);
-          const res = await this.o.fetchFn(endpoint, {
+          const res = await fetchFn(endpoint, {
             method: 'POST',
             headers,
             body,
@@ -338,6 +359,7 @@ export class OAuthService {
     spec: PluginSpec,
     serverUrl: string,
     values: PluginConfigValues,
+    fetchFn: FetchLike,
     extra: {
       mode: 'connect' | 'runtime';
       state?: { value: string; expiresAt: Date };
@@ -355,7 +377,7 @@ export class OAuthService {
       options,
       clientSecret: typeof secret === 'string' && secret !== '' ? secret : undefined,
       serverUrl,
-      fetchFn: this.o.fetchFn,
+      fetchFn,
       onTokensSaved: (refreshed) => {
         if (extra.mode === 'runtime' && refreshed) {
           this.o.audit.record({
@@ -397,6 +419,14 @@ export class OAuthService {
   private now(): number {
     return this.o.now?.() ?? Date.now();
   }
+}
+
+/** The egress policy's refusal behind `err` (the SDK may wrap it), if any. */
+function egressRefusal(err: unknown): HayError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (isHayError(e) && (e.code === 'EGRESS_DENIED' || e.code === 'RESPONSE_TOO_LARGE')) return e;
+  }
+  return undefined;
 }
 
 /** An error's message, bounded, without URLs' query strings (which can carry codes or tokens). */

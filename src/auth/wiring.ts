@@ -31,9 +31,19 @@ export interface AuthWiringDeps {
   /** The host's public base URL (issuer of JWTs, base of the OAuth callback). */
   publicUrl: () => string;
   /** Remote URL and configuration of (org, plugin); the PluginEnvironment's remoteUrl. */
-  remoteUrl: (orgId: string, spec: PluginSpec) => Promise<{ url: string; values: PluginConfigValues }>;
-  /** Outbound fetch for authorization servers (tenant egress policy). */
-  fetchFn?: FetchLike;
+  remoteUrl: (
+    orgId: string,
+    spec: PluginSpec,
+  ) => Promise<{ url: string; values: PluginConfigValues; fromConfiguration: boolean }>;
+  /**
+   * The tenant egress policy's guarded fetch for (org, plugin)'s tenant-directed URLs, or undefined where
+   * the URL is the operator's (a core manifest's own URL): plain fetch then.
+   */
+  guardedFetch?: (
+    orgId: string,
+    spec: PluginSpec,
+    fromConfiguration: boolean,
+  ) => { fetch: FetchLike; close(): Promise<void> } | undefined;
   /** Stops (org, plugin)'s instance so the next call connects with new credentials. */
   restartInstance: (orgId: string, pluginKey: string, reason: string) => Promise<void>;
 }
@@ -44,6 +54,8 @@ export interface AuthWiringDeps {
  * signing key; `close()` has nothing long-lived to free beyond listeners.
  */
 export function wireAuth(d: AuthWiringDeps) {
+  /** Guarded fetches by (org, plugin, URL origin), kept for the providers' lifetime; closed by close(). */
+  const guards = new Map<string, { fetch: FetchLike; close(): Promise<void> }>();
   const jwt = new JwtIssuer({ db: d.db, box: d.box, issuer: d.publicUrl });
   const store = new OAuthStore(d.db, d.box);
   const oauth = new OAuthService({
@@ -56,7 +68,15 @@ export function wireAuth(d: AuthWiringDeps) {
       const p = d.registry.getByKey(key);
       return p ? d.registry.toSpec(p) : undefined;
     },
-    fetchFn: d.fetchFn ?? ((url, init) => fetch(url, init)),
+    fetchFor: (orgId, spec, fromConfiguration) => {
+      const key = `${orgId}\u0000${spec.pluginKey}\u0000${fromConfiguration ? 1 : 0}`;
+      const existing = guards.get(key);
+      if (existing) return existing.fetch;
+      const guard = d.guardedFetch?.(orgId, spec, fromConfiguration);
+      if (!guard) return (url, init) => fetch(url, init);
+      guards.set(key, guard);
+      return guard.fetch;
+    },
   });
   const credentials = new PluginCredentials({ jwt, oauth });
 
@@ -161,6 +181,8 @@ export function wireAuth(d: AuthWiringDeps) {
     start: () => jwt.start(),
     close: async () => {
       d.settings.off('changed', onSettingsChanged);
+      await Promise.all([...guards.values()].map((g) => g.close()));
+      guards.clear();
     },
   };
 }

@@ -210,6 +210,32 @@ describe('OAuth 2.1 for remote plugins, per organization', () => {
   });
 });
 
+describe('OAuth for a tenant (custom) remote plugin', () => {
+  it('follows the egress policy: a loopback authorization target is refused, nothing is stored', async () => {
+    const h = await t.createOrganization('org-h');
+    t.writePlugin(`custom/${h.organizationId}/tenant-oauth`, {
+      'manifest.json': {
+        id: 'tenant-oauth',
+        name: 'Tenant OAuth',
+        version: '1.0.0',
+        type: ['mcp-connector'],
+        capabilities: {
+          mcp: { connection: { type: 'remote', url: oauth.mcpUrl }, transport: 'http', auth: ['oauth2'] },
+        },
+      },
+    });
+    await t.admin.admin.rescanPlugins.mutate();
+    await h.hay.plugins.enable.mutate({ pluginId: 'tenant-oauth', configuration: {} });
+    const registerBefore = oauth.counts.register;
+    const refused = await h.hay.plugins.connect.mutate({ pluginId: 'tenant-oauth' }).catch(caught);
+    expect(refused).toMatchObject({ data: { code: 'FORBIDDEN', hayCode: 'EGRESS_DENIED' } });
+    expect(oauth.counts.register).toBe(registerBefore);
+    expect(await h.hay.plugins.authStatus.query({ pluginId: 'tenant-oauth' })).toMatchObject({
+      status: 'failed',
+    });
+  });
+});
+
 describe('JWT and API key credentials', () => {
   it('sends a per-instance JWT (verifiable with the host JWKS) and the API key header to a remote plugin', async () => {
     const e = await t.createOrganization('org-e');
