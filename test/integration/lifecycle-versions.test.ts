@@ -296,6 +296,8 @@ describe('two host nodes on one PostgreSQL database', () => {
       pluginsDir,
       hotReload: 'off' as const,
       analyticsFlushIntervalMs: 200,
+      // nodes of one deployment share the encryption key (secrets and the JWT signing key are in the DB)
+      encryptionKey: 'a'.repeat(64),
     };
     const a = await startTestHost({ databaseUrl: db.databaseUrl, config });
     hosts.push(a);

@@ -186,8 +186,10 @@ it('answers the README curl calls as documented, then stops cleanly on a repeate
     expect.arrayContaining(['email-notifier', 'filesystem', 'http-api-connector', 'remote-knowledge-base']),
   );
 
-  // the plugin runs as a process of the host, with the organization in its environment
-  const marker = `HAY_ORG_ID=${orgId}`;
+  // the plugin runs as a process of this host: hay-plugin-test is a shared instance (runtime.shared), so
+  // its environment names the host (HAY_API_URL) and no organization; each call carries the org in _meta
+  const marker = `HAY_API_URL=${base}\u0000`;
+  expect(pidsWithEnvMarker(`HAY_ORG_ID=${orgId}`)).toEqual([]);
   expect(pidsWithEnvMarker(marker).length).toBeGreaterThan(0);
 
   // twice, as with `npm start` (npm forwards the signal it also got through the process group): the
