@@ -209,20 +209,7 @@ export class OAuthService {
     const orgId = record.organizationId;
     if (input.error !== undefined || input.code === undefined) {
       const reason = `${input.error ?? 'no code'}${input.errorDescription ? `: ${input.errorDescription.slice(0, 200)}` : ''}`;
-      await this.o.store.patch(orgId, spec.pluginKey, {
-        status: 'failed',
-        lastError: reason,
-        state: null,
-        codeVerifier: null,
-      });
-      this.o.audit.record({
-        organizationId: orgId,
-        actor: 'oauth-callback',
-        action: 'oauth.failed',
-        pluginId: spec.pluginId,
-        outcome: 'error',
-        details: { step: 'callback', reason },
-      });
+      await this.callbackFailed(orgId, spec, 'callback', reason);
       throw new AuthorizationFailedError(
         `Authorization of plugin ${spec.pluginId} was not granted (${reason})`,
       );
@@ -239,20 +226,7 @@ export class OAuthService {
       if (result !== 'AUTHORIZED') throw new Error('the authorization server did not issue tokens');
     } catch (err) {
       const reason = safeReason(err);
-      await this.o.store.patch(orgId, spec.pluginKey, {
-        status: 'failed',
-        lastError: reason,
-        state: null,
-        codeVerifier: null,
-      });
-      this.o.audit.record({
-        organizationId: orgId,
-        actor: 'oauth-callback',
-        action: 'oauth.failed',
-        pluginId: spec.pluginId,
-        outcome: 'error',
-        details: { step: 'token', reason },
-      });
+      await this.callbackFailed(orgId, spec, 'token', reason);
       throw new AuthorizationFailedError(`Token exchange for plugin ${spec.pluginId} failed: ${reason}`);
     }
     await this.o.store.patch(orgId, spec.pluginKey, {
@@ -271,6 +245,24 @@ export class OAuthService {
       details: {},
     });
     return { orgId, pluginId: spec.pluginId };
+  }
+
+  /** Records a failed callback step: the pending authorization is dropped, the failure audited. */
+  private async callbackFailed(orgId: string, spec: PluginSpec, step: string, reason: string): Promise<void> {
+    await this.o.store.patch(orgId, spec.pluginKey, {
+      status: 'failed',
+      lastError: reason,
+      state: null,
+      codeVerifier: null,
+    });
+    this.o.audit.record({
+      organizationId: orgId,
+      actor: 'oauth-callback',
+      action: 'oauth.failed',
+      pluginId: spec.pluginId,
+      outcome: 'error',
+      details: { step, reason },
+    });
   }
 
   async status(orgId: string, spec: PluginSpec): Promise<AuthStatus> {
