@@ -298,6 +298,9 @@ describe('two host nodes on one PostgreSQL database', () => {
       analyticsFlushIntervalMs: 200,
       // nodes of one deployment share the encryption key (secrets and the JWT signing key are in the DB)
       encryptionKey: 'a'.repeat(64),
+      // the test polls until both nodes agree; the per-(org, plugin) limit is not what it tests
+      rateLimitPerMinute: 100_000,
+      rateLimitBurst: 10_000,
     };
     const a = await startTestHost({ databaseUrl: db.databaseUrl, config });
     hosts.push(a);
