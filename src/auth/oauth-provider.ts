@@ -48,16 +48,10 @@ export interface HostOAuthProviderOptions {
 export class HostOAuthProvider implements OAuthClientProvider {
   readonly clientMetadataUrl: string | undefined;
   private cachedTokens: { value: OAuthTokens | undefined; until: number } | undefined;
-  private authorizationNeeded = false;
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly o: HostOAuthProviderOptions) {
     this.clientMetadataUrl = o.options.clientId === undefined ? o.options.clientMetadataUrl : undefined;
-  }
-
-  /** True once the SDK asked for a new authorization in runtime mode (tokens missing or rejected). */
-  get needsAuthorization(): boolean {
-    return this.authorizationNeeded;
   }
 
   get redirectUrl(): string {
@@ -154,7 +148,6 @@ export class HostOAuthProvider implements OAuthClientProvider {
       this.o.onRedirect?.(url);
       return;
     }
-    this.authorizationNeeded = true;
     const scope = url.searchParams.get('scope');
     await this.o.store.patch(this.o.orgId, this.o.pluginKey, { requestedScope: scope });
   }
