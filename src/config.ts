@@ -220,7 +220,7 @@ export const DEFAULTS: HostConfig = {
   analyticsRetentionDays: 90,
   analyticsMaxBufferedRows: 10_000,
   versionRetention: 5,
-  hotReload: 'off',
+  hotReload: 'on',
   watchDebounceMs: 300,
   metricsMaxSeries: 2_000,
   toolCacheMaxBytes: 64 * 1024 * 1024,
