@@ -8,7 +8,6 @@ import {
   jsonb,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
   varchar,
@@ -20,10 +19,9 @@ export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 import { lifecycleSchema } from './schema-lifecycle.js';
 import { eventsSchema } from './schema-events.js';
 import { authSigningKeys, pluginOauth } from './schema-auth.js';
+import { ts } from './columns.js';
 
 export { authSigningKeys, pluginOauth };
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 export const organizations = pgTable('organizations', {
   id: uuid('id').primaryKey().defaultRandom(),
