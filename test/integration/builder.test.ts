@@ -1,0 +1,342 @@
+import { chmodSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DefinitionInput } from '../../src/builder/engine/definition.js';
+import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
+import { descendantPids, waitFor } from '../helpers/processes.js';
+import { startTestHost, type TestHost } from '../helpers/host.js';
+
+/**
+ * The no-code builder end to end: a real host, a loopback HTTP server standing in for the tenant's API
+ * (allowed explicitly by the operator's HAY_EGRESS_ALLOW for its port), builder.test, builder.save,
+ * enable with a secret, plugins.invokeTool through the bundled runtime, a second version, rollback.
+ * The dist/ build must be current (npm test builds it): the runtime is the compiled dist/src/builder.
+ */
+interface Hit {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+let server: http.Server;
+let port = 0;
+let hits: Hit[] = [];
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      hits.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.url?.startsWith('/missing')) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('secret stack trace of the remote');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, path: req.url, data: { temperature: 21 } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+function weatherDefinition(id: string, headerName = 'x-api-key'): DefinitionInput {
+  return {
+    id,
+    name: 'Weather (no-code)',
+    description: 'Weather lookups against the organization API',
+    config: [
+      { name: 'baseUrl', type: 'url', required: true, description: 'API root' },
+      { name: 'apiKey', type: 'string', required: true, encrypted: true },
+    ],
+    tools: [
+      {
+        name: 'weather',
+        description: 'Current weather of a city',
+        parameters: [
+          { name: 'city', type: 'string', required: true },
+          { name: 'units', type: 'string', enum: ['metric', 'imperial'] },
+        ],
+        method: 'GET',
+        url: '{{config.baseUrl}}/weather/{{params.city}}',
+        query: { units: '{{params.units}}' },
+        headers: { [headerName]: '{{config.apiKey}}' },
+        response: { kind: 'json', pointer: '/data' },
+      },
+      {
+        name: 'report',
+        description: 'Posts a report',
+        parameters: [
+          { name: 'city', type: 'string', required: true },
+          { name: 'count', type: 'integer', required: true },
+        ],
+        method: 'POST',
+        url: '{{config.baseUrl}}/reports',
+        body: {
+          kind: 'json',
+          value: { city: '{{params.city}}', count: '{{params.count}}', note: 'n={{params.count}}' },
+        },
+      },
+    ],
+  };
+}
+
+const text = (r: { content?: unknown }) =>
+  ((r.content as { type: string; text?: string }[] | undefined) ?? []).map((c) => c.text ?? '').join('');
+
+describe('no-code builder (sandbox off, operator allows the test server)', () => {
+  let t: TestHost;
+  let org: Awaited<ReturnType<TestHost['createOrganization']>>;
+  const baseUrl = () => `http://127.0.0.1:${port}/api`;
+
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [], config: { egressAllow: `127.0.0.1:${port}` } });
+    org = await t.createOrganization('builder-org');
+  });
+  afterAll(async () => {
+    await t.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('refuses an invalid definition naming the JSON pointer of each problem', async () => {
+    const def = weatherDefinition('bad-one');
+    (def.tools[0] as { url: string }).url = '{{config.baseUrl}}/weather/{{params.town}}';
+    const err = await org.hay.builder.save.mutate({ definition: def }).catch((e: unknown) => e);
+    const data = (err as { data?: { hayCode?: string; details?: { problems?: { pointer: string }[] } } })
+      .data;
+    expect(data?.hayCode).toBe('DEFINITION_INVALID');
+    expect(data?.details?.problems?.map((p) => p.pointer)).toEqual(['/tools/0/url']);
+    expect((err as Error).message).toContain('params.town');
+  });
+
+  it('builder.test renders the request, reaches the allowed server and returns status, duration and result', async () => {
+    hits = [];
+    const out = await org.hay.builder.test.mutate({
+      definition: weatherDefinition('weather-nc'),
+      toolName: 'weather',
+      params: { city: 'São Paulo/../admin', units: 'metric' },
+      configuration: { baseUrl: baseUrl(), apiKey: 'sk-test-123' },
+    });
+    expect(out.status).toBe(200);
+    expect(out.durationMs).toBeGreaterThanOrEqual(0);
+    expect(out.result.isError).toBeUndefined();
+    expect(out.result.structuredContent).toEqual({ temperature: 21 });
+    expect(hits).toHaveLength(1);
+    expect(hits[0]?.url).toBe('/api/weather/S%C3%A3o%20Paulo%2F..%2Fadmin?units=metric');
+    expect(hits[0]?.headers['x-api-key']).toBe('sk-test-123');
+    // the echoed request hides encrypted configuration values
+    expect(out.request?.headers['x-api-key']).toBe('[secret]');
+    expect(JSON.stringify(out)).not.toContain('sk-test-123');
+  });
+
+  it('builder.test maps a non-2xx answer to isError with the status only', async () => {
+    const def = weatherDefinition('weather-nc');
+    (def.tools[0] as { url: string }).url = '{{config.baseUrl}}/missing/{{params.city}}';
+    const out = await org.hay.builder.test.mutate({
+      definition: def,
+      toolName: 'weather',
+      params: { city: 'x' },
+      configuration: { baseUrl: `http://127.0.0.1:${port}`, apiKey: 'k' },
+    });
+    expect(out.status).toBe(404);
+    expect(out.result.isError).toBe(true);
+    expect(text(out.result)).toBe('HTTP 404');
+  });
+
+  it('builder.test refuses a loopback port the operator did not allow', async () => {
+    const err = await org.hay.builder.test
+      .mutate({
+        definition: weatherDefinition('weather-nc'),
+        toolName: 'weather',
+        params: { city: 'x' },
+        configuration: { baseUrl: `http://127.0.0.1:${port + 1 === 65536 ? 1 : port + 1}`, apiKey: 'k' },
+      })
+      .catch((e: unknown) => e);
+    expect((err as { data?: { hayCode?: string } }).data?.hayCode).toBe('EGRESS_DENIED');
+  });
+
+  it('saves, enables with a secret, invokes through the runtime, saves v2, rolls back', async () => {
+    const saved = await org.hay.builder.save.mutate({ definition: weatherDefinition('weather-nc') });
+    expect(saved).toEqual({ pluginId: 'weather-nc', version: '1.0.0', replaced: false });
+    const got = await org.hay.builder.get.query({ pluginId: 'weather-nc' });
+    expect(got.version).toBe('1.0.0');
+    expect(got.definition.tools.map((x) => x.name)).toEqual(['weather', 'report']);
+    expect((await org.hay.builder.list.query()).map((p) => p.pluginId)).toEqual(['weather-nc']);
+
+    await org.hay.plugins.enable.mutate({
+      pluginId: 'weather-nc',
+      configuration: { baseUrl: baseUrl(), apiKey: 'sk-live-secret' },
+    });
+    const info = (await org.hay.plugins.get.query({ pluginId: 'weather-nc' })) as unknown as Record<
+      string,
+      unknown
+    >;
+    expect(JSON.stringify(info)).not.toContain('sk-live-secret');
+    expect(JSON.stringify(await org.hay.builder.get.query({ pluginId: 'weather-nc' }))).not.toContain(
+      'sk-live-secret',
+    );
+
+    hits = [];
+    const r1 = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'weather-nc',
+      toolName: 'weather',
+      arguments: { city: 'Oslo' },
+    });
+    expect(r1.isError).toBeFalsy();
+    expect(JSON.parse(text(r1))).toEqual({ temperature: 21 });
+    expect(hits[0]?.url).toBe('/api/weather/Oslo');
+    expect(hits[0]?.headers['x-api-key']).toBe('sk-live-secret');
+
+    hits = [];
+    const r2 = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'weather-nc',
+      toolName: 'report',
+      arguments: { city: 'Oslo", "admin": true, "x": "', count: 3 },
+    });
+    expect(r2.isError).toBeFalsy();
+    expect(hits[0]?.method).toBe('POST');
+    expect(hits[0]?.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(hits[0]?.body ?? '')).toEqual({
+      city: 'Oslo", "admin": true, "x": "',
+      count: 3,
+      note: 'n=3',
+    });
+
+    const v2 = await org.hay.builder.save.mutate({ definition: weatherDefinition('weather-nc', 'x-token') });
+    expect(v2).toEqual({ pluginId: 'weather-nc', version: '1.0.1', replaced: true });
+    hits = [];
+    await waitFor(async () => {
+      await org.hay.plugins.invokeTool.mutate({
+        pluginId: 'weather-nc',
+        toolName: 'weather',
+        arguments: { city: 'Rome' },
+      });
+      return hits.at(-1)?.headers['x-token'] === 'sk-live-secret';
+    }, 'version 1.0.1 answering');
+
+    const back = await org.hay.plugins.rollback.mutate({ pluginId: 'weather-nc' });
+    expect(back.version).toBe('1.0.0');
+    hits = [];
+    await waitFor(async () => {
+      await org.hay.plugins.invokeTool.mutate({
+        pluginId: 'weather-nc',
+        toolName: 'weather',
+        arguments: { city: 'Rome' },
+      });
+      const last = hits.at(-1);
+      return last?.headers['x-api-key'] === 'sk-live-secret' && last.headers['x-token'] === undefined;
+    }, 'version 1.0.0 answering again');
+    expect((await org.hay.builder.get.query({ pluginId: 'weather-nc' })).version).toBe('1.0.0');
+
+    const audit = await org.hay.audit.list.query({ limit: 200 });
+    const names = audit.entries.map((r) => r.action);
+    expect(names).toContain('builder.save');
+    expect(names).toContain('builder.test');
+    expect(JSON.stringify(audit)).not.toContain('sk-live-secret');
+    expect(JSON.stringify(audit)).not.toContain('sk-test-123');
+  });
+
+  it('a member key cannot use the builder, and another org cannot read the definition', async () => {
+    const member = await t.admin.admin.createApiKey.mutate({
+      organizationId: org.organizationId,
+      role: 'member',
+    });
+    const err = await t
+      .client(member.apiKey)
+      .builder.get.query({ pluginId: 'weather-nc' })
+      .catch((e: unknown) => e);
+    expect((err as { data?: { code?: string } }).data?.code).toBe('FORBIDDEN');
+    const other = await t.createOrganization('other-org');
+    const err2 = await other.hay.builder.get.query({ pluginId: 'weather-nc' }).catch((e: unknown) => e);
+    expect((err2 as { data?: { hayCode?: string } }).data?.hayCode).toBe('PLUGIN_NOT_FOUND');
+  });
+});
+
+describe('no-code builder (default egress)', () => {
+  let t: TestHost;
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [] });
+  });
+  afterAll(() => t.close());
+
+  it('builder.test refuses a loopback target when the operator allows nothing', async () => {
+    const org = await t.createOrganization('builder-default');
+    hits = [];
+    const err = await org.hay.builder.test
+      .mutate({
+        definition: weatherDefinition('weather-nc'),
+        toolName: 'weather',
+        params: { city: 'x' },
+        configuration: { baseUrl: `http://127.0.0.1:${port}`, apiKey: 'k' },
+      })
+      .catch((e: unknown) => e);
+    expect((err as { data?: { hayCode?: string } }).data?.hayCode).toBe('EGRESS_DENIED');
+    expect((err as Error).message).toContain('HAY_EGRESS_ALLOW');
+    expect(hits).toEqual([]);
+  });
+});
+
+const layers = await detectSandboxLayers({
+  cgroupV2Parent: '/sys/fs/cgroup/hay',
+  cgroupV1Name: 'hay',
+  timeoutMs: 5000,
+});
+const noBwrap = !layers.bubblewrap.ok || !layers.identity.ok;
+if (noBwrap) console.warn('builder: bubblewrap unavailable; the sandboxed no-code plugin test is skipped');
+
+describe.skipIf(noBwrap)('no-code builder under the real sandbox', () => {
+  let t: TestHost;
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: [],
+      config: { sandbox: 'auto', allowUnsandboxedTenantCode: false, egressAllow: `127.0.0.1:${port}` },
+    });
+    // the sandboxed uid must traverse the temp plugins folder
+    chmodSync(t.pluginsDir, 0o755);
+  });
+  afterAll(async () => {
+    await t.close();
+    expect(descendantPids()).toEqual([]);
+  });
+
+  it('runs the saved plugin in bubblewrap, reaching the allowed server through the egress proxy only', async () => {
+    const org = await t.createOrganization('builder-sandboxed');
+    await org.hay.builder.save.mutate({ definition: weatherDefinition('weather-sb') });
+    await org.hay.plugins.enable.mutate({
+      pluginId: 'weather-sb',
+      configuration: { baseUrl: `http://127.0.0.1:${port}/api`, apiKey: 'sk-sandboxed' },
+    });
+    hits = [];
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'weather-sb',
+      toolName: 'weather',
+      arguments: { city: 'Lima' },
+    });
+    expect(text(r)).toBe(JSON.stringify({ temperature: 21 }));
+    expect(hits[0]?.url).toBe('/api/weather/Lima');
+    expect(hits[0]?.headers['x-api-key']).toBe('sk-sandboxed');
+    // another loopback port is refused by the proxy (the operator allowed only the test server's)
+    await org.hay.plugins.configure.mutate({
+      pluginId: 'weather-sb',
+      configuration: {
+        baseUrl: `http://127.0.0.1:${port === 65535 ? 1 : port + 1}/api`,
+        apiKey: { set: true },
+      },
+    });
+    const denied = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'weather-sb',
+      toolName: 'weather',
+      arguments: { city: 'Lima' },
+    });
+    expect(denied.isError).toBe(true);
+    expect(text(denied)).toMatch(/Egress denied|egress denied/);
+  });
+});
