@@ -418,6 +418,12 @@ export async function createHost(
     uploads,
     versions: async (orgId, pluginId) =>
       (await lifecycle.api.versions(orgId, pluginId)).versions.map((v) => v.version),
+    storedConfiguration: async (orgId, pluginId) => {
+      const p = registry.get(orgId, pluginId);
+      if (p?.sourceType !== 'custom' || p.organizationId !== orgId || !p.manifest) return undefined;
+      if (!(await settings.isEnabled(orgId, p.key))) return undefined;
+      return settings.runtimeValues(orgId, p.key, p.manifest.configSchema ?? {});
+    },
     policy: egress.policy,
     runtime: noCodeRuntime,
   });

@@ -54,6 +54,11 @@ export interface BuilderDeps {
   };
   /** Kept versions of a plugin (lifecycle), to pick the next version number. */
   versions(orgId: string, pluginId: string): Promise<readonly string[]>;
+  /**
+   * The organization's stored (decrypted) configuration of its plugin `pluginId`, or undefined when it has
+   * none: `builder.test` fills fields sent as `{"set": true}` from it, so a secret need not be typed again.
+   */
+  storedConfiguration(orgId: string, pluginId: string): Promise<Record<string, unknown> | undefined>;
   /** The tenant egress policy `builder.test` requests go through. */
   policy: EgressPolicy;
   /** False when the runtime is not built (dist/ missing): saving is refused with PLUGIN_NOT_READY. */
@@ -171,7 +176,9 @@ export class BuilderService {
    * egress-guarded fetch with the same network rules the saved plugin gets: loopback, private and
    * metadata addresses are refused (EGRESS_DENIED) unless the operator's HAY_EGRESS_ALLOW permits them.
    * Bounded by HAY_BUILDER_TEST_TIMEOUT_MS, HAY_BUILDER_TEST_MAX_RESPONSE_BYTES and HAY_BUILDER_TESTS_PER_ORG
-   * tests at once (CAPACITY beyond). Audited as `builder.test` (tool, status, duration; no values).
+   * tests at once (CAPACITY beyond). A configuration value `{"set": true}` takes the organization's stored
+   * value of the saved plugin with the same id (so a stored secret is usable without being sent again).
+   * Audited as `builder.test` (tool, status, duration; no values).
    */
   async test(
     caller: BuilderCaller,
@@ -184,7 +191,8 @@ export class BuilderService {
     if (!tool) throw new NotFoundError('TOOL_NOT_FOUND', `the definition has no tool "${input.toolName}"`);
     const argProblems = paramProblems(tool, input.params);
     if (argProblems.length > 0) throw new ValidationError('ARGUMENTS_INVALID', argProblems.join('; '));
-    const cfgProblems = configProblems(def, input.configuration, true);
+    const configuration = await this.withStored(orgId, def.id, input.configuration);
+    const cfgProblems = configProblems(def, configuration, true);
     if (cfgProblems.length > 0) throw new ValidationError('CONFIGURATION_INVALID', cfgProblems.join('; '));
     const inFlight = this.running.get(orgId) ?? 0;
     if (inFlight >= this.d.options.testsPerOrg)
@@ -193,6 +201,41 @@ export class BuilderService {
         `${inFlight} builder tests are running for this organization (HAY_BUILDER_TESTS_PER_ORG); retry when one finished`,
       );
     this.running.set(orgId, inFlight + 1);
+    try {
+      return await this.runTest(caller, def, tool, input.params, configuration, signal);
+    } finally {
+      const left = (this.running.get(orgId) ?? 1) - 1;
+      if (left <= 0) this.running.delete(orgId);
+      else this.running.set(orgId, left);
+    }
+  }
+
+  /** `configuration` with each `{"set": true}` value replaced by the stored one (absent when none is stored). */
+  private async withStored(
+    orgId: string,
+    pluginId: string,
+    configuration: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    const keep = Object.entries(configuration).filter(([, v]) => isSetMarker(v));
+    if (keep.length === 0) return configuration;
+    const stored = (await this.d.storedConfiguration(orgId, pluginId)) ?? {};
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(configuration)) {
+      if (!isSetMarker(v)) out[k] = v;
+      else if (stored[k] !== undefined) out[k] = stored[k];
+    }
+    return out;
+  }
+
+  private async runTest(
+    caller: BuilderCaller,
+    def: Definition,
+    tool: Definition['tools'][number],
+    params: Record<string, unknown>,
+    configuration: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+  ): Promise<BuilderTestResult> {
+    const orgId = caller.organizationId;
     const network = networkOf(def);
     const guarded = createGuardedFetch({
       policy: this.d.policy,
@@ -217,7 +260,7 @@ export class BuilderService {
     try {
       const outcome = await executeTool(
         tool,
-        { config: input.configuration, params: input.params },
+        { config: configuration, params },
         {
           fetch: guarded.fetch as unknown as FetchFn,
           maxTimeoutMs: this.d.options.testTimeoutMs,
@@ -234,7 +277,7 @@ export class BuilderService {
         status: outcome.status,
         durationMs: outcome.durationMs,
         result: outcome.result,
-        request: outcome.request ? redact(outcome.request, secretValues(def, input.configuration)) : null,
+        request: outcome.request ? redact(outcome.request, secretValues(def, configuration)) : null,
       };
     } catch (err) {
       const refusal = egressRefusal(err, guarded.lastError);
@@ -245,9 +288,6 @@ export class BuilderService {
       throw err;
     } finally {
       await guarded.close();
-      const left = (this.running.get(orgId) ?? 1) - 1;
-      if (left <= 0) this.running.delete(orgId);
-      else this.running.set(orgId, left);
     }
   }
 
@@ -264,6 +304,15 @@ export class BuilderService {
     const highest = known.filter((v) => semver.valid(v)).sort(semver.rcompare)[0];
     return highest ? (semver.inc(highest, 'patch') ?? '1.0.0') : '1.0.0';
   }
+}
+
+function isSetMarker(v: unknown): boolean {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    (v as { set?: unknown }).set === true &&
+    Object.keys(v).length === 1
+  );
 }
 
 /** The egress refusal behind `err` (thrown by the guarded fetch's connect), if that is what it is. */

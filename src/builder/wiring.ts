@@ -34,6 +34,7 @@ export function wireBuilder(deps: {
   registry: BuilderDeps['registry'];
   uploads: BuilderDeps['uploads'];
   versions: BuilderDeps['versions'];
+  storedConfiguration: BuilderDeps['storedConfiguration'];
   policy: EgressPolicy;
   runtime: HostPackage | undefined;
 }): { service: BuilderService } {
@@ -48,6 +49,7 @@ export function wireBuilder(deps: {
     registry: deps.registry,
     uploads: deps.uploads,
     versions: deps.versions,
+    storedConfiguration: deps.storedConfiguration,
     policy: deps.policy,
     runtimeAvailable: deps.runtime !== undefined,
     options: {

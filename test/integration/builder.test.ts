@@ -210,6 +210,18 @@ describe('no-code builder (sandbox off, operator allows the test server)', () =>
       note: 'n=3',
     });
 
+    // a stored secret is usable in a test without sending it again
+    hits = [];
+    const stored = await org.hay.builder.test.mutate({
+      definition: weatherDefinition('weather-nc'),
+      toolName: 'weather',
+      params: { city: 'Bern' },
+      configuration: { baseUrl: baseUrl(), apiKey: { set: true } },
+    });
+    expect(stored.status).toBe(200);
+    expect(hits[0]?.headers['x-api-key']).toBe('sk-live-secret');
+    expect(JSON.stringify(stored)).not.toContain('sk-live-secret');
+
     const v2 = await org.hay.builder.save.mutate({ definition: weatherDefinition('weather-nc', 'x-token') });
     expect(v2).toEqual({ pluginId: 'weather-nc', version: '1.0.1', replaced: true });
     hits = [];
@@ -221,6 +233,12 @@ describe('no-code builder (sandbox off, operator allows the test server)', () =>
       });
       return hits.at(-1)?.headers['x-token'] === 'sk-live-secret';
     }, 'version 1.0.1 answering');
+
+    await waitFor(async () => {
+      const kept = await org.hay.plugins.versions.query({ pluginId: 'weather-nc' });
+      const v = kept.versions.map((x) => x.version);
+      return v.includes('1.0.0') && v.includes('1.0.1');
+    }, 'both versions kept by the lifecycle');
 
     const back = await org.hay.plugins.rollback.mutate({ pluginId: 'weather-nc' });
     expect(back.version).toBe('1.0.0');

@@ -45,10 +45,11 @@ async function main(): Promise<void> {
   const send: FetchFn = (url, init) =>
     undiciFetch(url, { ...init, ...(dispatcher ? { dispatcher } : {}) }) as unknown as Promise<Response>;
 
-  const server = new Server(
-    { name: def.id, version: process.env.HAY_PLUGIN_VERSION ?? '1.0.0' },
-    { capabilities: { tools: {} } },
+  const version = await readFile(path.join(process.cwd(), 'manifest.json'), 'utf8').then(
+    (text) => String((JSON.parse(text) as { version?: unknown }).version ?? '0.0.0'),
+    () => '0.0.0',
   );
+  const server = new Server({ name: def.id, version }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: def.tools.map((t) => ({
       name: t.name,
