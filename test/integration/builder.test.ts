@@ -1,11 +1,14 @@
-import { chmodSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DefinitionInput } from '../../src/builder/engine/definition.js';
 import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
-import { startTestHost, type TestHost } from '../helpers/host.js';
+import { REPO_ROOT, startTestHost, type TestHost } from '../helpers/host.js';
 
 /**
  * The no-code builder end to end: a real host, a loopback HTTP server standing in for the tenant's API
@@ -275,6 +278,27 @@ describe('no-code builder (sandbox off, operator allows the test server)', () =>
     const other = await t.createOrganization('other-org');
     const err2 = await other.hay.builder.get.query({ pluginId: 'weather-nc' }).catch((e: unknown) => e);
     expect((err2 as { data?: { hayCode?: string } }).data?.hayCode).toBe('PLUGIN_NOT_FOUND');
+  });
+});
+
+describe('the bundled runtime', () => {
+  it('validates the definition file again (tenant data) and refuses a bad one naming the pointer', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hay-nocode-'));
+    try {
+      const def = weatherDefinition('bad-file');
+      (def.tools[0] as { url: string }).url = '{{config.baseUrl}}/w/{{params.town}}';
+      writeFileSync(path.join(dir, 'hay-no-code.json'), JSON.stringify(def));
+      const run = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist/src/builder/runtime/main.js')], {
+        cwd: dir,
+        input: '',
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain('hay-no-code.json/tools/0/url references {{params.town}}');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
