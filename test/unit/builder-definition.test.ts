@@ -371,3 +371,22 @@ describe('generated plugin files', () => {
     });
   });
 });
+
+describe('the runtime stays self-contained', () => {
+  it('engine/ and runtime/ import only each other and npm packages', async () => {
+    const { readdir, readFile } = await import('node:fs/promises');
+    const root = new URL('../../src/builder/', import.meta.url);
+    const bad: string[] = [];
+    for (const folder of ['engine', 'runtime']) {
+      for (const file of await readdir(new URL(`${folder}/`, root))) {
+        const text = await readFile(new URL(`${folder}/${file}`, root), 'utf8');
+        for (const m of text.matchAll(/from '([^']+)'/g)) {
+          const spec = m[1] ?? '';
+          const ok = spec.startsWith('./') || /^\.\.\/(engine|runtime)\//.test(spec) || !spec.startsWith('.');
+          if (!ok) bad.push(`${folder}/${file}: ${spec}`);
+        }
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+});

@@ -1,5 +1,6 @@
-// Part of the no-code runtime: this folder (src/builder/engine, src/builder/runtime) is mounted read-only
-// into tenant sandboxes and must import nothing from the host outside src/builder (npm packages are fine).
+// Part of the no-code runtime. Its compiled folder (dist/src/builder) is all of the host a tenant sandbox
+// sees, so engine/ and runtime/ import nothing outside engine/ and runtime/ except npm packages the host
+// ships (test/unit/builder-definition.test.ts checks).
 
 /** One piece of a parsed template: literal text or a reference to a configuration field or parameter. */
 export type TemplatePart =
