@@ -1,14 +1,10 @@
 import { z } from 'zod';
-import { LIMITS, pluginId } from './inputs.js';
+import { DEFINITION_LIMITS } from '../builder/engine/definition.js';
+import { jsonBytesAtMost as bytesAtMost, LIMITS, object, pluginId } from './inputs.js';
 import { orgAdminProcedure, router } from './trpc.js';
 
-const object = z.record(z.string(), z.unknown());
-const bytesAtMost = (max: number, what: string) => (value: unknown, ctx: z.RefinementCtx) => {
-  const size = Buffer.byteLength(JSON.stringify(value) ?? '');
-  if (size > max) ctx.addIssue({ code: 'custom', message: `${what} is ${size} bytes; the limit is ${max}` });
-};
 /** The definition's own schema and rules run in the service (DEFINITION_INVALID with JSON pointers). */
-const definition = object.superRefine(bytesAtMost(256 * 1024, 'definition'));
+const definition = object.superRefine(bytesAtMost(DEFINITION_LIMITS.definitionBytes, 'definition'));
 
 /** Edge validation of `builder.*` (the dashboard's no-code plugin builder). */
 export const builderInputs = {
