@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DefinitionInput } from '../../src/builder/engine/definition.js';
 import { detectSandboxLayers } from '../../src/runtime/sandbox/detect.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
+import { buildZip } from '../helpers/zip-writer.js';
 import { REPO_ROOT, startTestHost, type TestHost } from '../helpers/host.js';
 
 /**
@@ -33,6 +34,11 @@ beforeAll(async () => {
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
       hits.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.url?.startsWith('/api/redirect')) {
+        res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' });
+        res.end();
+        return;
+      }
       if (req.url?.startsWith('/missing')) {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('secret stack trace of the remote');
@@ -164,6 +170,53 @@ describe('no-code builder (sandbox off, operator allows the test server)', () =>
       })
       .catch((e: unknown) => e);
     expect((err as { data?: { hayCode?: string } }).data?.hayCode).toBe('EGRESS_DENIED');
+  });
+
+  it('builder.test does not follow a redirect (here to the metadata address)', async () => {
+    hits = [];
+    const def = weatherDefinition('weather-nc');
+    (def.tools[0] as { url: string }).url = '{{config.baseUrl}}/redirect/{{params.city}}';
+    const out = await org.hay.builder.test.mutate({
+      definition: def,
+      toolName: 'weather',
+      params: { city: 'x' },
+      configuration: { baseUrl: baseUrl(), apiKey: 'k' },
+    });
+    expect(out.status).toBe(302);
+    expect(text(out.result)).toBe('HTTP 302 (redirects are not followed)');
+    expect(hits).toHaveLength(1);
+  });
+
+  it('builder.save refuses to replace an uploaded plugin that is not a no-code one', async () => {
+    const manifest = {
+      id: 'uploaded-one',
+      name: 'Uploaded',
+      version: '1.0.0',
+      description: 'an uploaded plugin',
+      type: ['mcp-connector'],
+      capabilities: {
+        mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node s.mjs' },
+      },
+    };
+    const form = new FormData();
+    const zip = buildZip([
+      { name: 'manifest.json', data: JSON.stringify(manifest) },
+      { name: 's.mjs', data: '' },
+    ]);
+    form.append('file', new Blob([new Uint8Array(zip)]), 'p.zip');
+    const res = await fetch(`${t.url}/v1/plugins/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${org.apiKey}` },
+      body: form,
+    });
+    expect(res.status).toBe(200);
+    const err = await org.hay.builder.save
+      .mutate({ definition: weatherDefinition('uploaded-one') })
+      .catch((e: unknown) => e);
+    expect((err as { data?: { hayCode?: string } }).data?.hayCode).toBe('CONFLICT');
+    const err2 = await org.hay.builder.get.query({ pluginId: 'uploaded-one' }).catch((e: unknown) => e);
+    expect((err2 as { data?: { hayCode?: string } }).data?.hayCode).toBe('PLUGIN_NOT_FOUND');
+    expect((await org.hay.plugins.get.query({ pluginId: 'uploaded-one' })).version).toBe('1.0.0');
   });
 
   it('saves, enables with a secret, invokes through the runtime, saves v2, rolls back', async () => {
@@ -322,6 +375,17 @@ describe('no-code builder (default egress)', () => {
       .catch((e: unknown) => e);
     expect((err as { data?: { hayCode?: string } }).data?.hayCode).toBe('EGRESS_DENIED');
     expect((err as Error).message).toContain('HAY_EGRESS_ALLOW');
+    for (const target of ['http://169.254.169.254/latest', `${t.url}/trpc`, 'http://[::ffff:127.0.0.1]:80']) {
+      const e = await org.hay.builder.test
+        .mutate({
+          definition: weatherDefinition('weather-nc'),
+          toolName: 'weather',
+          params: { city: 'x' },
+          configuration: { baseUrl: target, apiKey: 'k' },
+        })
+        .catch((x: unknown) => x);
+      expect((e as { data?: { hayCode?: string } }).data?.hayCode, target).toBe('EGRESS_DENIED');
+    }
     expect(hits).toEqual([]);
   });
 });
