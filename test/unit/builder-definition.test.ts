@@ -329,6 +329,19 @@ describe('executing a tool', () => {
     expect(sent).toBe(1);
   });
 
+  it('recognizes a refused CONNECT (https through the egress proxy)', async () => {
+    const refused: FetchFn = () => {
+      const inner = new Error('Proxy response (403) !== 200 when HTTP Tunneling');
+      return Promise.reject(
+        new TypeError('fetch failed', { cause: new Error('Request was cancelled.', { cause: inner }) }),
+      );
+    };
+    const out = await run(refused);
+    expect(out.result.content[0]?.text).toBe(
+      'Egress denied: the host egress policy refused this destination',
+    );
+  });
+
   it('recognizes a refusal by the host egress proxy', async () => {
     const out = await run(
       fetchOf(403, 'Egress denied: plugin crm may not reach 10.0.0.1:80\n', { 'x-hay-egress': 'denied' }),

@@ -296,10 +296,16 @@ function atPointer(value: unknown, pointer: string): unknown {
   return cur;
 }
 
+/** True when the error chain holds undici's refusal of a CONNECT by the egress proxy (https targets). */
+function proxyRefused(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause)
+    if (/^Proxy response \(403\)/.test(e.message)) return true;
+  return false;
+}
+
 /** Short reason of a failed fetch (an error code, never an address or a stack). */
 function failureReason(err: unknown): string {
-  if (err instanceof Error && /Proxy response \(403\)/.test(`${err.message} ${String(err.cause)}`))
-    return 'egress denied by the host';
   const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
   const code = typeof cause?.code === 'string' ? cause.code : undefined;
   return code && /^[A-Z0-9_]{2,40}$/.test(code) ? code : 'network error';
@@ -357,6 +363,12 @@ export async function executeTool(
     text = await readCapped(response, maxBytes);
   } catch (err) {
     if (options.rethrow?.(err)) throw err;
+    if (proxyRefused(err))
+      return done(
+        null,
+        errorResult('Egress denied: the host egress policy refused this destination'),
+        request,
+      );
     if (timeout.aborted)
       return done(null, errorResult(`the request timed out after ${timeoutMs} ms`), request);
     if (options.signal?.aborted) return done(null, errorResult('the call was cancelled'), request);
