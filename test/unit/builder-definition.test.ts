@@ -403,3 +403,14 @@ describe('the runtime stays self-contained', () => {
     expect(bad).toEqual([]);
   });
 });
+
+describe('docs/PLUGIN_API.md', () => {
+  it('its no-code example is a valid definition', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/PLUGIN_API.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('\n## No-code HTTP plugins\n'));
+    const example = /```json\n([\s\S]*?)```/.exec(section)?.[1] ?? 'null';
+    const r = validateDefinition(JSON.parse(example));
+    expect(r.ok ? [] : r.problems).toEqual([]);
+  });
+});
