@@ -9,6 +9,7 @@ import { registerUploadRoutes } from './api/upload-routes.js';
 import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import { wireAuth } from './auth/wiring.js';
+import { wireCatalog } from './catalog/wiring.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { wireEgress } from './egress/wiring.js';
@@ -406,6 +407,15 @@ export async function createHost(
     readPaths: sandboxing.readPaths,
   });
 
+  const catalog = wireCatalog({
+    config,
+    logger,
+    policy: egress.policy,
+    registry,
+    uploads,
+    assertTenantAllowed: (pluginId) => sandbox.assertTenantAllowed(pluginId),
+  });
+
   const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
   const gateway = wireGateway({
     db,
@@ -434,6 +444,7 @@ export async function createHost(
     lifecycle: lifecycle.api,
     events: events.service,
     pluginAuth: pluginAuth.api,
+    catalog: catalog.service,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets, pluginAuth.secrets]),
       uninstallPlugin: async (orgId, pluginId, actor) => {
@@ -559,6 +570,7 @@ export async function createHost(
         await instances.close();
         await processes.close();
         await egress.close();
+        await catalog.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
         await lifecycle.close();

@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { PluginAuthApi } from '../auth/wiring.js';
+import type { CatalogService } from '../catalog/catalog-service.js';
 import { isHayError } from '../errors.js';
 import type { EventsService } from '../events/service.js';
 import type { PluginService } from '../invocation/plugin-service.js';
@@ -25,6 +26,8 @@ export interface ApiServices {
   /** src/events/: subscriptions, routes, webhook endpoints, deliveries. */
   events: EventsService;
   pluginAuth: PluginAuthApi;
+  /** The marketplace catalog (src/catalog/). */
+  catalog: Pick<CatalogService, 'list' | 'install'>;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -74,6 +74,48 @@ export class PluginUploadService {
   install(orgId: string, actor: string, zipPath: string, signal?: AbortSignal): Promise<UploadResult> {
     return this.audited(orgId, actor, 'plugin.upload', null, () =>
       this.serial(orgId, () => this.doInstall(orgId, zipPath, signal)),
+    );
+  }
+
+  /**
+   * Like `install`, for a folder the host generates (a catalog entry, src/catalog/): `files` (relative path
+   * -> content) are written to a staging folder and go through the same checks, swap, rescan and audit
+   * (`plugin.catalog-install`, with `details`).
+   */
+  installFiles(
+    orgId: string,
+    actor: string,
+    files: Readonly<Record<string, string>>,
+    details: Record<string, unknown>,
+  ): Promise<UploadResult> {
+    return this.audited(
+      orgId,
+      actor,
+      'plugin.catalog-install',
+      null,
+      () =>
+        this.serial(orgId, async () => {
+          const orgDir = this.orgDir(orgId);
+          await mkdir(orgDir, { recursive: true, mode: 0o755 });
+          const uploadId = randomUUID();
+          const staging = path.join(orgDir, `_staging-${uploadId}`);
+          let bytes = 0;
+          try {
+            for (const [rel, content] of Object.entries(files)) {
+              const file = path.resolve(staging, rel);
+              if (!file.startsWith(staging + path.sep))
+                throw new HayError('INTERNAL', 'generated file path leaves the plugin folder');
+              await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+              await writeFile(file, content, { mode: 0o644 });
+              bytes += Buffer.byteLength(content);
+            }
+          } catch (err) {
+            await rm(staging, { recursive: true, force: true });
+            throw err;
+          }
+          return this.commitStaging(orgId, staging, uploadId, { files: Object.keys(files).length, bytes });
+        }),
+      details,
     );
   }
 
@@ -213,6 +255,16 @@ export class PluginUploadService {
       this.d.limits,
       signal ? AbortSignal.any([signal, timeout]) : timeout,
     );
+    return this.commitStaging(orgId, staging, uploadId, extracted);
+  }
+
+  /** Validates the staging folder's manifest, swaps it into place, rescans. Removes staging on failure. */
+  private async commitStaging(
+    orgId: string,
+    staging: string,
+    uploadId: string,
+    extracted: { files: number; bytes: number },
+  ): Promise<UploadResult> {
     let stagingLeft = true;
     try {
       const manifest = await this.readManifest(staging);
@@ -339,9 +391,10 @@ export class PluginUploadService {
   private async audited<T extends object>(
     orgId: string,
     actor: string,
-    action: 'plugin.upload' | 'plugin.uninstall' | 'plugin.rollback',
+    action: 'plugin.upload' | 'plugin.uninstall' | 'plugin.rollback' | 'plugin.catalog-install',
     pluginId: string | null,
     fn: () => Promise<T>,
+    extraDetails: Record<string, unknown> = {},
   ): Promise<T> {
     try {
       const out = await fn();
@@ -352,7 +405,7 @@ export class PluginUploadService {
         action,
         pluginId: typeof id === 'string' ? id : pluginId,
         outcome: 'ok',
-        details,
+        details: { ...extraDetails, ...details },
       });
       return out;
     } catch (err) {
@@ -363,7 +416,11 @@ export class PluginUploadService {
         action,
         pluginId,
         outcome: code === 'FORBIDDEN' ? 'denied' : 'error',
-        details: { code, message: isHayError(err) ? err.message.slice(0, 500) : 'internal error' },
+        details: {
+          ...extraDetails,
+          code,
+          message: isHayError(err) ? err.message.slice(0, 500) : 'internal error',
+        },
       });
       if (!isHayError(err)) this.d.logger.error({ err, orgId, action }, 'custom plugin operation failed');
       throw err;
