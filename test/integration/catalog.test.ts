@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -261,6 +263,86 @@ describe('with tenant code allowed (sandbox off, operator opt-out) and one loopb
     expect(await hayCode(member.plugins.installFromCatalog.mutate({ name: 'io.example/remote-echo' }))).toBe(
       'FORBIDDEN',
     );
+  });
+});
+
+describe('a catalog URL (registry list API, paged) read through the egress policy', () => {
+  let t: TestHost;
+  let server: Server;
+  let port = 0;
+  const requests: string[] = [];
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      requests.push(req.url ?? '');
+      const page2 = (req.url ?? '').includes('cursor=p2');
+      const item = (n: string) => ({
+        server: {
+          name: `io.example/${n}`,
+          description: `entry ${n}`,
+          version: '1.0.0',
+          remotes: [{ type: 'streamable-http', url: `https://${n}.example.com/mcp` }],
+        },
+      });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          page2
+            ? { servers: [item('from-page-two'), { server: { name: 'bad' } }], metadata: {} }
+            : { servers: [item('from-url')], metadata: { nextCursor: 'p2' } },
+        ),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    t = await startTestHost({
+      corePlugins: [],
+      config: {
+        catalogPath: path.join(catalogDir, 'a-remote.json'),
+        catalogUrl: `http://127.0.0.1:${port}/v0.1/servers`,
+        egressAllow: `127.0.0.1:${port}`,
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('follows nextCursor, merges with the local file, skips bad entries and caches the answer', async () => {
+    const a = await t.createOrganization('cat-url');
+    const page = await a.hay.plugins.catalog.query({});
+    expect(page.entries.map((e) => [e.name, e.source])).toEqual([
+      ['io.example/from-page-two', 'url'],
+      ['io.example/from-url', 'url'],
+      ['io.example/remote-echo', 'file'],
+    ]);
+    expect(page.skipped).toBe(1);
+    await a.hay.plugins.catalog.query({});
+    expect(requests).toEqual(['/v0.1/servers', '/v0.1/servers?cursor=p2']);
+  });
+});
+
+describe('a catalog URL the egress policy denies', () => {
+  let t: TestHost;
+  beforeAll(async () => {
+    t = await startTestHost({
+      corePlugins: [],
+      config: {
+        catalogPath: path.join(catalogDir, 'a-remote.json'),
+        catalogUrl: remote.url.replace('/mcp', '/list'),
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('is not read (loopback is denied) and the local entries are still listed', async () => {
+    const a = await t.createOrganization('cat-url-denied');
+    const before = remote.hits.length;
+    const page = await a.hay.plugins.catalog.query({});
+    expect(page.entries.map((e) => e.name)).toEqual(['io.example/remote-echo']);
+    expect(remote.hits.length).toBe(before);
   });
 });
 
