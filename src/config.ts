@@ -162,6 +162,21 @@ export interface HostConfig {
   /** Default per (org, plugin, route) rate; a manifest route's rateLimitPerMinute overrides it. */
   inboundRateLimitPerMinute: number;
   inboundRateLimitBurst: number;
+  /**
+   * Marketplace catalog (src/catalog/): a server.json file or a directory of them. Unset: the catalog
+   * bundled with the host (`catalog/` in the package).
+   */
+  catalogPath: string | undefined;
+  /** Optional catalog URL (server.json document or an MCP Registry `/v0.1/servers` list), read through the egress policy. */
+  catalogUrl: string | undefined;
+  /** Largest catalog document (local file or one URL page). */
+  catalogMaxBytes: number;
+  /** Bound on reading the catalog URL, all pages together. */
+  catalogFetchTimeoutMs: number;
+  /** A catalog read from the URL is reused this long (a failed read keeps the last good copy). */
+  catalogCacheTtlMs: number;
+  /** Entries kept from all catalog sources together. */
+  catalogMaxEntries: number;
 }
 
 export const DEFAULTS: HostConfig = {
@@ -269,6 +284,12 @@ export const DEFAULTS: HostConfig = {
   inboundMaxBodyBytes: 1024 * 1024,
   inboundRateLimitPerMinute: 600,
   inboundRateLimitBurst: 50,
+  catalogPath: undefined,
+  catalogUrl: undefined,
+  catalogMaxBytes: 4 * 1024 * 1024,
+  catalogFetchTimeoutMs: 15_000,
+  catalogCacheTtlMs: 10 * 60_000,
+  catalogMaxEntries: 5_000,
 };
 
 type Kind = 'string' | 'int' | 'enum' | 'bool' | 'list';
@@ -390,6 +411,12 @@ const FIELDS: readonly Field[] = [
   f('inboundMaxBodyBytes', 'HAY_INBOUND_MAX_BODY_BYTES', 'int', { min: 1 }),
   f('inboundRateLimitPerMinute', 'HAY_INBOUND_RATE_LIMIT_PER_MINUTE', 'int', { min: 1 }),
   f('inboundRateLimitBurst', 'HAY_INBOUND_RATE_LIMIT_BURST', 'int', { min: 1 }),
+  f('catalogPath', 'HAY_CATALOG_PATH', 'string'),
+  f('catalogUrl', 'HAY_CATALOG_URL', 'string'),
+  f('catalogMaxBytes', 'HAY_CATALOG_MAX_BYTES', 'int', { min: 1024 }),
+  f('catalogFetchTimeoutMs', 'HAY_CATALOG_FETCH_TIMEOUT_MS', 'int', { min: 100 }),
+  f('catalogCacheTtlMs', 'HAY_CATALOG_CACHE_TTL_MS'),
+  f('catalogMaxEntries', 'HAY_CATALOG_MAX_ENTRIES', 'int', { min: 1 }),
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string> {
@@ -444,6 +471,8 @@ export function loadConfig(
     throw new ConfigError('HAY_EVENTS_DELIVERY_TIMEOUT_MS must be < HAY_EVENTS_LEASE_MS');
   if (cfg.eventsBackoffMaxMs < cfg.eventsBackoffBaseMs)
     throw new ConfigError('HAY_EVENTS_BACKOFF_MAX_MS must be >= HAY_EVENTS_BACKOFF_BASE_MS');
+  if (cfg.catalogUrl !== undefined && !/^https?:\/\/[^/]+/.test(cfg.catalogUrl))
+    throw new ConfigError(`HAY_CATALOG_URL must be an http(s) URL; got "${cfg.catalogUrl}"`);
   if (cfg.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(cfg.databaseUrl))
     throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
   try {

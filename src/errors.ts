@@ -35,6 +35,7 @@ export type HayErrorCode =
   | 'EGRESS_DENIED'
   | 'DELIVERY_NOT_FOUND'
   | 'ENDPOINT_NOT_FOUND'
+  | 'CATALOG_ENTRY_NOT_FOUND'
   | 'RESPONSE_TOO_LARGE'
   | 'AUTHORIZATION_REQUIRED'
   | 'AUTHORIZATION_FAILED'
@@ -84,7 +85,12 @@ export class DefinitionError extends HayError {
 export class NotFoundError extends HayError {
   constructor(
     code:
-      'PLUGIN_NOT_FOUND' | 'TOOL_NOT_FOUND' | 'ORG_NOT_FOUND' | 'DELIVERY_NOT_FOUND' | 'ENDPOINT_NOT_FOUND',
+      | 'PLUGIN_NOT_FOUND'
+      | 'TOOL_NOT_FOUND'
+      | 'ORG_NOT_FOUND'
+      | 'DELIVERY_NOT_FOUND'
+      | 'ENDPOINT_NOT_FOUND'
+      | 'CATALOG_ENTRY_NOT_FOUND',
     message: string,
   ) {
     super(code, message);

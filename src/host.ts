@@ -10,6 +10,7 @@ import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import { wireAuth } from './auth/wiring.js';
 import { noCodeRuntimePackage, wireBuilder } from './builder/wiring.js';
+import { wireCatalog } from './catalog/wiring.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { wireEgress } from './egress/wiring.js';
@@ -428,6 +429,15 @@ export async function createHost(
     runtime: noCodeRuntime,
   });
 
+  const catalog = wireCatalog({
+    config,
+    logger,
+    policy: egress.policy,
+    registry,
+    uploads,
+    assertTenantAllowed: (pluginId) => sandbox.assertTenantAllowed(pluginId),
+  });
+
   const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
   const gateway = wireGateway({
     db,
@@ -457,6 +467,7 @@ export async function createHost(
     events: events.service,
     pluginAuth: pluginAuth.api,
     builder: builder.service,
+    catalog: catalog.service,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets, pluginAuth.secrets]),
       uninstallPlugin: async (orgId, pluginId, actor) => {
@@ -582,6 +593,7 @@ export async function createHost(
         await instances.close();
         await processes.close();
         await egress.close();
+        await catalog.close();
         await httpClosed;
         for (const api of platformApis) await api.close?.();
         await lifecycle.close();

@@ -5,6 +5,7 @@ import { eventsRouter } from './events-router.js';
 import { adminAuthProcedures, pluginAuthProcedures } from './auth-router.js';
 import { inputs } from './inputs.js';
 import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
+import { catalogProcedures } from './catalog-router.js';
 import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
 
 function auditQuery(i: {
@@ -118,6 +119,7 @@ const pluginsRouter = router({
     ),
   ...lifecyclePluginProcedures,
   ...pluginAuthProcedures,
+  ...catalogProcedures,
 });
 
 const auditRouter = router({

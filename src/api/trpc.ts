@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { PluginAuthApi } from '../auth/wiring.js';
 import type { BuilderService } from '../builder/service.js';
+import type { CatalogService } from '../catalog/catalog-service.js';
 import { isHayError } from '../errors.js';
 import type { EventsService } from '../events/service.js';
 import type { PluginService } from '../invocation/plugin-service.js';
@@ -28,6 +29,8 @@ export interface ApiServices {
   pluginAuth: PluginAuthApi;
   /** src/builder/: no-code HTTP plugins (define, test, save). */
   builder: Pick<BuilderService, 'list' | 'get' | 'save' | 'test'>;
+  /** The marketplace catalog (src/catalog/). */
+  catalog: Pick<CatalogService, 'list' | 'install'>;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

@@ -7,6 +7,7 @@ export type AuditAction =
   | 'plugin.install'
   | 'plugin.build'
   | 'plugin.upload'
+  | 'plugin.catalog-install'
   | 'plugin.uninstall'
   | 'plugin.rollback'
   | 'builder.save'

@@ -2,6 +2,7 @@ import { describeConfig, loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { createHost } from '../host.js';
 import { createLogger, wantsPrettyLogs } from '../logger.js';
+import { devCommand } from './dev.js';
 import { newPluginCommand } from './new-plugin.js';
 import { validateCommand } from './validate.js';
 
@@ -10,8 +11,11 @@ const HELP = `hay-plugins: multi-tenant plugin host for MCP tools
 Usage:
   hay-plugins serve [--flag value ...]   start the host (HTTP API on HAY_HOST:HAY_PORT)
   hay-plugins validate <dir> [...]       check a plugin folder, or every plugin in a tree; exit 1 on errors
-  hay-plugins new <name> [--template stdio] [--dir <parent>]
+  hay-plugins new <name> [--template stdio|remote|http-api] [--dir <parent>]
                                          write a plugin (SDK server + test) that validates and passes its test
+  hay-plugins dev <dir> [--config <file.json>] [--call <tool> [--args <json>]]
+                                         serve one plugin from a private host, restart it on change, and call
+                                         its tools from the terminal (tools | call <tool> {json} | restart | quit)
   hay-plugins rotate-key [--flag ...]    re-encrypt every stored secret with a new key
   hay-plugins --help                     this text
 
@@ -40,6 +44,8 @@ export async function main(
         return await validateCommand(rest, io);
       case 'new':
         return await newPluginCommand(rest, io);
+      case 'dev':
+        return await devCommand(rest, io);
       case 'rotate-key':
         return await rotateKey(rest, io);
       default:

@@ -78,48 +78,57 @@ export class PluginUploadService {
   }
 
   /**
-   * Installs a plugin from files the host generated (the no-code builder, src/builder/): they are written
-   * to a staging folder and committed exactly like an extracted upload (manifest validated, core ids
-   * refused, the current version kept in `_previous/` for rollback, rescan). `accept` runs on the staged
-   * manifest before anything is replaced (e.g. refusing to overwrite an uploaded plugin); it may throw.
-   * Audited as `action`.
+   * Installs a plugin from files the host generated (the no-code builder, src/builder/; a catalog entry,
+   * src/catalog/): `files` (relative path -> content) are written to a staging folder and committed exactly
+   * like an extracted upload (manifest validated, core ids refused, the current version kept in `_previous/`
+   * for rollback, rescan). `accept` runs on the staged manifest before anything is replaced (e.g. refusing to
+   * overwrite an uploaded plugin); it may throw. Audited as `action`, with `details`.
    */
   installFiles(
     orgId: string,
     actor: string,
     files: Readonly<Record<string, string>>,
     options: {
-      action: 'builder.save';
+      action: 'builder.save' | 'plugin.catalog-install';
       accept?: (pluginId: string, currentDir: string | undefined) => Promise<void>;
+      details?: Record<string, unknown>;
     },
   ): Promise<UploadResult> {
-    return this.audited(orgId, actor, options.action, null, () =>
-      this.serial(orgId, async () => {
-        const orgDir = this.orgDir(orgId);
-        await mkdir(orgDir, { recursive: true, mode: 0o755 });
-        const uploadId = randomUUID();
-        const staging = path.join(orgDir, `_staging-${uploadId}`);
-        await mkdir(staging, { mode: 0o755 });
-        let bytes = 0;
-        try {
-          for (const [rel, content] of Object.entries(files)) {
-            if (!/^[A-Za-z0-9._-]+$/.test(rel) || rel.startsWith('.'))
-              throw new HayError('INTERNAL', 'generated file names are plain names');
-            await writeFile(path.join(staging, rel), content, { mode: 0o644, flag: 'wx' });
-            bytes += Buffer.byteLength(content);
+    return this.audited(
+      orgId,
+      actor,
+      options.action,
+      null,
+      () =>
+        this.serial(orgId, async () => {
+          const orgDir = this.orgDir(orgId);
+          await mkdir(orgDir, { recursive: true, mode: 0o755 });
+          const uploadId = randomUUID();
+          const staging = path.join(orgDir, `_staging-${uploadId}`);
+          await mkdir(staging, { mode: 0o755 });
+          let bytes = 0;
+          try {
+            for (const [rel, content] of Object.entries(files)) {
+              const file = path.resolve(staging, rel);
+              if (!file.startsWith(staging + path.sep))
+                throw new HayError('INTERNAL', 'generated file path leaves the plugin folder');
+              await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+              await writeFile(file, content, { mode: 0o644, flag: 'wx' });
+              bytes += Buffer.byteLength(content);
+            }
+          } catch (err) {
+            await rm(staging, { recursive: true, force: true });
+            throw err;
           }
-        } catch (err) {
-          await rm(staging, { recursive: true, force: true });
-          throw err;
-        }
-        return this.commitStaging(
-          orgId,
-          staging,
-          uploadId,
-          { files: Object.keys(files).length, bytes },
-          options.accept,
-        );
-      }),
+          return this.commitStaging(
+            orgId,
+            staging,
+            uploadId,
+            { files: Object.keys(files).length, bytes },
+            options.accept,
+          );
+        }),
+      options.details,
     );
   }
 
@@ -397,9 +406,11 @@ export class PluginUploadService {
   private async audited<T extends object>(
     orgId: string,
     actor: string,
-    action: 'plugin.upload' | 'plugin.uninstall' | 'plugin.rollback' | 'builder.save',
+    action:
+      'plugin.upload' | 'plugin.uninstall' | 'plugin.rollback' | 'builder.save' | 'plugin.catalog-install',
     pluginId: string | null,
     fn: () => Promise<T>,
+    extraDetails: Record<string, unknown> = {},
   ): Promise<T> {
     try {
       const out = await fn();
@@ -410,7 +421,7 @@ export class PluginUploadService {
         action,
         pluginId: typeof id === 'string' ? id : pluginId,
         outcome: 'ok',
-        details,
+        details: { ...extraDetails, ...details },
       });
       return out;
     } catch (err) {
@@ -421,7 +432,11 @@ export class PluginUploadService {
         action,
         pluginId,
         outcome: code === 'FORBIDDEN' ? 'denied' : 'error',
-        details: { code, message: isHayError(err) ? err.message.slice(0, 500) : 'internal error' },
+        details: {
+          ...extraDetails,
+          code,
+          message: isHayError(err) ? err.message.slice(0, 500) : 'internal error',
+        },
       });
       if (!isHayError(err)) this.d.logger.error({ err, orgId, action }, 'custom plugin operation failed');
       throw err;

@@ -80,3 +80,22 @@ it('new -> edit a tool -> validate -> generated test -> enable and call on a hos
   });
   expect(result).toMatchObject({ content: [{ type: 'text', text: 'Hi, Ada! Sunny today.' }] });
 }, 400_000);
+
+it.each(['remote', 'http-api'])(
+  'new --template %s writes a plugin that validates and passes its own generated test',
+  async (template) => {
+    const name = `tpl-${template}`;
+    await run(process.execPath, [BIN, 'new', name, '--template', template, '--dir', tmp]);
+    const dir = path.join(tmp, name);
+    const valid = await run(process.execPath, [BIN, 'validate', dir]);
+    expect(valid.stdout).toContain(`manifest.json: ok (${name}@0.1.0)`);
+    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], {
+      cwd: dir,
+      timeout: 120_000,
+    });
+    const tested = await run('npm', ['test', '--silent'], { cwd: dir, timeout: 180_000 });
+    expect(tested.stdout).toMatch(/# pass 1/);
+    expect(tested.stdout).toMatch(/# fail 0/);
+  },
+  400_000,
+);

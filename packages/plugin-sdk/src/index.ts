@@ -21,6 +21,8 @@ import { z } from 'zod';
 
 export { z };
 export type { CallToolResult };
+export { httpFetch, serveHttp, type HttpAnswer, type HttpServing } from './http.js';
+import { serveHttp, type HttpServing } from './http.js';
 
 // ---- configuration ----------------------------------------------------------------------------------
 
@@ -204,6 +206,8 @@ export interface DefinedPlugin<C extends ConfigSpec, P extends readonly Platform
   createServer(env?: NodeJS.ProcessEnv): McpServer;
   /** Serves MCP over stdio until the host closes stdin or sends SIGTERM; exits 1 with a message on bad config. */
   run(): Promise<void>;
+  /** Serves MCP over Streamable HTTP at `/mcp` (a remote plugin's own server); port 0 picks a free one. */
+  serveHttp(options?: { port?: number; host?: string; env?: NodeJS.ProcessEnv }): Promise<HttpServing>;
 }
 
 function toResult(value: ToolReturn): CallToolResult {
@@ -264,6 +268,11 @@ export function definePlugin<
     },
     toolNames: () => tools.map((t) => t.name),
     createServer,
+    serveHttp: (options = {}) => {
+      const env = options.env ?? process.env;
+      createServer(env); // bad configuration fails here, not per request
+      return serveHttp(() => createServer(env), options);
+    },
     async run() {
       let server: McpServer;
       try {
