@@ -422,6 +422,8 @@ export async function createHost(
       maxSessions: config.mcpMaxSessions,
       maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
       sessionIdleMs: config.mcpSessionIdleMs,
+      inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
+      maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
       maxRequestBodyBytes: bodyLimitBytes,
     },
   });
