@@ -37,7 +37,9 @@ export const gatewayExtrasLists = pgTable(
     organizationId: uuid('organization_id').notNull(),
     pluginKey: uuid('plugin_key').notNull(),
     checksum: varchar('checksum', { length: 64 }).notNull(),
-    extras: jsonb('extras').$type<{ resources: unknown[]; resourceTemplates: unknown[]; prompts: unknown[] }>().notNull(),
+    extras: jsonb('extras')
+      .$type<{ resources: unknown[]; resourceTemplates: unknown[]; prompts: unknown[] }>()
+      .notNull(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.organizationId, t.pluginKey] })],
