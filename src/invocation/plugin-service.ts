@@ -296,6 +296,15 @@ export class PluginService {
           ? this.d.cache.key(orgId, plugin.key, plugin.checksum, input.toolName, input.arguments)
           : undefined;
       let cached = false;
+      // a result made with the client's input (sampling, elicitation, roots) is that client's: not cached
+      let askedClient = false;
+      const onServerRequest = options?.onServerRequest;
+      const relay: ServerRequestRelay | undefined = onServerRequest
+        ? (request, requestSignal) => {
+            askedClient = true;
+            return onServerRequest(request, requestSignal);
+          }
+        : undefined;
       // tool lookup, validation and cache run inside the same use of the instance as the call
       const result = await this.d.instances.callTool(
         orgId,
@@ -306,7 +315,7 @@ export class PluginService {
           signal,
           timeoutMs: this.d.options.callTimeoutMs,
           ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
-          ...(options?.onServerRequest ? { onServerRequest: options.onServerRequest } : {}),
+          ...(relay ? { onServerRequest: relay } : {}),
           ...(options?.onLog ? { onLog: options.onLog } : {}),
         },
         (tools) => {
@@ -334,7 +343,7 @@ export class PluginService {
         outcome = 'cached';
         return result;
       }
-      if (cacheKey) this.d.cache.set(cacheKey, result, ttl);
+      if (cacheKey && !askedClient) this.d.cache.set(cacheKey, result, ttl);
       outcome = result.isError ? 'tool_error' : 'ok';
       return result;
     } catch (err) {
