@@ -141,6 +141,10 @@ export interface HostConfig {
   mcpMaxSessionsPerOrg: number;
   /** An /mcp session without a request for this long is closed. */
   mcpSessionIdleMs: number;
+  /** An /mcp tool call whose plugin asked for client input (sampling, elicitation, roots) waits this long. */
+  mcpInputRoundTimeoutMs: number;
+  /** Messages kept per 2025-11-25 /mcp session to resume a dropped SSE stream (Last-Event-ID). */
+  mcpResumeEventsPerSession: number;
   /** Outbox (src/events/): how often due deliveries are looked for, besides the kick on each publish. */
   eventsPollIntervalMs: number;
   /** A claimed delivery is held this long; after it, another node (or the restarted host) retries it. */
@@ -272,6 +276,8 @@ export const DEFAULTS: HostConfig = {
   mcpMaxSessions: 1_000,
   mcpMaxSessionsPerOrg: 100,
   mcpSessionIdleMs: 30 * 60_000,
+  mcpInputRoundTimeoutMs: 10 * 60_000,
+  mcpResumeEventsPerSession: 1_000,
   eventsPollIntervalMs: 1_000,
   eventsLeaseMs: 60_000,
   eventsDeliveryTimeoutMs: 15_000,
@@ -399,6 +405,8 @@ const FIELDS: readonly Field[] = [
   f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
   f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
+  f('mcpInputRoundTimeoutMs', 'HAY_MCP_INPUT_ROUND_TIMEOUT_MS', 'int', { min: 100 }),
+  f('mcpResumeEventsPerSession', 'HAY_MCP_RESUME_EVENTS_PER_SESSION', 'int', { min: 0 }),
   f('eventsPollIntervalMs', 'HAY_EVENTS_POLL_INTERVAL_MS', 'int', { min: 10 }),
   f('eventsLeaseMs', 'HAY_EVENTS_LEASE_MS', 'int', { min: 100 }),
   f('eventsDeliveryTimeoutMs', 'HAY_EVENTS_DELIVERY_TIMEOUT_MS', 'int', { min: 10 }),

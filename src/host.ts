@@ -454,6 +454,8 @@ export async function createHost(
       maxSessions: config.mcpMaxSessions,
       maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
       sessionIdleMs: config.mcpSessionIdleMs,
+      inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
+      maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
       maxRequestBodyBytes: bodyLimitBytes,
     },
   });

@@ -16,6 +16,8 @@ export type AuditAction =
   | 'plugin.disable'
   | 'plugin.configure'
   | 'tool.invoke'
+  | 'resource.read'
+  | 'prompt.get'
   | 'permission.denied'
   | 'auth.failed'
   | 'rate.limited'

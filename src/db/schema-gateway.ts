@@ -25,3 +25,21 @@ export const gatewayToolLists = pgTable(
   },
   (t) => [primaryKey({ columns: [t.organizationId, t.pluginKey] })],
 );
+
+/**
+ * The last resources, resource templates and prompts a plugin version listed for an organization (what
+ * `/mcp` lists for a plugin that is not running). Same keying as gateway_tool_lists.
+ */
+export const gatewayExtrasLists = pgTable(
+  'gateway_extras_lists',
+  {
+    organizationId: uuid('organization_id').notNull(),
+    pluginKey: uuid('plugin_key').notNull(),
+    checksum: varchar('checksum', { length: 64 }).notNull(),
+    extras: jsonb('extras')
+      .$type<{ resources: unknown[]; resourceTemplates: unknown[]; prompts: unknown[] }>()
+      .notNull(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.organizationId, t.pluginKey] })],
+);

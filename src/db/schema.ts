@@ -13,9 +13,9 @@ import {
   varchar,
 } from 'drizzle-orm/pg-core';
 import type { HayPluginManifest } from '../manifest/types.js';
-import { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
+import { gatewayExtrasLists, gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 
-export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
+export { gatewayExtrasLists, gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 import { lifecycleSchema } from './schema-lifecycle.js';
 import { eventsSchema } from './schema-events.js';
 import { authSigningKeys, pluginOauth } from './schema-auth.js';
@@ -135,7 +135,7 @@ export const schema = {
   pluginRegistry,
   pluginInstances,
   auditLog,
-  ...{ gatewayOrgSettings, gatewayToolLists },
+  ...{ gatewayExtrasLists, gatewayOrgSettings, gatewayToolLists },
   ...lifecycleSchema,
   ...eventsSchema,
   authSigningKeys,

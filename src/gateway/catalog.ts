@@ -2,13 +2,36 @@ import type { Counter } from 'prom-client';
 import type { Caller, CatalogPlugin, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
 import { mapLimit } from '../registry/discovery.js';
-import type { Tool } from '../runtime/ports.js';
+import type { Prompt, Resource, ResourceTemplate, ServerExtras, Tool } from '../runtime/ports.js';
 import { scopeAllows } from '../security/key-scopes.js';
-import { buildNameTable, type NameTable } from './naming.js';
+import { buildNameTable, exposedUri, MAX_RESOURCE_URI_CHARS, type NameTable } from './naming.js';
 import type { GatewaySettings, GatewayStore } from './store.js';
 
 /** Upper bound on tools one organization exposes through /mcp (the rest is left out with a log line). */
 export const MAX_CATALOG_TOOLS = 5_000;
+
+/** Upper bound on resources + resource templates + prompts one organization exposes through /mcp. */
+export const MAX_CATALOG_EXTRAS = 5_000;
+
+export interface CatalogExtras {
+  pluginId: string;
+  pluginKey: string;
+  extras: ServerExtras;
+}
+
+/** What one caller sees of resources and prompts: exposed URIs and names, and the way back. */
+export interface CallerExtras {
+  resources: Resource[];
+  resourceTemplates: ResourceTemplate[];
+  prompts: Prompt[];
+  /** Exposed prompt name -> the plugin and its own prompt name. */
+  resolvePrompt(exposed: string): { pluginId: string; name: string } | undefined;
+  /**
+   * The plugin that listed `uri` as its own (unprefixed) resource URI, e.g. a resource_link in a tool
+   * result: 'ambiguous' when several visible plugins list it, undefined when none does.
+   */
+  ownerOfOwnUri(uri: string): string | 'ambiguous' | undefined;
+}
 
 export interface CatalogTool {
   pluginId: string;
@@ -38,6 +61,18 @@ export interface GatewayCatalogDeps {
   };
 }
 
+/** One organization's memoized catalog (see GatewayDeps.options.memoMs). */
+interface MemoEntry {
+  until: number;
+  entries: Promise<CatalogTool[]>;
+  settings: Promise<GatewaySettings>;
+  /** Built views by key scopes (JSON), for the memo's lifetime. */
+  views: Map<string, Promise<CallerCatalog>>;
+  /** Resources and prompts, loaded on the first listing that needs them. */
+  extras?: Promise<CatalogExtras[]>;
+  extrasViews: Map<string, Promise<CallerExtras>>;
+}
+
 /**
  * The tools an organization exposes through /mcp, without starting plugins to list them: per enabled
  * plugin, the running instance's tools/list, else the stored last tools/list of that plugin version,
@@ -45,16 +80,7 @@ export interface GatewayCatalogDeps {
  * listTimeoutMs). A plugin that fails is left out (log line + metric) and never fails the listing.
  */
 export class GatewayCatalog {
-  private readonly memo = new Map<
-    string,
-    {
-      until: number;
-      entries: Promise<CatalogTool[]>;
-      settings: Promise<GatewaySettings>;
-      /** Built views by key scopes (JSON), for the memo's lifetime. */
-      views: Map<string, Promise<CallerCatalog>>;
-    }
-  >();
+  private readonly memo = new Map<string, MemoEntry>();
 
   constructor(private readonly d: GatewayCatalogDeps) {}
 
@@ -79,6 +105,49 @@ export class GatewayCatalog {
   }
 
   /**
+   * The caller's resources, resource templates and prompts: per enabled plugin, the running instance's
+   * lists, else the stored last lists of that plugin version, else none (listing never starts a plugin
+   * for these; a plugin's first start stores them and announces list_changed). Resources and prompts
+   * need a key that reaches the whole plugin (a key restricted to named tools sees none).
+   */
+  extrasForCaller(caller: Caller): Promise<CallerExtras> {
+    const memo = this.memoFor(caller.organizationId);
+    memo.extras ??= this.loadExtras(caller.organizationId);
+    const key = caller.scopes ? JSON.stringify(caller.scopes) : '';
+    let view = memo.extrasViews.get(key);
+    if (!view) {
+      view = Promise.all([memo.extras, memo.settings]).then(([entries, settings]) =>
+        buildExtrasView(caller, entries, settings),
+      );
+      view.catch(() => {
+        if (this.memo.get(caller.organizationId) === memo) this.memo.delete(caller.organizationId);
+      });
+      if (memo.extrasViews.size < 1_000) memo.extrasViews.set(key, view);
+    }
+    return view;
+  }
+
+  /**
+   * Re-reads the running instance's resources and prompts of (org, plugin) and stores them when they
+   * differ from the stored lists. Resolves true when the stored lists changed. Starts nothing.
+   */
+  async refreshExtras(
+    orgId: string,
+    pluginId: string,
+    pluginKey: string,
+    checksum: string,
+  ): Promise<boolean> {
+    const extras = await this.d.plugins.instanceExtras(orgId, pluginId);
+    if (!extras) return false;
+    const stored = (await this.d.store.extrasLists(orgId)).get(pluginKey);
+    if (stored && stored.checksum === checksum && JSON.stringify(stored.extras) === JSON.stringify(extras))
+      return false;
+    await this.d.store.saveExtras(orgId, pluginKey, checksum, extras);
+    this.invalidate(orgId);
+    return true;
+  }
+
+  /**
    * Re-reads the running instance's tools of (org, plugin) and stores them when they differ from the
    * stored list. Resolves true when the stored list changed. Starts nothing.
    */
@@ -92,7 +161,7 @@ export class GatewayCatalog {
     return true;
   }
 
-  private memoFor(orgId: string) {
+  private memoFor(orgId: string): MemoEntry {
     const now = Date.now();
     const hit = this.memo.get(orgId);
     if (hit && hit.until > now) return hit;
@@ -101,6 +170,7 @@ export class GatewayCatalog {
       entries: this.load(orgId),
       settings: this.d.store.settings(orgId),
       views: new Map<string, Promise<CallerCatalog>>(),
+      extrasViews: new Map<string, Promise<CallerExtras>>(),
     };
     this.memo.set(orgId, entry);
     Promise.all([entry.entries, entry.settings]).catch(() => {
@@ -127,6 +197,56 @@ export class GatewayCatalog {
         }
         out.push({ pluginId: p.pluginId, pluginKey: p.pluginKey, tool });
       }
+    }
+    return out;
+  }
+
+  private async loadExtras(orgId: string): Promise<CatalogExtras[]> {
+    const [plugins, stored] = await Promise.all([
+      this.d.plugins.catalogPlugins(orgId),
+      this.d.store.extrasLists(orgId),
+    ]);
+    const lists = await mapLimit(plugins, 4, async (p): Promise<ServerExtras | undefined> => {
+      const known = stored.get(p.pluginKey);
+      try {
+        if (p.running) {
+          const live = await this.d.plugins.instanceExtras(orgId, p.pluginId);
+          if (live) {
+            if (
+              !known ||
+              known.checksum !== p.checksum ||
+              JSON.stringify(known.extras) !== JSON.stringify(live)
+            )
+              await this.d.store.saveExtras(orgId, p.pluginKey, p.checksum, live);
+            return live;
+          }
+        }
+        return known && known.checksum === p.checksum ? known.extras : undefined;
+      } catch (err) {
+        const reason = err instanceof Error && 'code' in err ? String(err.code) : 'error';
+        this.d.leftOut.inc({ plugin: p.pluginId, reason });
+        this.d.logger.warn(
+          { orgId, pluginId: p.pluginId, err: err instanceof Error ? err.message : String(err) },
+          'plugin left out of the MCP resource and prompt lists: they could not be read',
+        );
+        return known && known.checksum === p.checksum ? known.extras : undefined;
+      }
+    });
+    const out: CatalogExtras[] = [];
+    let total = 0;
+    for (const [i, p] of plugins.entries()) {
+      const extras = lists[i];
+      if (!extras) continue;
+      const size = extras.resources.length + extras.resourceTemplates.length + extras.prompts.length;
+      if (total + size > MAX_CATALOG_EXTRAS) {
+        this.d.logger.warn(
+          { orgId, pluginId: p.pluginId, max: MAX_CATALOG_EXTRAS },
+          'MCP resource and prompt catalog is full; further plugins are left out',
+        );
+        break;
+      }
+      total += size;
+      out.push({ pluginId: p.pluginId, pluginKey: p.pluginKey, extras });
     }
     return out;
   }
@@ -186,6 +306,46 @@ function buildView(caller: Caller, entries: CatalogTool[], settings: GatewaySett
       const ref = names.resolve(exposed);
       return ref ? byRef.get(`${ref.pluginId}\u0000${ref.tool}`) : undefined;
     },
+  };
+}
+
+function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: GatewaySettings): CallerExtras {
+  const visible = entries.filter((e) => !caller.scopes || caller.scopes.plugins?.includes(e.pluginId));
+  const resources: Resource[] = [];
+  const resourceTemplates: ResourceTemplate[] = [];
+  const owners = new Map<string, string | 'ambiguous'>();
+  for (const e of visible) {
+    for (const r of e.extras.resources) {
+      const uri = exposedUri(e.pluginId, r.uri);
+      if (uri.length > MAX_RESOURCE_URI_CHARS) continue;
+      resources.push({ ...r, uri });
+      const prior = owners.get(r.uri);
+      owners.set(r.uri, prior === undefined || prior === e.pluginId ? e.pluginId : 'ambiguous');
+    }
+    for (const t of e.extras.resourceTemplates) {
+      const uriTemplate = exposedUri(e.pluginId, t.uriTemplate);
+      if (uriTemplate.length <= MAX_RESOURCE_URI_CHARS) resourceTemplates.push({ ...t, uriTemplate });
+    }
+  }
+  const promptRefs = visible.flatMap((e) =>
+    e.extras.prompts.map((p) => ({ pluginId: e.pluginId, tool: p.name })),
+  );
+  const names = buildNameTable(promptRefs, { unprefixed: settings.unprefixedNames });
+  const prompts: Prompt[] = [];
+  for (const e of visible)
+    for (const p of e.extras.prompts) {
+      const name = names.exposedName({ pluginId: e.pluginId, tool: p.name });
+      if (name !== undefined) prompts.push({ ...p, name });
+    }
+  return {
+    resources,
+    resourceTemplates,
+    prompts,
+    resolvePrompt: (exposed) => {
+      const ref = names.resolve(exposed);
+      return ref ? { pluginId: ref.pluginId, name: ref.tool } : undefined;
+    },
+    ownerOfOwnUri: (uri) => owners.get(uri),
   };
 }
 

@@ -4,6 +4,7 @@ import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { isInitializeRequest, type AuthInfo, type Server } from '@modelcontextprotocol/server';
 import type { Caller } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
+import { BoundedEventStore } from './event-store.js';
 import { canTransition, type SessionState } from './session-state.js';
 
 export interface LegacySessionLimits {
@@ -13,6 +14,8 @@ export interface LegacySessionLimits {
   /** A session without a request for this long is closed (the client re-initializes on 404). */
   idleMs: number;
   sweepIntervalMs: number;
+  /** Messages kept per session for resuming a dropped SSE stream (0: no resumption). */
+  maxResumeEvents: number;
 }
 
 interface Session {
@@ -29,6 +32,8 @@ interface Session {
  * 2025-11-25 sessions of `/mcp`: one SDK Streamable HTTP transport + one gateway server per
  * Mcp-Session-Id (initialize, SSE GET stream, DELETE), bound to the organization and API key that opened
  * it: another key presenting the id gets 404, exactly as an unknown id. Bounded in count, closed when idle.
+ * Each session keeps its last maxResumeEvents SSE messages (BoundedEventStore), so a client whose
+ * stream dropped resumes it with Last-Event-ID as the SDK transport offers.
  */
 export class LegacySessions {
   private readonly sessions = new Map<string, Session>();
@@ -68,6 +73,15 @@ export class LegacySessions {
     for (const s of this.sessions.values())
       if (s.orgId === orgId && s.state.kind === 'open')
         void s.server.sendToolListChanged().catch(() => undefined);
+  }
+
+  /** Sends notifications/resources/list_changed and prompts/list_changed on the organization's sessions. */
+  extrasChanged(orgId: string): void {
+    for (const s of this.sessions.values())
+      if (s.orgId === orgId && s.state.kind === 'open') {
+        void s.server.sendResourceListChanged().catch(() => undefined);
+        void s.server.sendPromptListChanged().catch(() => undefined);
+      }
   }
 
   async handle(
@@ -130,6 +144,9 @@ export class LegacySessions {
       server,
       transport: new NodeStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
+        ...(this.d.limits.maxResumeEvents > 0
+          ? { eventStore: new BoundedEventStore(this.d.limits.maxResumeEvents) }
+          : {}),
         onsessioninitialized: (sid) => {
           session.id = sid;
           this.pending.delete(session);

@@ -2,13 +2,24 @@ import {
   ProtocolError,
   Server,
   type CallToolResult as McpCallToolResult,
+  type ClientCapabilities,
+  type GetPromptResult as McpGetPromptResult,
+  type LoggingLevel,
+  type Prompt as McpPrompt,
+  type ReadResourceResult as McpReadResourceResult,
+  type Resource as McpResource,
+  type ListResourceTemplatesResult,
+  type ServerContext,
   type Tool as McpTool,
 } from '@modelcontextprotocol/server';
 import { MCP_ERROR } from '../api/error-map.js';
 import { isHayError } from '../errors.js';
 import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
+import type { PluginServerRequest } from '../runtime/ports.js';
 import type { GatewayCatalog } from './catalog.js';
+import type { InputRounds, RoundOutcome, RoundTarget } from './input-rounds.js';
+import { parseExposedUri, RESOURCE_URI_PREFIX } from './naming.js';
 
 /** Progress notifications relayed per call; a plugin sending more is not relayed further. */
 const MAX_RELAYED_PROGRESS = 10_000;
@@ -18,7 +29,36 @@ export const GATEWAY_SERVER_INFO = { name: 'hay-gateway', version: '0.1.0' } as 
 export interface GatewayServerDeps {
   catalog: GatewayCatalog;
   plugins: PluginService;
+  rounds: InputRounds;
   logger: Logger;
+}
+
+const LOG_LEVELS: readonly LoggingLevel[] = [
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+];
+
+function logLevel(level: string): LoggingLevel {
+  return LOG_LEVELS.find((l) => l === level) ?? 'info';
+}
+
+/** Why the downstream client cannot answer a plugin's request (its declared capabilities), if it cannot. */
+function refusal(caps: ClientCapabilities | undefined, request: PluginServerRequest): string | undefined {
+  const missing = (what: string) =>
+    `The MCP client connected to Hay does not support ${what} (it did not declare the capability), so ${request.method} cannot be answered`;
+  if (request.method === 'sampling/createMessage') return caps?.sampling ? undefined : missing('sampling');
+  if (request.method === 'roots/list') return caps?.roots ? undefined : missing('roots');
+  const url = request.params.mode === 'url';
+  const elicitation = caps?.elicitation as { form?: object; url?: object } | undefined;
+  if (!elicitation) return missing('elicitation');
+  if (url) return elicitation.url ? undefined : missing('URL elicitation');
+  return elicitation.form || !elicitation.url ? undefined : missing('form elicitation');
 }
 
 /**
@@ -32,8 +72,14 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
   const server = new Server(
     { ...GATEWAY_SERVER_INFO },
     {
-      capabilities: { tools: { listChanged: true } },
-      instructions: 'Tools of this organization’s enabled Hay plugins, named <pluginId>__<tool>.',
+      capabilities: {
+        tools: { listChanged: true },
+        resources: { listChanged: true },
+        prompts: { listChanged: true },
+        logging: {},
+      },
+      instructions:
+        'Tools and prompts of this organization’s enabled Hay plugins, named <pluginId>__<name>; resources as hay://<pluginId>/<uri>.',
     },
   );
   server.setRequestHandler('tools/list', async () => {
@@ -43,48 +89,125 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       tools: catalog.tools.map(({ exposed, entry }) => ({ ...entry.tool, name: exposed }) as McpTool),
     };
   });
-  server.setRequestHandler('tools/call', async (request, ctx) => {
-    const name = request.params.name;
-    const catalog = await d.catalog.forCaller(caller);
-    const entry = catalog.resolve(name);
-    if (!entry) throw new ProtocolError(-32602, `Unknown tool: ${name.slice(0, 100)}`);
+  const mapError = (err: unknown, signal: AbortSignal, what: string): never => {
+    if (!isHayError(err)) {
+      if (signal.aborted) throw err;
+      d.logger.error({ orgId: caller.organizationId, err }, `MCP ${what} failed`);
+      throw new ProtocolError(-32603, 'Internal error');
+    }
+    const mapping = MCP_ERROR[err.code];
+    // outside tools/call there is no tool result to carry a failure: it is a JSON-RPC error
+    throw new ProtocolError(mapping.as === 'protocol' ? mapping.code : -32603, err.message, {
+      code: err.code,
+    });
+  };
+  const targetOf = (ctx: ServerContext): RoundTarget => {
     const progressToken = ctx.mcpReq._meta?.progressToken;
-    // relayed progress is written before the result (the client drops progress after the result)
-    const relayed: Promise<void>[] = [];
-    try {
-      const result = await d.plugins.invokeTool(
-        caller,
-        { pluginId: entry.pluginId, toolName: entry.tool.name, arguments: request.params.arguments ?? {} },
-        ctx.mcpReq.signal,
-        progressToken === undefined
-          ? undefined
-          : {
-              onProgress: (p) => {
-                if (relayed.length < MAX_RELAYED_PROGRESS)
-                  relayed.push(
-                    ctx.mcpReq
-                      .notify({ method: 'notifications/progress', params: { progressToken, ...p } })
-                      .catch(() => undefined),
-                  );
-              },
+    let relayed = 0;
+    return {
+      signal: ctx.mcpReq.signal,
+      refuses: (request) => refusal(server.getClientCapabilities(), request),
+      onLog: (m) => void ctx.mcpReq.log(logLevel(m.level), m.data, m.logger).catch(() => undefined),
+      ...(progressToken === undefined
+        ? {}
+        : {
+            onProgress: (p) => {
+              if (relayed++ < MAX_RELAYED_PROGRESS)
+                void ctx.mcpReq
+                  .notify({ method: 'notifications/progress', params: { progressToken, ...p } })
+                  .catch(() => undefined);
             },
+          }),
+    };
+  };
+  server.setRequestHandler('tools/call', async (request, ctx) => {
+    const state = ctx.mcpReq.requestState<string>();
+    let outcome: RoundOutcome<unknown>;
+    let outputSchema: McpTool['outputSchema'];
+    if (typeof state === 'string') {
+      const resumed = d.rounds.resume(caller, state, ctx.mcpReq.inputResponses, targetOf(ctx));
+      if (!resumed) throw new ProtocolError(-32602, 'Invalid or expired requestState');
+      outcome = await resumed;
+    } else {
+      const name = request.params.name;
+      const catalog = await d.catalog.forCaller(caller);
+      const entry = catalog.resolve(name);
+      if (!entry) throw new ProtocolError(-32602, `Unknown tool: ${name.slice(0, 100)}`);
+      outputSchema = entry.tool.outputSchema as McpTool['outputSchema'];
+      outcome = await d.rounds.begin(caller, targetOf(ctx), (hooks) =>
+        d.plugins.invokeTool(
+          caller,
+          { pluginId: entry.pluginId, toolName: entry.tool.name, arguments: request.params.arguments ?? {} },
+          hooks.signal,
+          hooks,
+        ),
       );
-      await Promise.all(relayed);
-      return server.projectCallToolResult(result as McpCallToolResult, entry.tool.outputSchema);
+    }
+    if (outcome.kind === 'input') return outcome.result;
+    if (outcome.kind === 'done')
+      return server.projectCallToolResult(outcome.value as McpCallToolResult, outputSchema);
+    const err = outcome.error;
+    if (isHayError(err) && MCP_ERROR[err.code].as === 'tool_result')
+      return {
+        content: [{ type: 'text', text: `${err.code}: ${err.message}` }],
+        isError: true,
+        _meta: { 'hay/error': { code: err.code, ...(err.details ? { details: err.details } : {}) } },
+      };
+    return mapError(err, ctx.mcpReq.signal, 'tools/call');
+  });
+  server.setRequestHandler('resources/list', async () => {
+    const extras = await d.catalog.extrasForCaller(caller);
+    return { resources: extras.resources as McpResource[] };
+  });
+  server.setRequestHandler('resources/templates/list', async () => {
+    const extras = await d.catalog.extrasForCaller(caller);
+    return {
+      resourceTemplates: extras.resourceTemplates as ListResourceTemplatesResult['resourceTemplates'],
+    };
+  });
+  server.setRequestHandler('resources/read', async (request, ctx) => {
+    const asked = request.params.uri;
+    let target = parseExposedUri(asked);
+    if (!target) {
+      const owner = (await d.catalog.extrasForCaller(caller)).ownerOfOwnUri(asked);
+      if (owner === 'ambiguous')
+        throw new ProtocolError(
+          -32002,
+          `Several plugins list the resource ${asked.slice(0, 200)}; read it as ${RESOURCE_URI_PREFIX}<pluginId>/<uri>`,
+        );
+      if (owner === undefined) throw new ProtocolError(-32002, `Resource not found: ${asked.slice(0, 200)}`);
+      target = { pluginId: owner, uri: asked };
+    }
+    try {
+      const result = await d.plugins.readResource(caller, target.pluginId, target.uri, ctx.mcpReq.signal);
+      const own = target.uri;
+      return {
+        ...result,
+        contents: result.contents.map((c) => (c.uri === own ? { ...c, uri: asked } : c)),
+      } as McpReadResourceResult;
     } catch (err) {
-      if (!isHayError(err)) {
-        if (ctx.mcpReq.signal.aborted) throw err;
-        d.logger.error({ orgId: caller.organizationId, err }, 'MCP tools/call failed');
-        throw new ProtocolError(-32603, 'Internal error');
-      }
-      const mapping = MCP_ERROR[err.code];
-      if (mapping.as === 'tool_result')
-        return {
-          content: [{ type: 'text', text: `${err.code}: ${err.message}` }],
-          isError: true,
-          _meta: { 'hay/error': { code: err.code, ...(err.details ? { details: err.details } : {}) } },
-        };
-      throw new ProtocolError(mapping.code, err.message, { code: err.code });
+      return mapError(err, ctx.mcpReq.signal, 'resources/read');
+    }
+  });
+  server.setRequestHandler('prompts/list', async () => {
+    const extras = await d.catalog.extrasForCaller(caller);
+    return { prompts: extras.prompts as McpPrompt[] };
+  });
+  server.setRequestHandler('prompts/get', async (request, ctx) => {
+    const name = request.params.name;
+    const ref = (await d.catalog.extrasForCaller(caller)).resolvePrompt(name);
+    if (!ref) throw new ProtocolError(-32602, `Unknown prompt: ${name.slice(0, 100)}`);
+    try {
+      const result = await d.plugins.getPrompt(
+        caller,
+        ref.pluginId,
+        ref.name,
+        request.params.arguments ?? {},
+        ctx.mcpReq.signal,
+      );
+      return result as McpGetPromptResult;
+    } catch (err) {
+      return mapError(err, ctx.mcpReq.signal, 'prompts/get');
     }
   });
   return server;

@@ -61,6 +61,13 @@ export class ModernHandlers {
     this.handlers.get(orgId)?.handler.notify.toolsChanged();
   }
 
+  /** Publishes resources/list_changed and prompts/list_changed to the organization's listen streams. */
+  extrasChanged(orgId: string): void {
+    const notify = this.handlers.get(orgId)?.handler.notify;
+    notify?.resourcesChanged();
+    notify?.promptsChanged();
+  }
+
   close(): Promise<void> {
     this.closing ??= Promise.all([...this.handlers.values()].map((h) => h.handler.close())).then(() =>
       this.handlers.clear(),

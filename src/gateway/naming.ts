@@ -73,3 +73,30 @@ function hashed(r: ToolRef): string {
 function pairKey(r: ToolRef): string {
   return `${r.pluginId}\u0000${r.tool}`;
 }
+
+/** Scheme of exposed resource URIs: `hay://<pluginId>/<the plugin's own URI, verbatim>`. */
+export const RESOURCE_URI_PREFIX = 'hay://';
+/** Longest exposed resource URI or URI template; longer ones are left out of listings. */
+export const MAX_RESOURCE_URI_CHARS = 2_048;
+const PLUGIN_ID = /^[a-z0-9][a-z0-9-]*$/;
+
+/**
+ * A plugin's resource URI (or URI template) as /mcp exposes it. The plugin's own URI follows the prefix
+ * unchanged, so it maps back by slicing, whatever its scheme or characters, and never collides with
+ * another plugin's (the plugin id ends at the first `/`; plugin ids have no `/`).
+ */
+export function exposedUri(pluginId: string, uri: string): string {
+  return `${RESOURCE_URI_PREFIX}${pluginId}/${uri}`;
+}
+
+/** The plugin and its own URI behind an exposed URI; undefined when `exposed` is not of that form. */
+export function parseExposedUri(exposed: string): { pluginId: string; uri: string } | undefined {
+  if (!exposed.startsWith(RESOURCE_URI_PREFIX)) return undefined;
+  const rest = exposed.slice(RESOURCE_URI_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  const pluginId = rest.slice(0, slash);
+  const uri = rest.slice(slash + 1);
+  if (!PLUGIN_ID.test(pluginId) || uri.length === 0) return undefined;
+  return { pluginId, uri };
+}

@@ -1,7 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
-import { gatewayOrgSettings, gatewayToolLists } from '../db/schema-gateway.js';
-import type { Tool } from '../runtime/ports.js';
+import { gatewayExtrasLists, gatewayOrgSettings, gatewayToolLists } from '../db/schema-gateway.js';
+import type { ServerExtras, Tool } from '../runtime/ports.js';
 
 /** Largest stored tools/list of one plugin (JSON characters); a larger list is served but not stored. */
 const MAX_STORED_LIST_CHARS = 1_000_000;
@@ -52,6 +52,32 @@ export class GatewayStore {
       .onConflictDoUpdate({
         target: [gatewayToolLists.organizationId, gatewayToolLists.pluginKey],
         set: { checksum, tools, updatedAt: now },
+      });
+  }
+
+  /** Last known resources, templates and prompts of every plugin of the org: pluginKey -> { checksum, extras }. */
+  async extrasLists(
+    organizationId: string,
+  ): Promise<Map<string, { checksum: string; extras: ServerExtras }>> {
+    const rows = await this.db
+      .select()
+      .from(gatewayExtrasLists)
+      .where(eq(gatewayExtrasLists.organizationId, organizationId));
+    return new Map(
+      rows.map((r) => [r.pluginKey, { checksum: r.checksum, extras: r.extras as ServerExtras }]),
+    );
+  }
+
+  /** Stores the extras of (org, plugin version); one row per (org, plugin), the newest version wins. */
+  async saveExtras(organizationId: string, pluginKey: string, checksum: string, extras: ServerExtras) {
+    if (JSON.stringify(extras).length > MAX_STORED_LIST_CHARS) return;
+    const now = new Date();
+    await this.db
+      .insert(gatewayExtrasLists)
+      .values({ organizationId, pluginKey, checksum, extras, updatedAt: now })
+      .onConflictDoUpdate({
+        target: [gatewayExtrasLists.organizationId, gatewayExtrasLists.pluginKey],
+        set: { checksum, extras, updatedAt: now },
       });
   }
 

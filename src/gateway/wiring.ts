@@ -10,6 +10,7 @@ import type { OrganizationService } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { GatewayCatalog } from './catalog.js';
 import { registerMcpEndpoint } from './endpoint.js';
+import { InputRounds } from './input-rounds.js';
 import { LegacySessions } from './legacy-sessions.js';
 import { createGatewayServer } from './mcp-server.js';
 import { ModernHandlers } from './modern-handlers.js';
@@ -22,6 +23,10 @@ export interface GatewayOptions {
   maxSessionsPerOrg: number;
   sessionIdleMs: number;
   maxRequestBodyBytes: number;
+  /** A call whose plugin asked for client input (sampling, elicitation, roots) waits this long for it. */
+  inputRoundTimeoutMs: number;
+  /** Messages kept per 2025-11-25 session for resuming a dropped SSE stream (Last-Event-ID). */
+  maxResumeEventsPerSession: number;
 }
 
 export interface GatewayDeps {
@@ -72,8 +77,12 @@ export function wireGateway(d: GatewayDeps): Gateway {
     leftOut,
     options: { listTimeoutMs: d.options.listTimeoutMs, memoMs: 5_000 },
   });
+  const rounds = new InputRounds({
+    maxWaitingPerOrg: d.options.maxSessionsPerOrg,
+    roundTimeoutMs: d.options.inputRoundTimeoutMs,
+  });
   const buildServer = (caller: Parameters<typeof createGatewayServer>[0]) =>
-    createGatewayServer(caller, { catalog, plugins: d.plugins, logger });
+    createGatewayServer(caller, { catalog, plugins: d.plugins, rounds, logger });
   const legacy = new LegacySessions({
     buildServer,
     logger,
@@ -82,6 +91,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
       maxSessionsPerOrg: d.options.maxSessionsPerOrg,
       idleMs: d.options.sessionIdleMs,
       sweepIntervalMs: Math.max(1_000, Math.min(60_000, d.options.sessionIdleMs / 4)),
+      maxResumeEvents: d.options.maxResumeEventsPerSession,
     },
   });
   const modern = new ModernHandlers({
@@ -99,10 +109,39 @@ export function wireGateway(d: GatewayDeps): Gateway {
     },
   });
 
+  /** Tools, resources and prompts of the org may have changed (enable, disable, configure, update). */
   const listChanged = (orgId: string) => {
     catalog.invalidate(orgId);
     legacy.toolsChanged(orgId);
     modern.toolsChanged(orgId);
+    legacy.extrasChanged(orgId);
+    modern.extrasChanged(orgId);
+  };
+  const toolsChanged = (orgId: string) => {
+    catalog.invalidate(orgId);
+    legacy.toolsChanged(orgId);
+    modern.toolsChanged(orgId);
+  };
+  const extrasChanged = (orgId: string) => {
+    catalog.invalidate(orgId);
+    legacy.extrasChanged(orgId);
+    modern.extrasChanged(orgId);
+  };
+  const refreshExtrasThenNotify = (orgId: string, pluginKey: string, always: boolean) => {
+    const p = d.registry.getByKey(pluginKey);
+    if (!p) return;
+    void catalog
+      .refreshExtras(orgId, p.pluginId, p.key, p.checksum)
+      .catch((err: unknown) => {
+        logger.debug(
+          { orgId, pluginId: p.pluginId, err: String(err) },
+          'resource/prompt list refresh failed',
+        );
+        return false;
+      })
+      .then((changed) => {
+        if (changed || always) extrasChanged(orgId);
+      });
   };
   const refreshThenNotify = (orgId: string, pluginKey: string, always: boolean) => {
     const p = d.registry.getByKey(pluginKey);
@@ -114,7 +153,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
         return false;
       })
       .then((changed) => {
-        if (changed || always) listChanged(orgId);
+        if (changed || always) toolsChanged(orgId);
       });
   };
   const unsubscribe: (() => void)[] = [];
@@ -123,8 +162,13 @@ export function wireGateway(d: GatewayDeps): Gateway {
   unsubscribe.push(() => d.settings.off('changed', onSettings));
   unsubscribe.push(d.instances.on('toolsChanged', (e) => refreshThenNotify(e.orgId, e.pluginKey, true)));
   unsubscribe.push(
+    d.instances.on('extrasChanged', (e) => refreshExtrasThenNotify(e.orgId, e.pluginKey, true)),
+  );
+  unsubscribe.push(
     d.instances.on('state', (e) => {
-      if (e.to === 'running') refreshThenNotify(e.orgId, e.pluginKey, false);
+      if (e.to !== 'running') return;
+      refreshThenNotify(e.orgId, e.pluginKey, false);
+      refreshExtrasThenNotify(e.orgId, e.pluginKey, false);
     }),
   );
   const onRegistry = () => {
@@ -159,6 +203,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
     close() {
       closing ??= (async () => {
         for (const u of unsubscribe) u();
+        rounds.close();
         await Promise.all([legacy.close(), modern.close()]);
       })();
       return closing;

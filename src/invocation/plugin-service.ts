@@ -16,7 +16,16 @@ import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/p
 import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
-import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
+import type {
+  CallToolResult,
+  GetPromptResult,
+  PluginLogMessage,
+  PluginSpec,
+  ReadResourceResult,
+  ServerExtras,
+  ServerRequestRelay,
+  Tool,
+} from '../runtime/ports.js';
 import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
 import type { KeyScopes } from '../tenancy/organizations.js';
@@ -42,6 +51,10 @@ export interface Caller {
 export interface InvokeOptions {
   /** Progress notifications of the plugin for this call. */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+  /** Answers the plugin's sampling, elicitation and roots requests of this call (unset: refused). */
+  onServerRequest?: ServerRequestRelay;
+  /** The plugin's log notifications of this call. */
+  onLog?: (message: PluginLogMessage) => void;
 }
 
 /** What a catalog (the /mcp gateway) needs of one enabled plugin, read without starting it. */
@@ -283,6 +296,15 @@ export class PluginService {
           ? this.d.cache.key(orgId, plugin.key, plugin.checksum, input.toolName, input.arguments)
           : undefined;
       let cached = false;
+      // a result made with the client's input (sampling, elicitation, roots) is that client's: not cached
+      let askedClient = false;
+      const onServerRequest = options?.onServerRequest;
+      const relay: ServerRequestRelay | undefined = onServerRequest
+        ? (request, requestSignal) => {
+            askedClient = true;
+            return onServerRequest(request, requestSignal);
+          }
+        : undefined;
       // tool lookup, validation and cache run inside the same use of the instance as the call
       const result = await this.d.instances.callTool(
         orgId,
@@ -293,6 +315,8 @@ export class PluginService {
           signal,
           timeoutMs: this.d.options.callTimeoutMs,
           ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
+          ...(relay ? { onServerRequest: relay } : {}),
+          ...(options?.onLog ? { onLog: options.onLog } : {}),
         },
         (tools) => {
           const tool = tools.find((t) => t.name === input.toolName);
@@ -319,7 +343,7 @@ export class PluginService {
         outcome = 'cached';
         return result;
       }
-      if (cacheKey) this.d.cache.set(cacheKey, result, ttl);
+      if (cacheKey && !askedClient) this.d.cache.set(cacheKey, result, ttl);
       outcome = result.isError ? 'tool_error' : 'ok';
       return result;
     } catch (err) {
@@ -448,6 +472,93 @@ export class PluginService {
       timeoutMs: options.timeoutMs ?? this.d.options.callTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+  }
+
+  /**
+   * Resources, resource templates and prompts of the (org, plugin) instance, only if one is running now
+   * (else undefined; nothing is started).
+   */
+  async instanceExtras(orgId: string, pluginId: string): Promise<ServerExtras | undefined> {
+    const { plugin, spec } = await this.callable(orgId, pluginId);
+    if (
+      !this.d.instances
+        .listInstances({ orgId })
+        .some((i) => i.pluginKey === plugin.key && i.state === 'running')
+    )
+      return undefined;
+    return this.d.instances.listExtras(orgId, spec, { timeoutMs: this.d.options.callTimeoutMs });
+  }
+
+  /**
+   * resources/read of a plugin, with the guarantees of invokeTool: key and plugin rate limits, scope
+   * (a key restricted to named tools reaches no resources), enablement, install wait, audit.
+   */
+  readResource(
+    caller: Caller,
+    pluginId: string,
+    uri: string,
+    signal?: AbortSignal,
+  ): Promise<ReadResourceResult> {
+    return this.pluginRequest(caller, pluginId, 'resource.read', { uri: uri.slice(0, 200) }, (orgId, spec) =>
+      this.d.instances.readResource(orgId, spec, uri, { signal, timeoutMs: this.d.options.callTimeoutMs }),
+    );
+  }
+
+  /** prompts/get of a plugin, with the guarantees of readResource. */
+  getPrompt(
+    caller: Caller,
+    pluginId: string,
+    name: string,
+    args: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<GetPromptResult> {
+    return this.pluginRequest(caller, pluginId, 'prompt.get', { prompt: name.slice(0, 100) }, (orgId, spec) =>
+      this.d.instances.getPrompt(orgId, spec, name, args, {
+        signal,
+        timeoutMs: this.d.options.callTimeoutMs,
+      }),
+    );
+  }
+
+  private async pluginRequest<T>(
+    caller: Caller,
+    pluginId: string,
+    action: 'resource.read' | 'prompt.get',
+    details: Record<string, unknown>,
+    run: (orgId: string, spec: PluginSpec) => Promise<T>,
+  ): Promise<T> {
+    const orgId = caller.organizationId;
+    this.limitKey(caller);
+    if (caller.scopes && !caller.scopes.plugins?.includes(pluginId))
+      throw new AuthError(
+        'FORBIDDEN',
+        `this API key is restricted and may not use plugin ${pluginId}'s ${action === 'resource.read' ? 'resources' : 'prompts'}`,
+      );
+    const { plugin, spec } = await this.callable(orgId, pluginId);
+    this.limitPlugin(caller, plugin);
+    await this.awaitInstall(plugin, spec);
+    try {
+      const out = await run(orgId, spec);
+      this.d.audit.record({
+        organizationId: orgId,
+        actor: caller.actor,
+        action,
+        pluginId: plugin.pluginId,
+        outcome: 'ok',
+        details,
+      });
+      return out;
+    } catch (err) {
+      this.d.audit.record({
+        organizationId: orgId,
+        actor: caller.actor,
+        action,
+        pluginId: plugin.pluginId,
+        outcome: 'error',
+        details: { ...details, code: isHayError(err) ? err.code : 'INTERNAL' },
+      });
+      throw this.installingInstead(plugin, err);
+    }
   }
 
   instances(orgId: string): (InstanceInfo & { pluginId: string })[] {

@@ -1,8 +1,43 @@
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type {
+  CallToolResult,
+  GetPromptResult,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplate,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { HayPluginManifest, ResourceLimits } from '../manifest/types.js';
 
-export type { CallToolResult, Tool };
+export type { CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool };
+
+/** What a plugin server offers besides tools: read at connect time from its capabilities, then listed. */
+export interface ServerExtras {
+  resources: Resource[];
+  resourceTemplates: ResourceTemplate[];
+  prompts: Prompt[];
+}
+
+/** A request a plugin server sends to its client during a call (2025-11-25 push style). */
+export interface PluginServerRequest {
+  method: 'sampling/createMessage' | 'elicitation/create' | 'roots/list';
+  params: Record<string, unknown>;
+}
+
+/**
+ * Answers a plugin's server-to-client request for the one call it belongs to (the /mcp gateway forwards
+ * it to its client). Resolves with the result object, or rejects with an Error whose message the plugin
+ * sees as a JSON-RPC error.
+ */
+export type ServerRequestRelay = (request: PluginServerRequest, signal: AbortSignal) => Promise<unknown>;
+
+/** A plugin's `notifications/message` (MCP logging) during a call. */
+export interface PluginLogMessage {
+  level: string;
+  data: unknown;
+  logger?: string;
+}
 
 /**
  * Everything the runtime needs to know about one registered plugin version. `pluginKey` is the registry
@@ -134,6 +169,13 @@ export interface CallOptions {
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
   /** tools/call only: sent as the request's `_meta` (shared instances: the calling organization). */
   meta?: Record<string, unknown>;
+  /**
+   * tools/call only: answers the plugin's sampling, elicitation and roots requests of this call. Unset:
+   * the plugin gets an error naming why. See McpPluginConnection for how a request finds its call.
+   */
+  onServerRequest?: ServerRequestRelay;
+  /** tools/call only: the plugin's log notifications of this call. */
+  onLog?: (message: PluginLogMessage) => void;
 }
 
 /** The organization of a shared instance's process: none; each call names its own in `_meta`. */
@@ -167,6 +209,12 @@ export interface PluginConnection {
   /** Returns the server's CallToolResult unchanged; an `isError` result resolves, it does not throw. */
   callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<CallToolResult>;
   ping(options?: CallOptions): Promise<void>;
+  /** Resources, resource templates and prompts (empty for what the server's capabilities lack). */
+  listExtras?(options?: CallOptions): Promise<ServerExtras>;
+  readResource?(uri: string, options?: CallOptions): Promise<ReadResourceResult>;
+  getPrompt?(name: string, args: Record<string, string>, options?: CallOptions): Promise<GetPromptResult>;
+  /** Fires on resources/list_changed or prompts/list_changed. */
+  onExtrasChanged?(listener: () => void): void;
   /** Fires once when the session ends for any reason other than close(). */
   onEnd(listener: (end: ConnectionEnd) => void): void;
   /** Fires on tools/list_changed. */

@@ -15,6 +15,7 @@ import type {
 import type { ProcessManager } from '../process/process-manager.js';
 import { ProcessStdioTransport } from '../process/stdio-transport.js';
 import { abortReason } from './call-scope.js';
+import { isUnsupportedProtocol, ModernPluginConnection } from './modern-connection.js';
 import { McpPluginConnection, type ResponseLimits } from './plugin-connection.js';
 import { createRemoteTransport, remoteTransportOrder } from './remote-transports.js';
 import { dataDirRoot } from './roots.js';
@@ -116,6 +117,42 @@ export class McpConnectionFactory implements ConnectionFactory {
       process: proc,
       ...(proc.dataDir !== undefined ? { roots: [dataDirRoot(proc.dataDir)] } : {}),
       ...(this.opts.rootsSettleMs !== undefined ? { rootsSettleMs: this.opts.rootsSettleMs } : {}),
+    });
+    try {
+      await connection.open(new ProcessStdioTransport(proc), { signal, timeoutMs: remaining(deadline) });
+    } catch (err) {
+      await connection.close();
+      if (!isUnsupportedProtocol(err)) throw err;
+      return this.connectModern(orgId, spec, launch, signal, deadline);
+    }
+    return connection;
+  }
+
+  /**
+   * A local plugin that refused `initialize` (it speaks only MCP 2026-07-28): started again and spoken
+   * to over `@modelcontextprotocol/client` 2.x (ModernPluginConnection), within the same deadline.
+   */
+  private async connectModern(
+    orgId: string,
+    spec: PluginSpec,
+    launch: LaunchSpec,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<PluginConnection> {
+    checkTime(spec, signal, deadline);
+    const egress = launch.egress ? await this.opts.egress?.local(orgId, spec) : undefined;
+    const proc = await this.opts.processes.spawn({
+      ...launch,
+      ...(egress?.network ? { network: egress.network } : {}),
+      ...(egress?.egress ? { egress: egress.egress } : {}),
+    });
+    if (egress) void proc.exited.finally(() => egress.close());
+    const connection = new ModernPluginConnection({
+      pluginId: spec.pluginId,
+      logger: this.opts.logger.child({ orgId, pluginId: spec.pluginId, pid: proc.pid, era: '2026-07-28' }),
+      callTimeoutMs: this.opts.callTimeoutMs,
+      process: proc,
+      ...(this.opts.responseLimits ? { limits: this.opts.responseLimits } : {}),
     });
     try {
       await connection.open(new ProcessStdioTransport(proc), { signal, timeoutMs: remaining(deadline) });

@@ -4,17 +4,37 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
   EmptyResultSchema,
   ErrorCode,
+  GetPromptResultSchema,
+  ListPromptsResultSchema,
+  ListResourcesResultSchema,
+  ListResourceTemplatesResultSchema,
   ListRootsRequestSchema,
   ListToolsResultSchema,
+  LoggingMessageNotificationSchema,
   McpError,
+  PromptListChangedNotificationSchema,
+  ReadResourceResultSchema,
+  ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
 import { approxBytes } from '../json-size.js';
 import type { Logger } from '../../logger.js';
-import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
+import type {
+  CallOptions,
+  CallToolResult,
+  ConnectionEnd,
+  GetPromptResult,
+  PluginConnection,
+  PluginServerRequest,
+  ReadResourceResult,
+  ServerExtras,
+  Tool,
+} from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
 import { groupUsage } from '../process/proc-stats.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
@@ -40,8 +60,8 @@ export interface McpPluginConnectionOptions {
   /** The local process behind a stdio transport. */
   process?: ManagedProcess;
   /**
-   * Roots offered to the server: set = the client declares the `roots` capability (listChanged: false) and
-   * answers roots/list with exactly these. Unset = no roots capability.
+   * Roots offered to the server: set = roots/list is answered with exactly these. Unset = roots/list is
+   * forwarded to the call in flight (see the class comment), and answers no roots outside a call.
    */
   roots?: readonly ClientRoot[];
   /** Wait after the server's first roots/list was answered at open(). Default DEFAULT_ROOTS_SETTLE_MS. */
@@ -101,12 +121,22 @@ function deferResponses(transport: Transport): void {
  * caller's signal + the timeout), so the SDK's per-request abort listeners never pile up on a long-lived
  * signal. Errors thrown to callers are HayErrors (TimeoutError, InstanceError, ValidationError), or the
  * caller's own abort reason when the caller aborted.
+ *
+ * Server-to-client traffic: the client declares `sampling`, `elicitation` and `roots`. A plugin's
+ * sampling or elicitation request, its roots/list (when the host offers no roots of its own) and its log
+ * notifications go to the one tools/call in flight on this connection (its `onServerRequest` / `onLog`):
+ * a 2025-11-25 stdio message names no request it belongs to, so with no call or several calls in flight
+ * the request is refused (roots/list outside a call answers no roots) and the log line is dropped, never
+ * guessed. A call without `onServerRequest` refuses with an error naming why.
  */
 export class McpPluginConnection implements PluginConnection {
   readonly transport: TransportKind;
   private readonly client: Client;
   private readonly endListeners: ((end: ConnectionEnd) => void)[] = [];
   private readonly toolsListeners: (() => void)[] = [];
+  private readonly extrasListeners: (() => void)[] = [];
+  /** Options of the tools/call requests in flight (see the class comment). */
+  private readonly calls = new Set<CallOptions>();
   private ended: ConnectionEnd | undefined;
   private closing: Promise<void> | undefined;
   private opened = false;
@@ -117,17 +147,50 @@ export class McpPluginConnection implements PluginConnection {
     const roots = opts.roots;
     this.client = new Client(
       { ...HOST_CLIENT_INFO },
-      { capabilities: roots ? { roots: { listChanged: false } } : {} },
+      { capabilities: { roots: { listChanged: false }, sampling: {}, elicitation: {} } },
     );
-    if (roots) {
-      this.client.setRequestHandler(ListRootsRequestSchema, () => {
+    this.client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => {
+      if (roots) {
         this.rootsListed = true;
         return { roots: roots.map((r) => ({ ...r })) };
-      });
-    }
+      }
+      if (this.calls.size === 0) return { roots: [] };
+      return (await this.relay({ method: 'roots/list', params: {} }, extra.signal)) as {
+        roots: { uri: string; name?: string }[];
+      };
+    });
+    this.client.setRequestHandler(
+      CreateMessageRequestSchema,
+      async (request, extra) =>
+        (await this.relay(
+          { method: 'sampling/createMessage', params: request.params },
+          extra.signal,
+        )) as never,
+    );
+    this.client.setRequestHandler(
+      ElicitRequestSchema,
+      async (request, extra) =>
+        (await this.relay({ method: 'elicitation/create', params: request.params }, extra.signal)) as never,
+    );
+    this.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      const call = this.calls.size === 1 ? [...this.calls][0] : undefined;
+      if (call?.onLog)
+        this.safely(() =>
+          call.onLog?.({
+            level: n.params.level,
+            data: n.params.data,
+            ...(n.params.logger !== undefined ? { logger: n.params.logger } : {}),
+          }),
+        );
+    });
     this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       for (const listener of this.toolsListeners) this.safely(listener);
     });
+    const extrasChanged = () => {
+      for (const listener of this.extrasListeners) this.safely(listener);
+    };
+    this.client.setNotificationHandler(ResourceListChangedNotificationSchema, extrasChanged);
+    this.client.setNotificationHandler(PromptListChangedNotificationSchema, extrasChanged);
     this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
     this.client.onclose = () => this.onTransportClosed();
     const proc = opts.process;
@@ -260,6 +323,8 @@ export class McpPluginConnection implements PluginConnection {
     options?: CallOptions,
   ): Promise<CallToolResult> {
     const scope = this.scope(options);
+    const entry: CallOptions = options ?? {};
+    this.calls.add(entry);
     const result = await this.request(scope, `run tool "${name}"`, () =>
       this.client.request(
         {
@@ -273,7 +338,7 @@ export class McpPluginConnection implements PluginConnection {
           ...(options?.onProgress ? { onprogress: options.onProgress } : {}),
         },
       ),
-    );
+    ).finally(() => this.calls.delete(entry));
     const max = this.opts.limits?.maxResultBytes;
     if (max !== undefined) {
       const size = approxBytes(result);
@@ -294,6 +359,70 @@ export class McpPluginConnection implements PluginConnection {
         timeout: scope.timeoutMs + 1_000,
       }),
     );
+  }
+
+  /** Resources, resource templates and prompts, each only when the server's capabilities declare it. */
+  async listExtras(options?: CallOptions): Promise<ServerExtras> {
+    const scope = this.scope(options);
+    const caps = this.client.getServerCapabilities() ?? {};
+    const budget = { items: 0, bytes: 0 };
+    const resources = caps.resources
+      ? await this.paginate(scope, 'resources/list', ListResourcesResultSchema, 'resources', budget)
+      : [];
+    const resourceTemplates = caps.resources
+      ? await this.paginate(
+          scope,
+          'resources/templates/list',
+          ListResourceTemplatesResultSchema,
+          'resourceTemplates',
+          budget,
+        ).catch((err: unknown) => {
+          // templates are optional within the resources capability
+          if (err instanceof InstanceError && /Method not found/i.test(err.message)) return [];
+          throw err;
+        })
+      : [];
+    const prompts = caps.prompts
+      ? await this.paginate(scope, 'prompts/list', ListPromptsResultSchema, 'prompts', budget)
+      : [];
+    return { resources, resourceTemplates, prompts };
+  }
+
+  async readResource(uri: string, options?: CallOptions): Promise<ReadResourceResult> {
+    const scope = this.scope(options);
+    const result = await this.request(scope, 'read a resource', () =>
+      this.client.request(
+        { method: 'resources/read', params: { uri, ...(options?.meta ? { _meta: options.meta } : {}) } },
+        ReadResourceResultSchema,
+        { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+      ),
+    );
+    this.checkResultSize(result, 'resources/read');
+    return result;
+  }
+
+  async getPrompt(
+    name: string,
+    args: Record<string, string>,
+    options?: CallOptions,
+  ): Promise<GetPromptResult> {
+    const scope = this.scope(options);
+    const result = await this.request(scope, `get prompt "${name}"`, () =>
+      this.client.request(
+        {
+          method: 'prompts/get',
+          params: { name, arguments: args, ...(options?.meta ? { _meta: options.meta } : {}) },
+        },
+        GetPromptResultSchema,
+        { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+      ),
+    );
+    this.checkResultSize(result, `prompts/get "${name}"`);
+    return result;
+  }
+
+  onExtrasChanged(listener: () => void): void {
+    this.extrasListeners.push(listener);
   }
 
   /** Fires once when the session ends other than by close(); a listener added after the end fires at once. */
@@ -326,6 +455,90 @@ export class McpPluginConnection implements PluginConnection {
       await this.opts.onClose?.();
     })();
     return this.closing;
+  }
+
+  /**
+   * Answers a plugin's server-to-client request through the one call in flight (see the class comment).
+   * Rejections become the plugin's JSON-RPC error; their messages are written for the plugin's author.
+   */
+  private async relay(request: PluginServerRequest, signal: AbortSignal): Promise<unknown> {
+    const n = this.calls.size;
+    if (n === 0)
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `Hay answers ${request.method} only during a tools/call, and none is in flight`,
+      );
+    if (n > 1)
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `Hay cannot tell which of the ${n} tools/call requests in flight this ${request.method} belongs to; it is answered only while exactly one call is in flight`,
+      );
+    const relay = [...this.calls][0]?.onServerRequest;
+    if (!relay)
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `The caller of this tool (the Hay API, not an MCP client) cannot answer ${request.method}`,
+      );
+    try {
+      return await relay(request, signal);
+    } catch (err) {
+      if (err instanceof McpError) throw err;
+      throw new McpError(ErrorCode.InternalError, errorText(err));
+    }
+  }
+
+  private async paginate<K extends 'resources' | 'resourceTemplates' | 'prompts'>(
+    scope: CallScope,
+    method: 'resources/list' | 'resources/templates/list' | 'prompts/list',
+    schema:
+      | typeof ListResourcesResultSchema
+      | typeof ListResourceTemplatesResultSchema
+      | typeof ListPromptsResultSchema,
+    key: K,
+    budget: { items: number; bytes: number },
+  ): Promise<ServerExtras[K]> {
+    const out: unknown[] = [];
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const result = (await this.request(scope, `answer ${method}`, () =>
+        this.client.request({ method, params: cursor === undefined ? {} : { cursor } }, schema, {
+          signal: scope.signal,
+          timeout: scope.timeoutMs + 1_000,
+        }),
+      )) as Record<string, unknown> & { nextCursor?: string };
+      const items = (result[key] as unknown[] | undefined) ?? [];
+      out.push(...items);
+      const limits = this.opts.limits;
+      if (limits) {
+        budget.items += items.length;
+        budget.bytes += approxBytes(items);
+        if (budget.items > limits.maxTools || budget.bytes > limits.maxToolsListBytes)
+          throw new InstanceError(
+            'INSTANCE_FAILED',
+            `Plugin ${this.opts.pluginId} lists more resources and prompts than allowed (limits HAY_MAX_TOOLS, HAY_MAX_TOOLS_LIST_BYTES)`,
+          );
+      }
+      cursor = result.nextCursor;
+      if (cursor === undefined) return out as ServerExtras[K];
+      if (seen.has(cursor)) break;
+      seen.add(cursor);
+    }
+    throw new InstanceError(
+      'INSTANCE_FAILED',
+      `Plugin ${this.opts.pluginId} returned a ${method} cursor that never ends`,
+    );
+  }
+
+  private checkResultSize(result: unknown, what: string): void {
+    const max = this.opts.limits?.maxResultBytes;
+    if (max === undefined) return;
+    const size = approxBytes(result);
+    if (size > max)
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${this.opts.pluginId} returned a result of about ${size} bytes for ${what}; the limit is ${max} (HAY_MAX_TOOL_RESULT_BYTES)`,
+      );
   }
 
   private scope(options: CallOptions | undefined): CallScope {

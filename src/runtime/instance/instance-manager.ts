@@ -20,6 +20,9 @@ import {
   type PluginConnection,
   type PluginPreparer,
   type PluginSpec,
+  type GetPromptResult,
+  type ReadResourceResult,
+  type ServerExtras,
   type Tool,
 } from '../ports.js';
 import { ActivityBuffer } from './activity.js';
@@ -62,6 +65,7 @@ export class InstanceManager {
   private readonly listeners: { [E in keyof InstanceManagerEvents]: Set<Listener<E>> } = {
     state: new Set(),
     toolsChanged: new Set(),
+    extrasChanged: new Set(),
   };
   private readonly pendingCloses = new Set<Promise<void>>();
   /** Aborted by close(): ends waits (restart backoff) that hold no other handle. */
@@ -182,7 +186,12 @@ export class InstanceManager {
             return undefined;
           }
         }
-        const opts = options?.onProgress ? { ...callOptions, onProgress: options.onProgress } : callOptions;
+        const opts: CallOptions = {
+          ...callOptions,
+          ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
+          ...(options?.onServerRequest ? { onServerRequest: options.onServerRequest } : {}),
+          ...(options?.onLog ? { onLog: options.onLog } : {}),
+        };
         if (!isSharedSpec(live.spec)) return live.conn.callTool(toolName, args, opts);
         const meta = (await this.callMeta?.callMetaFor(orgId, live.spec)) ?? { 'hay/orgId': orgId };
         return live.conn.callTool(toolName, args, { ...opts, meta });
@@ -197,6 +206,50 @@ export class InstanceManager {
     return this.useInstance(orgId, spec, 'tools/list', options, (live, callOptions) =>
       this.loadTools(live, callOptions),
     );
+  }
+
+  /** Resources, resource templates and prompts of the pair's instance (empty where the server has none). */
+  listExtras(orgId: string, spec: PluginSpec, options?: CallOptions): Promise<ServerExtras> {
+    return this.useInstance(orgId, spec, 'resources/list', options, (live, callOptions) =>
+      live.conn.listExtras
+        ? live.conn.listExtras(callOptions)
+        : Promise.resolve({ resources: [], resourceTemplates: [], prompts: [] }),
+    );
+  }
+
+  /** resources/read on the pair's instance (a shared instance gets the organization in `_meta`). */
+  readResource(
+    orgId: string,
+    spec: PluginSpec,
+    uri: string,
+    options?: CallOptions,
+  ): Promise<ReadResourceResult> {
+    return this.useInstance(orgId, spec, 'resources/read', options, async (live, callOptions) => {
+      if (!live.conn.readResource)
+        throw new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} does not serve resources`);
+      return live.conn.readResource(uri, await this.withMeta(orgId, live.spec, callOptions));
+    });
+  }
+
+  /** prompts/get on the pair's instance (a shared instance gets the organization in `_meta`). */
+  getPrompt(
+    orgId: string,
+    spec: PluginSpec,
+    name: string,
+    args: Record<string, string>,
+    options?: CallOptions,
+  ): Promise<GetPromptResult> {
+    return this.useInstance(orgId, spec, `prompts/get "${name}"`, options, async (live, callOptions) => {
+      if (!live.conn.getPrompt)
+        throw new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} does not serve prompts`);
+      return live.conn.getPrompt(name, args, await this.withMeta(orgId, live.spec, callOptions));
+    });
+  }
+
+  private async withMeta(orgId: string, spec: PluginSpec, options: CallOptions): Promise<CallOptions> {
+    if (!isSharedSpec(spec)) return options;
+    const meta = (await this.callMeta?.callMetaFor(orgId, spec)) ?? { 'hay/orgId': orgId };
+    return { ...options, meta };
   }
 
   /** The connection's tools: cached until tools/list_changed; concurrent loads share one request. */
@@ -543,6 +596,9 @@ export class InstanceManager {
       live.tools = undefined;
       live.toolsVersion++;
       this.emit('toolsChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey });
+    });
+    conn.onExtrasChanged?.(() => {
+      if (rec.live === live) this.emit('extrasChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey });
     });
     this.transition(
       rec,

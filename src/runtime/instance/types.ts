@@ -100,4 +100,6 @@ export interface InstanceManagerEvents {
   state: InstanceStateEvent;
   /** The plugin announced tools/list_changed; cached tool lists and results for the pair are stale. */
   toolsChanged: ToolsChangedEvent;
+  /** The plugin announced resources/list_changed or prompts/list_changed. */
+  extrasChanged: ToolsChangedEvent;
 }

@@ -1,0 +1,190 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  LoggingMessageNotificationSchema,
+  ResourceListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
+import { ASKER_SERVER, legacyMcpClient, modernMcpClient } from '../helpers/mcp-clients.js';
+import { descendantPids, waitFor } from '../helpers/processes.js';
+
+/**
+ * `/mcp` relaying what is not a tool call, from SDK clients of both eras: a plugin's resources and
+ * prompts (listed from the last known lists, read and got through PluginService), its sampling and
+ * elicitation requests (answered by a client that declares them, refused with a clear error to the
+ * plugin when the client does not), its log notifications, resources/list_changed, and isolation.
+ */
+
+let t: TestHost;
+let tmp: string;
+let orgA: { organizationId: string; apiKey: string; hay: TestHost['admin'] };
+let orgB: { organizationId: string; apiKey: string; hay: TestHost['admin'] };
+const closers: (() => Promise<unknown>)[] = [];
+
+function track<T extends { close(): Promise<unknown> }>(c: T): T {
+  closers.push(() => c.close());
+  return c;
+}
+
+const textOf = (r: Record<string, unknown>) =>
+  ((r.content as { type: string; text?: string }[] | undefined) ?? []).map((c) => c.text ?? '').join('');
+
+beforeAll(async () => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'hay-gw-relay-'));
+  t = await startTestHost({
+    plugins: {
+      'core/asker': toolkitPlugin('asker', {}, { 'server.mjs': ASKER_SERVER }),
+      'core/toolkit': toolkitPlugin('toolkit'),
+    },
+    config: { callTimeoutMs: 10_000, startTimeoutMs: 10_000 },
+  });
+  orgA = await t.createOrganization('a');
+  orgB = await t.createOrganization('b');
+  await orgA.hay.plugins.enable.mutate({ pluginId: 'asker', configuration: {} });
+  await orgB.hay.plugins.enable.mutate({ pluginId: 'toolkit', configuration: {} });
+  // the first start stores the plugin's resource and prompt lists (listing never starts a plugin)
+  await orgA.hay.plugins.invokeTool.mutate({
+    pluginId: 'asker',
+    toolName: 'log',
+    arguments: { message: 'x' },
+  });
+});
+
+afterAll(async () => {
+  for (const c of closers) await c().catch(() => undefined);
+  await t?.close();
+  rmSync(tmp, { recursive: true, force: true });
+  await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+});
+
+describe.each(['legacy', 'modern'] as const)('%s era', (era) => {
+  const connect = (key: string, answers = false) =>
+    era === 'legacy' ? legacyMcpClient(t.url, key, { answers }) : modernMcpClient(t.url, key, { answers });
+
+  it('lists resources, templates and prompts under hay:// URIs and <pluginId>__ names, and reads them', async () => {
+    const client = track(await connect(orgA.apiKey));
+    await waitFor(
+      async () => (await client.listResources()).resources.length > 0,
+      'the stored resource list of the started plugin',
+    );
+    const { resources } = await client.listResources();
+    expect(resources.map((r) => r.uri)).toContain('hay://asker/note://a/one');
+    const { resourceTemplates } = await client.listResourceTemplates();
+    expect(resourceTemplates.map((r) => r.uriTemplate)).toEqual(['hay://asker/note://b/{id}']);
+    const read = await client.readResource({ uri: 'hay://asker/note://a/one' });
+    expect(read.contents).toEqual([{ uri: 'hay://asker/note://a/one', text: 'note one' }]);
+    const templated = await client.readResource({ uri: 'hay://asker/note://b/42' });
+    expect(templated.contents[0]).toMatchObject({ text: 'note b 42' });
+    // the plugin's own URI (as in a resource_link of a tool result) still resolves: one plugin lists it
+    const own = await client.readResource({ uri: 'note://a/one' });
+    expect(own.contents).toEqual([{ uri: 'note://a/one', text: 'note one' }]);
+    await expect(client.readResource({ uri: 'note://nowhere' })).rejects.toThrow(/not found/i);
+
+    const { prompts } = await client.listPrompts();
+    expect(prompts.map((p) => p.name)).toEqual(['asker__greet']);
+    const prompt = await client.getPrompt({ name: 'asker__greet', arguments: { name: 'Ada' } });
+    expect(prompt.messages).toEqual([{ role: 'user', content: { type: 'text', text: 'Hello Ada' } }]);
+    await expect(client.getPrompt({ name: 'asker__nope', arguments: {} })).rejects.toThrow(/Unknown prompt/);
+  });
+
+  it('isolates organizations: B lists none of A’s resources or prompts and cannot read them', async () => {
+    const b = track(await connect(orgB.apiKey));
+    expect((await b.listResources()).resources).toEqual([]);
+    expect((await b.listPrompts()).prompts).toEqual([]);
+    await expect(b.readResource({ uri: 'hay://asker/note://a/one' })).rejects.toThrow(/not enabled/);
+    await expect(b.readResource({ uri: 'note://a/one' })).rejects.toThrow(/not found/i);
+    await expect(b.getPrompt({ name: 'asker__greet', arguments: { name: 'x' } })).rejects.toThrow(
+      /Unknown prompt/,
+    );
+  });
+
+  it('forwards the plugin’s sampling and elicitation to a client that answers them', async () => {
+    const client = track(await connect(orgA.apiKey, true));
+    const sample = await client.callTool({ name: 'asker__sample', arguments: { prompt: `hi ${era}` } });
+    expect(textOf(sample)).toBe(`sampled: hi ${era}`);
+    const elicit = await client.callTool({ name: 'asker__elicit', arguments: {} });
+    expect(textOf(elicit)).toBe('accept {"name":"Ada"}');
+  });
+
+  it('gives the plugin a clear error when the client does not support sampling or elicitation', async () => {
+    const client = track(await connect(orgA.apiKey));
+    const sample = await client.callTool({ name: 'asker__sample', arguments: { prompt: 'x' } });
+    expect(textOf(sample)).toMatch(/^error: .*does not support sampling/);
+    const elicit = await client.callTool({ name: 'asker__elicit', arguments: {} });
+    expect(textOf(elicit)).toMatch(/^error: .*does not support elicitation/);
+  });
+
+  it('relays the plugin’s log notifications of a call (at the level the client set)', async () => {
+    const client = track(await connect(orgA.apiKey));
+    const seen: unknown[] = [];
+    let r;
+    if ('getProtocolEra' in client) {
+      // 2026-07-28: a request asks for log notifications with the logLevel of its envelope
+      client.setNotificationHandler('notifications/message', (n) => void seen.push(n.params.data));
+      r = await client.callTool({
+        name: 'asker__log',
+        arguments: { message: `log ${era}` },
+        _meta: { 'io.modelcontextprotocol/logLevel': 'info' },
+      });
+    } else {
+      await client.setLoggingLevel('info');
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void seen.push(n.params.data));
+      r = await client.callTool({ name: 'asker__log', arguments: { message: `log ${era}` } });
+    }
+    expect(textOf(r)).toBe('logged');
+    await waitFor(() => seen.includes(`log ${era}`), 'the log notification');
+  });
+});
+
+describe('around the relay', () => {
+  it('a plugins.invokeTool caller (no MCP client) makes the plugin’s sampling fail with a clear error', async () => {
+    const r = await orgA.hay.plugins.invokeTool.mutate({
+      pluginId: 'asker',
+      toolName: 'sample',
+      arguments: { prompt: 'x' },
+    });
+    expect(textOf(r)).toMatch(/^error: .*cannot answer sampling\/createMessage/);
+  });
+
+  it('a local plugin’s roots/list is answered by the host with its data folder, not forwarded', async () => {
+    const client = track(await legacyMcpClient(t.url, orgA.apiKey, { answers: true }));
+    const r = await client.callTool({ name: 'asker__roots', arguments: {} });
+    expect(JSON.parse(textOf(r))).toEqual([expect.objectContaining({ name: 'data' })]);
+  });
+
+  it('announces resources/list_changed when the plugin’s own list changes, and lists the new one', async () => {
+    const legacy = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const modern = track(await modernMcpClient(t.url, orgA.apiKey));
+    let legacyNotes = 0;
+    let modernNotes = 0;
+    legacy.setNotificationHandler(ResourceListChangedNotificationSchema, () => {
+      legacyNotes++;
+    });
+    modern.setNotificationHandler('notifications/resources/list_changed', () => {
+      modernNotes++;
+    });
+    const subscription = await modern.listen({ resourcesListChanged: true });
+    closers.push(() => subscription.close());
+    await legacy.callTool({ name: 'asker__add-note', arguments: {} });
+    await waitFor(() => legacyNotes >= 1 && modernNotes >= 1, 'resources/list_changed in both eras');
+    await waitFor(
+      async () => (await modern.listResources()).resources.some((r) => r.uri === 'hay://asker/note://a/two'),
+      'the new resource in the list',
+    );
+  });
+
+  it('a key restricted to named tools of a plugin sees none of its resources or prompts', async () => {
+    const { apiKey } = await t.admin.admin.createApiKey.mutate({
+      organizationId: orgA.organizationId,
+      role: 'member',
+      restrict: { tools: ['asker/log'] },
+    });
+    const client = track(await modernMcpClient(t.url, apiKey));
+    expect((await client.listResources()).resources).toEqual([]);
+    expect((await client.listPrompts()).prompts).toEqual([]);
+    await expect(client.readResource({ uri: 'hay://asker/note://a/one' })).rejects.toThrow(/restricted/);
+    expect((await client.listTools()).tools.map((x) => x.name)).toEqual(['asker__log']);
+  });
+});
