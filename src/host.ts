@@ -43,6 +43,7 @@ import { RateLimiter } from './security/rate-limiter.js';
 import { rotateKeys } from './security/key-rotation.js';
 import { SecretBox } from './security/secret-box.js';
 import { OrganizationService } from './tenancy/organizations.js';
+import { wireWeb } from './web-session/wiring.js';
 import { PluginSettingsService } from './tenancy/plugin-settings.js';
 
 export interface Host {
@@ -425,8 +426,17 @@ export async function createHost(
       maxRequestBodyBytes: bodyLimitBytes,
     },
   });
+  const web = wireWeb({
+    db,
+    logger,
+    organizations,
+    audit,
+    adminToken: admin.token,
+    options: { sessionTtlMs: config.webSessionTtlMs, sessionMaxPerKey: config.webSessionMaxPerKey },
+  });
   const services: ApiServices = {
     logger,
+    sessions: web.sessions,
     organizations,
     plugins,
     audit,
@@ -483,7 +493,9 @@ export async function createHost(
         logger,
         uploadsDir: path.join(config.dataDir, 'uploads'),
         maxBytes: config.uploadMaxBytes,
+        sessions: web.sessions,
       });
+      web.register(app);
     },
   });
 

@@ -102,6 +102,14 @@ const pluginsRouter = router({
     .input(inputs.invokeToolsBatch)
     .mutation(({ ctx, input }) => ctx.services.plugins.invokeToolsBatch(ctx.caller, input.calls, ctx.signal)),
   instances: orgProcedure.query(({ ctx }) => ctx.services.plugins.instances(ctx.caller.organizationId)),
+  /** Stops this organization's instance of the plugin (drained); the next call starts it again. */
+  stopInstance: orgAdminProcedure
+    .input(inputs.pluginRef)
+    .mutation(({ ctx, input }) => ctx.services.plugins.stopInstance(ctx.caller, input.pluginId, false)),
+  /** Stops then starts this organization's instance of the plugin. */
+  restartInstance: orgAdminProcedure
+    .input(inputs.pluginRef)
+    .mutation(({ ctx, input }) => ctx.services.plugins.stopInstance(ctx.caller, input.pluginId, true)),
   metrics: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.metricsFor(ctx.caller.organizationId, input.pluginId)),

@@ -11,7 +11,8 @@ import type { Logger } from '../logger.js';
 import type { PluginUploadService } from '../registry/uploads.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { httpStatusOf } from './error-map.js';
-import { bearerToken } from './bearer.js';
+import type { WebSessions } from '../web-session/service.js';
+import { requestCredential } from '../web-session/request-auth.js';
 
 export interface UploadRouteDeps {
   organizations: OrganizationService;
@@ -22,6 +23,8 @@ export interface UploadRouteDeps {
   uploadsDir: string;
   /** HostConfig.uploadMaxBytes: larger archives are refused while streaming. */
   maxBytes: number;
+  /** Dashboard sessions: a session cookie with its X-Hay-CSRF header is accepted like the key. */
+  sessions?: Pick<WebSessions, 'authenticate'>;
 }
 
 /**
@@ -90,11 +93,13 @@ async function authorize(
   req: FastifyRequest,
   deps: UploadRouteDeps,
 ): Promise<{ organizationId: string; actor: string }> {
-  const header = req.headers.authorization;
-  const token = bearerToken(header);
+  const { token, session } = requestCredential(req);
   let principal;
   try {
-    principal = await deps.organizations.authenticate(token);
+    principal =
+      token === undefined && session && deps.sessions
+        ? await deps.sessions.authenticate(session.id, session.csrf)
+        : await deps.organizations.authenticate(token);
   } catch (err) {
     deps.audit.recordAuthFailure({
       ip: req.ip,

@@ -44,7 +44,11 @@ export type AuditAction =
   | 'oauth.refresh'
   | 'oauth.revoke'
   | 'oauth.failed'
-  | 'jwt.rotate';
+  | 'jwt.rotate'
+  | 'session.create'
+  | 'session.delete'
+  | 'instance.stop'
+  | 'instance.restart';
 
 export interface AuditEntry {
   organizationId: string | null;

@@ -20,6 +20,9 @@ export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 import { lifecycleSchema } from './schema-lifecycle.js';
 import { eventsSchema } from './schema-events.js';
 import { authSigningKeys, pluginOauth } from './schema-auth.js';
+import { webSessions } from './schema-web-session.js';
+
+export { webSessions };
 
 export { authSigningKeys, pluginOauth };
 
@@ -142,6 +145,7 @@ export const schema = {
   ...eventsSchema,
   authSigningKeys,
   pluginOauth,
+  webSessions,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

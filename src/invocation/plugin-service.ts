@@ -16,6 +16,7 @@ import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/p
 import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
+import { groupUsage } from '../runtime/process/proc-stats.js';
 import type { CallToolResult, PluginSpec, Tool } from '../runtime/ports.js';
 import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
@@ -66,6 +67,13 @@ export interface PluginSummary {
   enabled: boolean;
   install: { installed: boolean; built: boolean; error: string | null };
   instance: { state: string; pid: number | null; lastError: string | null } | null;
+  /** Marketplace metadata (manifest `marketplace.*`, else the top-level fields); null when absent. */
+  category: string | null;
+  tags: string[];
+  /** URL or path of the plugin's icon, as the manifest gives it (untrusted text). */
+  icon: string | null;
+  /** configSchema fields that are required and have no default. */
+  requiredConfig: string[];
 }
 
 export interface ToolCallInput {
@@ -450,8 +458,42 @@ export class PluginService {
     });
   }
 
-  instances(orgId: string): (InstanceInfo & { pluginId: string })[] {
-    return this.d.instances.listInstances({ orgId });
+  /**
+   * The organization's instances; `usage` is the process group's resident memory and CPU seconds (Linux
+   * /proc; null elsewhere or when the process is gone).
+   */
+  instances(
+    orgId: string,
+  ): (InstanceInfo & { pluginId: string; usage: { rssBytes: number; cpuSeconds: number } | null })[] {
+    return this.d.instances
+      .listInstances({ orgId })
+      .map((i) => ({ ...i, usage: i.pid !== null ? (groupUsage(i.pid) ?? null) : null }));
+  }
+
+  /**
+   * Stops the organization's instance of the plugin (drained first); `restart` then starts it again by
+   * listing its tools. A shared instance serves every organization and is refused (FORBIDDEN). Audited as
+   * instance.stop / instance.restart.
+   */
+  async stopInstance(caller: Caller, pluginId: string, restart: boolean): Promise<{ success: true }> {
+    const p = this.visible(caller.organizationId, pluginId);
+    const info = this.d.instances
+      .listInstances({ orgId: caller.organizationId })
+      .find((i) => i.pluginKey === p.key);
+    if (info?.shared)
+      throw new AuthError(
+        'FORBIDDEN',
+        `plugin ${pluginId} runs one shared instance for every organization; only the operator restarts it`,
+      );
+    await this.audited(caller, p, restart ? 'instance.restart' : 'instance.stop', async () => {
+      await this.d.instances.stopInstance(
+        caller.organizationId,
+        p.key,
+        `${restart ? 'restart' : 'stop'} by ${caller.actor}`,
+      );
+      if (restart) await this.listTools(caller, pluginId);
+    });
+    return { success: true };
   }
 
   metricsFor(orgId: string, pluginId: string): PluginMetrics {
@@ -609,7 +651,7 @@ export class PluginService {
   private async audited<T>(
     caller: Caller,
     p: RegisteredPlugin,
-    action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure',
+    action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure' | 'instance.stop' | 'instance.restart',
     fn: () => Promise<T>,
   ): Promise<T> {
     try {
@@ -660,6 +702,7 @@ function outcomeOf(err: unknown): CallOutcome {
 }
 
 function summarize(p: RegisteredPlugin, enabled: boolean, instance: InstanceInfo | undefined): PluginSummary {
+  const m = p.manifest;
   return {
     id: p.pluginId,
     name: p.name,
@@ -672,5 +715,11 @@ function summarize(p: RegisteredPlugin, enabled: boolean, instance: InstanceInfo
     enabled,
     install: { installed: p.installed, built: p.built, error: p.installError ?? p.buildError },
     instance: instance ? { state: instance.state, pid: instance.pid, lastError: instance.lastError } : null,
+    category: m?.marketplace?.category ?? m?.category ?? null,
+    tags: m?.marketplace?.tags ?? m?.tags ?? [],
+    icon: m?.marketplace?.icon ?? m?.icon ?? null,
+    requiredConfig: Object.entries(m?.configSchema ?? {})
+      .filter(([, f]) => f.required === true && f.default === undefined)
+      .map(([name]) => name),
   };
 }
