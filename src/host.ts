@@ -453,6 +453,17 @@ export async function createHost(
         return out;
       },
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
+      health: async () => {
+        const byState: Record<string, number> = {};
+        for (const i of instances.listInstances()) byState[i.state] = (byState[i.state] ?? 0) + 1;
+        return {
+          sandbox: sandboxing.health(),
+          database: database.kind,
+          instances: byState,
+          queueDepth: instances.queueDepth(),
+          plugins: registry.list(null).length,
+        };
+      },
     },
   };
   let ready = false;

@@ -10,6 +10,7 @@ function auditQuery(i: {
   organizationId?: string | undefined;
   pluginId?: string | undefined;
   action?: string | undefined;
+  outcome?: 'ok' | 'error' | 'denied' | undefined;
   since?: string | undefined;
   until?: string | undefined;
   cursor?: number | undefined;
@@ -19,6 +20,7 @@ function auditQuery(i: {
     ...(i.organizationId ? { organizationId: i.organizationId } : {}),
     ...(i.pluginId ? { pluginId: i.pluginId } : {}),
     ...(i.action ? { action: i.action as AuditAction } : {}),
+    ...(i.outcome ? { outcome: i.outcome } : {}),
     ...(i.since ? { since: new Date(i.since) } : {}),
     ...(i.until ? { until: new Date(i.until) } : {}),
     ...(i.cursor ? { cursor: i.cursor } : {}),
@@ -65,6 +67,10 @@ const adminRouter = router({
     });
     return { success: true as const, keyId: info.id, revokedAt: info.revokedAt };
   }),
+  listApiKeys: adminProcedure
+    .input(inputs.orgRef)
+    .query(({ ctx, input }) => ctx.services.organizations.listApiKeys(input.organizationId)),
+  health: adminProcedure.query(async ({ ctx }) => (await ctx.services.admin.health?.()) ?? {}),
   rescanPlugins: adminProcedure.mutation(({ ctx }) => ctx.services.plugins.rescan()),
   rotateEncryptionKey: adminProcedure.mutation(({ ctx }) => ctx.services.admin.rotateKeys()),
   auditLog: adminProcedure
@@ -92,6 +98,10 @@ const pluginsRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.plugins.configure(ctx.caller, input.pluginId, input.configuration),
     ),
+  /** The plugin's README.md as untrusted Markdown text (at most 256 KB). */
+  readme: orgProcedure
+    .input(inputs.pluginRef)
+    .query(({ ctx, input }) => ctx.services.plugins.readme(ctx.caller.organizationId, input.pluginId)),
   listTools: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.listTools(ctx.caller, input.pluginId)),

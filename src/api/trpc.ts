@@ -37,6 +37,8 @@ export interface ApiServices {
       pluginId: string,
       actor: string,
     ): Promise<{ pluginId: string; version: string }>;
+    /** Host health for the operator: sandbox layers, database, instance totals by state, queue depth. */
+    health?(): Promise<Record<string, unknown>>;
   };
 }
 

@@ -1,3 +1,5 @@
+import { lstat, open } from 'node:fs/promises';
+import path from 'node:path';
 import type { AuditLog } from '../audit/audit-log.js';
 import {
   AuthError,
@@ -54,6 +56,9 @@ export interface CatalogPlugin {
   declaredTools: Tool[];
   running: boolean;
 }
+
+/** Largest README plugins.readme returns. */
+export const README_MAX_BYTES = 256 * 1024;
 
 export interface PluginSummary {
   id: string;
@@ -456,6 +461,31 @@ export class PluginService {
       timeoutMs: options.timeoutMs ?? this.d.options.callTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+  }
+
+  /**
+   * The plugin's README.md (or readme.md), at most README_MAX_BYTES, as untrusted text; null when the
+   * folder has none or it is not a regular file (a symlink is not followed).
+   */
+  async readme(orgId: string, pluginId: string): Promise<{ markdown: string | null; truncated: boolean }> {
+    const p = this.visible(orgId, pluginId);
+    for (const name of ['README.md', 'readme.md', 'Readme.md']) {
+      const file = path.join(p.dir, name);
+      const st = await lstat(file).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const handle = await open(file, 'r');
+      try {
+        const buf = Buffer.alloc(Math.min(st.size, README_MAX_BYTES));
+        const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+        return {
+          markdown: buf.subarray(0, bytesRead).toString('utf8'),
+          truncated: st.size > README_MAX_BYTES,
+        };
+      } finally {
+        await handle.close();
+      }
+    }
+    return { markdown: null, truncated: false };
   }
 
   /**
