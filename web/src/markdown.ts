@@ -98,7 +98,7 @@ export function parseMarkdown(source: string): MdNode[] {
     if (bullet.test(line)) {
       const ordered = /^\s*\d/.test(line);
       const items: MdNode[] = [];
-      while (i < lines.length && bullet.test(lines[i] ?? '')) {
+      while (i < lines.length && bullet.test(lines[i] ?? '') && /^\s*\d/.test(lines[i] ?? '') === ordered) {
         items.push({ tag: 'li', children: inline((lines[i++] ?? '').replace(bullet, '')) });
       }
       out.push({ tag: ordered ? 'ol' : 'ul', children: items });

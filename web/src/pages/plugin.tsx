@@ -15,13 +15,18 @@ interface ToolInfo {
   inputSchema?: unknown;
 }
 
+/** Tools from tools/list (inputSchema) or the manifest's declaration (input_schema). */
 function toolsOf(list: unknown): ToolInfo[] {
-  return Array.isArray(list)
-    ? list.filter((t): t is ToolInfo => !!t && typeof (t as { name?: unknown }).name === 'string')
-    : [];
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter(
+      (t): t is ToolInfo & { input_schema?: unknown } =>
+        !!t && typeof (t as { name?: unknown }).name === 'string',
+    )
+    .map((t) => ({ ...t, inputSchema: t.inputSchema ?? t.input_schema }));
 }
 
-function TryTool({ pluginId, tool }: { pluginId: string; tool: ToolInfo }) {
+function TryTool({ pluginId, tool, onDone }: { pluginId: string; tool: ToolInfo; onDone: () => void }) {
   const [busy, setBusy] = useState(false);
   const [out, setOut] = useState<{ result?: unknown; error?: string; ms: number } | null>(null);
   return (
@@ -41,7 +46,10 @@ function TryTool({ pluginId, tool }: { pluginId: string; tool: ToolInfo }) {
               (result) => setOut({ result, ms: performance.now() - started }),
               (err: unknown) => setOut({ error: errorMessage(err), ms: performance.now() - started }),
             )
-            .finally(() => setBusy(false));
+            .finally(() => {
+              setBusy(false);
+              onDone();
+            });
         }}
       />
       {out?.error !== undefined && (
@@ -212,7 +220,7 @@ export function PluginPage({ pluginId, session }: { pluginId: string; session: S
               <pre>{JSON.stringify(t.inputSchema ?? {}, null, 2)}</pre>
             </details>
             {p.enabled ? (
-              <TryTool pluginId={pluginId} tool={t} />
+              <TryTool pluginId={pluginId} tool={t} onDone={plugin.reload} />
             ) : (
               <p class="muted">Enable the plugin to try it.</p>
             )}
@@ -226,47 +234,50 @@ export function PluginPage({ pluginId, session }: { pluginId: string; session: S
         {versions.data && (
           <>
             <p>Running: {versions.data.running ?? '—'}</p>
-            <table>
-              <caption class="sr-only">Kept versions</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Version</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Error</th>
-                  <th scope="col">Action</th>
-                </tr>
-              </thead>
-              <tbody>
-                {versions.data.versions.map((v) => (
-                  <tr key={v.id}>
-                    <td class="mono">{v.version}</td>
-                    <td>{v.state}</td>
-                    <td>{new Date(v.createdAt).toLocaleString()}</td>
-                    <td>
-                      <pre>{v.error ?? ''}</pre>
-                    </td>
-                    <td>
-                      {isAdmin && v.version !== versions.data?.running && (
-                        <button
-                          type="button"
-                          class="secondary"
-                          disabled={busy}
-                          onClick={() =>
-                            act(`Pinned to ${v.version}`, () =>
-                              hay.plugins.pinVersion.mutate({ pluginId, versionId: v.id }),
-                            )
-                          }
-                        >
-                          Roll back to {v.version}
-                        </button>
-                      )}
-                    </td>
+            {versions.data.versions.length === 0 && <p class="muted">No kept versions.</p>}
+            {versions.data.versions.length > 0 && (
+              <table>
+                <caption class="sr-only">Kept versions</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Version</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Created</th>
+                    <th scope="col">Error</th>
+                    <th scope="col">Action</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-            {isAdmin && (
+                </thead>
+                <tbody>
+                  {versions.data.versions.map((v) => (
+                    <tr key={v.id}>
+                      <td class="mono">{v.version}</td>
+                      <td>{v.state}</td>
+                      <td>{new Date(v.createdAt).toLocaleString()}</td>
+                      <td>
+                        <pre>{v.error ?? ''}</pre>
+                      </td>
+                      <td>
+                        {isAdmin && v.version !== versions.data?.running && (
+                          <button
+                            type="button"
+                            class="secondary"
+                            disabled={busy}
+                            onClick={() =>
+                              act(`Pinned to ${v.version}`, () =>
+                                hay.plugins.pinVersion.mutate({ pluginId, versionId: v.id }),
+                              )
+                            }
+                          >
+                            Roll back to {v.version}
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+            {isAdmin && versions.data.versions.length > 0 && (
               <button
                 type="button"
                 class="secondary"
