@@ -132,6 +132,10 @@ export interface HostConfig {
   /** Largest remote response body (or single SSE event / WebSocket frame) read for a tenant. */
   egressMaxResponseBytes: number;
   egressConnectTimeoutMs: number;
+  /** `builder.test` (src/builder/): bound on one test request, its response body, and tests running per org. */
+  builderTestTimeoutMs: number;
+  builderTestMaxResponseBytes: number;
+  builderTestsPerOrg: number;
   /** Open connections of one plugin instance through the egress proxy. */
   egressMaxConnectionsPerInstance: number;
   /** A proxied connection or tunnel without traffic for this long is closed. */
@@ -226,7 +230,7 @@ export const DEFAULTS: HostConfig = {
   analyticsRetentionDays: 90,
   analyticsMaxBufferedRows: 10_000,
   versionRetention: 5,
-  hotReload: 'off',
+  hotReload: 'on',
   watchDebounceMs: 300,
   metricsMaxSeries: 2_000,
   toolCacheMaxBytes: 64 * 1024 * 1024,
@@ -251,6 +255,9 @@ export const DEFAULTS: HostConfig = {
   egressAllow: undefined,
   egressMaxResponseBytes: 16 * 1024 * 1024,
   egressConnectTimeoutMs: 10_000,
+  builderTestTimeoutMs: 15_000,
+  builderTestMaxResponseBytes: 1024 * 1024,
+  builderTestsPerOrg: 4,
   egressMaxConnectionsPerInstance: 64,
   egressIdleTimeoutMs: 60_000,
   mcpMaxSessions: 1_000,
@@ -371,6 +378,9 @@ const FIELDS: readonly Field[] = [
   f('egressAllow', 'HAY_EGRESS_ALLOW', 'string'),
   f('egressMaxResponseBytes', 'HAY_EGRESS_MAX_RESPONSE_BYTES', 'int', { min: 1024 }),
   f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
+  f('builderTestTimeoutMs', 'HAY_BUILDER_TEST_TIMEOUT_MS', 'int', { min: 100 }),
+  f('builderTestMaxResponseBytes', 'HAY_BUILDER_TEST_MAX_RESPONSE_BYTES', 'int', { min: 1024 }),
+  f('builderTestsPerOrg', 'HAY_BUILDER_TESTS_PER_ORG', 'int', { min: 1 }),
   f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
   f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
   f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),

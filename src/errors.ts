@@ -38,6 +38,7 @@ export type HayErrorCode =
   | 'RESPONSE_TOO_LARGE'
   | 'AUTHORIZATION_REQUIRED'
   | 'AUTHORIZATION_FAILED'
+  | 'DEFINITION_INVALID'
   | 'INTERNAL';
 
 export class HayError extends Error {
@@ -68,6 +69,15 @@ export class ManifestError extends HayError {
   constructor(problems: readonly string[]) {
     super('MANIFEST_INVALID', problems.join('; '));
     this.problems = problems;
+  }
+}
+
+/** A no-code plugin definition (src/builder/) breaks its schema or a rule; `details.problems` lists each. */
+export class DefinitionError extends HayError {
+  constructor(problems: readonly { pointer: string; message: string }[]) {
+    super('DEFINITION_INVALID', problems.map((p) => `${p.pointer || '/'} ${p.message}`).join('; '), {
+      details: { problems },
+    });
   }
 }
 

@@ -9,6 +9,7 @@ import { registerUploadRoutes } from './api/upload-routes.js';
 import type { ApiServices } from './api/trpc.js';
 import { AuditLog } from './audit/audit-log.js';
 import { wireAuth } from './auth/wiring.js';
+import { noCodeRuntimePackage, wireBuilder } from './builder/wiring.js';
 import type { HostConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { wireEgress } from './egress/wiring.js';
@@ -162,9 +163,12 @@ export async function createHost(
     },
     { maxSeries: config.metricsMaxSeries },
   );
-  const hostPackages = HostPackages.resolve(
-    HOST_PACKAGES,
-    packageRoot(),
+  const noCodeRuntime = noCodeRuntimePackage(packageRoot());
+  const hostPackages = new HostPackages(
+    [
+      ...HostPackages.resolve(HOST_PACKAGES, packageRoot(), logger).list(),
+      ...(noCodeRuntime ? [noCodeRuntime] : []),
+    ],
     logger.child({ component: 'installer' }),
   );
   const sandboxing = await wireSandbox(config, {
@@ -407,6 +411,24 @@ export async function createHost(
     readPaths: sandboxing.readPaths,
   });
 
+  const builder = wireBuilder({
+    config,
+    logger,
+    audit,
+    registry,
+    uploads,
+    versions: async (orgId, pluginId) =>
+      (await lifecycle.api.versions(orgId, pluginId)).versions.map((v) => v.version),
+    storedConfiguration: async (orgId, pluginId) => {
+      const p = registry.get(orgId, pluginId);
+      if (p?.sourceType !== 'custom' || p.organizationId !== orgId || !p.manifest) return undefined;
+      if (!(await settings.isEnabled(orgId, p.key))) return undefined;
+      return settings.runtimeValues(orgId, p.key, p.manifest.configSchema ?? {});
+    },
+    policy: egress.policy,
+    runtime: noCodeRuntime,
+  });
+
   const bodyLimitBytes = Math.max(config.maxArgumentBytes * 2, 2 * 1024 * 1024);
   const gateway = wireGateway({
     db,
@@ -444,6 +466,7 @@ export async function createHost(
     lifecycle: lifecycle.api,
     events: events.service,
     pluginAuth: pluginAuth.api,
+    builder: builder.service,
     admin: {
       rotateKeys: () => rotateKeys(keyRing, box, settings, audit, [events.secrets, pluginAuth.secrets]),
       uninstallPlugin: async (orgId, pluginId, actor) => {

@@ -10,7 +10,8 @@ export const LIMITS = {
   batchCalls: 100,
 };
 
-const jsonBytesAtMost = (max: number, what: string) => (value: unknown, ctx: z.RefinementCtx) => {
+/** A refinement bounding the JSON size of a value (`what` names it in the message). */
+export const jsonBytesAtMost = (max: number, what: string) => (value: unknown, ctx: z.RefinementCtx) => {
   const size = Buffer.byteLength(JSON.stringify(value) ?? '');
   if (size > max) ctx.addIssue({ code: 'custom', message: `${what} is ${size} bytes; the limit is ${max}` });
 };
@@ -21,7 +22,7 @@ export const pluginId = z
   .max(LIMITS.pluginIdChars)
   .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be a plugin id (lowercase letters, digits, hyphens)');
 export const uuid = z.uuid();
-const object = z.record(z.string(), z.unknown());
+export const object = z.record(z.string(), z.unknown());
 
 export const configuration = object.superRefine(jsonBytesAtMost(LIMITS.configurationBytes, 'configuration'));
 export const toolArguments = object.superRefine(jsonBytesAtMost(LIMITS.argumentBytes, 'arguments'));

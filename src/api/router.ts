@@ -1,5 +1,6 @@
 import type { AuditAction } from '../audit/audit-log.js';
 import { gatewayRouter } from '../gateway/router.js';
+import { builderRouter } from './builder-router.js';
 import { eventsRouter } from './events-router.js';
 import { adminAuthProcedures, pluginAuthProcedures } from './auth-router.js';
 import { inputs } from './inputs.js';
@@ -151,5 +152,6 @@ export const appRouter = router({
   audit: auditRouter,
   gateway: gatewayRouter,
   events: eventsRouter,
+  builder: builderRouter,
 });
 export type AppRouter = typeof appRouter;

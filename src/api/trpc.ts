@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { PluginAuthApi } from '../auth/wiring.js';
+import type { BuilderService } from '../builder/service.js';
 import { isHayError } from '../errors.js';
 import type { EventsService } from '../events/service.js';
 import type { PluginService } from '../invocation/plugin-service.js';
@@ -28,6 +29,8 @@ export interface ApiServices {
   pluginAuth: PluginAuthApi;
   /** Dashboard sessions (src/web-session/); unset: only bearer tokens authenticate. */
   sessions?: Pick<WebSessions, 'authenticate'>;
+  /** src/builder/: no-code HTTP plugins (define, test, save). */
+  builder: Pick<BuilderService, 'list' | 'get' | 'save' | 'test'>;
   /** Optional admin operations wired by the host. */
   admin: {
     rotateKeys(): Promise<{ reencrypted: number; keyId: string }>;

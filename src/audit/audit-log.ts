@@ -9,6 +9,8 @@ export type AuditAction =
   | 'plugin.upload'
   | 'plugin.uninstall'
   | 'plugin.rollback'
+  | 'builder.save'
+  | 'builder.test'
   | 'plugin.enable'
   | 'plugin.disable'
   | 'plugin.configure'

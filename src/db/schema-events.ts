@@ -7,14 +7,13 @@ import {
   jsonb,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
   varchar,
 } from 'drizzle-orm/pg-core';
+import { ts } from './columns.js';
 
 // no import of schema.ts (it spreads this file's tables): organization ids are not foreign keys here
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 /**
  * Accepted events, one row per publish (or inbound request). `(organization_id, source, idempotency_key)`

@@ -1,7 +1,6 @@
-import { boolean, jsonb, pgTable, primaryKey, timestamp, uuid, varchar } from 'drizzle-orm/pg-core';
+import { boolean, jsonb, pgTable, primaryKey, uuid, varchar } from 'drizzle-orm/pg-core';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { ts } from './columns.js';
 
 /** Per-organization settings of the MCP endpoint (`/mcp`). No row: the defaults. */
 export const gatewayOrgSettings = pgTable('gateway_org_settings', {

@@ -7,14 +7,12 @@ import {
   json,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
   varchar,
 } from 'drizzle-orm/pg-core';
 import type { HayPluginManifest } from '../manifest/types.js';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { ts } from './columns.js';
 
 /**
  * Call rollups: one row per (organization, plugin, version, tool, hour). Writers upsert by adding their

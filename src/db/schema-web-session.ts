@@ -1,6 +1,5 @@
-import { index, pgTable, timestamp, uuid, varchar } from 'drizzle-orm/pg-core';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { index, pgTable, uuid, varchar } from 'drizzle-orm/pg-core';
+import { ts } from './columns.js';
 
 /**
  * Dashboard sign-in sessions (src/web-session/). Only the SHA-256 of the random session id is stored; the id

@@ -8,7 +8,6 @@ import {
   jsonb,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
   varchar,
@@ -23,10 +22,9 @@ import { authSigningKeys, pluginOauth } from './schema-auth.js';
 import { webSessions } from './schema-web-session.js';
 
 export { webSessions };
+import { ts } from './columns.js';
 
 export { authSigningKeys, pluginOauth };
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 export const organizations = pgTable('organizations', {
   id: uuid('id').primaryKey().defaultRandom(),

@@ -227,7 +227,8 @@ export class EgressProxy {
         },
         (err: unknown) => {
           log.info({ host: url.hostname, port, reason: errText(err) }, 'egress refused');
-          res.writeHead(403, { 'content-type': 'text/plain' });
+          // the marker tells a refusal by this proxy from a 403 of the destination (src/builder runtime)
+          res.writeHead(403, { 'content-type': 'text/plain', 'x-hay-egress': 'denied' });
           res.end(`${errText(err)}\n`);
         },
       );

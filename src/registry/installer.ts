@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PreconditionError } from '../errors.js';
 import { redactHostPaths } from '../invocation/sanitize.js';
@@ -304,7 +304,7 @@ export class PluginInstaller implements PluginPreparer {
       install: mcp?.installCommand
         ? parseCommandLine(mcp.installCommand)
         : hasDeps
-          ? ['npm', 'install', '--no-audit', '--no-fund', '--loglevel=error']
+          ? await defaultInstall(plugin.dir)
           : undefined,
       build: mcp?.buildCommand
         ? parseCommandLine(mcp.buildCommand)
@@ -340,5 +340,19 @@ export class PluginInstaller implements PluginPreparer {
     let tail = redactHostPaths(r.tail, paths);
     if (tail.length > 1500) tail = tail.slice(tail.indexOf('\n', tail.length - 1500) + 1);
     return redactHostPaths(`\`${argv.join(' ')}\` ${how}${tail ? `; output: ${tail}` : ''}`, paths);
+  }
+}
+
+/**
+ * The default install step never writes into the plugin's own (checksummed) files: `npm ci` when the
+ * plugin ships a lockfile (it is read, not rewritten), else `npm install --no-package-lock`.
+ */
+async function defaultInstall(dir: string): Promise<string[]> {
+  const common = ['--no-audit', '--no-fund', '--loglevel=error'];
+  try {
+    await access(path.join(dir, 'package-lock.json'));
+    return ['npm', 'ci', ...common];
+  } catch {
+    return ['npm', 'install', '--no-package-lock', ...common];
   }
 }

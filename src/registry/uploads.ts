@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -74,6 +74,52 @@ export class PluginUploadService {
   install(orgId: string, actor: string, zipPath: string, signal?: AbortSignal): Promise<UploadResult> {
     return this.audited(orgId, actor, 'plugin.upload', null, () =>
       this.serial(orgId, () => this.doInstall(orgId, zipPath, signal)),
+    );
+  }
+
+  /**
+   * Installs a plugin from files the host generated (the no-code builder, src/builder/): they are written
+   * to a staging folder and committed exactly like an extracted upload (manifest validated, core ids
+   * refused, the current version kept in `_previous/` for rollback, rescan). `accept` runs on the staged
+   * manifest before anything is replaced (e.g. refusing to overwrite an uploaded plugin); it may throw.
+   * Audited as `action`.
+   */
+  installFiles(
+    orgId: string,
+    actor: string,
+    files: Readonly<Record<string, string>>,
+    options: {
+      action: 'builder.save';
+      accept?: (pluginId: string, currentDir: string | undefined) => Promise<void>;
+    },
+  ): Promise<UploadResult> {
+    return this.audited(orgId, actor, options.action, null, () =>
+      this.serial(orgId, async () => {
+        const orgDir = this.orgDir(orgId);
+        await mkdir(orgDir, { recursive: true, mode: 0o755 });
+        const uploadId = randomUUID();
+        const staging = path.join(orgDir, `_staging-${uploadId}`);
+        await mkdir(staging, { mode: 0o755 });
+        let bytes = 0;
+        try {
+          for (const [rel, content] of Object.entries(files)) {
+            if (!/^[A-Za-z0-9._-]+$/.test(rel) || rel.startsWith('.'))
+              throw new HayError('INTERNAL', 'generated file names are plain names');
+            await writeFile(path.join(staging, rel), content, { mode: 0o644, flag: 'wx' });
+            bytes += Buffer.byteLength(content);
+          }
+        } catch (err) {
+          await rm(staging, { recursive: true, force: true });
+          throw err;
+        }
+        return this.commitStaging(
+          orgId,
+          staging,
+          uploadId,
+          { files: Object.keys(files).length, bytes },
+          options.accept,
+        );
+      }),
     );
   }
 
@@ -213,6 +259,17 @@ export class PluginUploadService {
       this.d.limits,
       signal ? AbortSignal.any([signal, timeout]) : timeout,
     );
+    return this.commitStaging(orgId, staging, uploadId, extracted);
+  }
+
+  /** Validates the staged folder's manifest and moves it into place (see install); removes it on failure. */
+  private async commitStaging(
+    orgId: string,
+    staging: string,
+    uploadId: string,
+    extracted: { files: number; bytes: number },
+    accept?: (pluginId: string, currentDir: string | undefined) => Promise<void>,
+  ): Promise<UploadResult> {
     let stagingLeft = true;
     try {
       const manifest = await this.readManifest(staging);
@@ -237,6 +294,7 @@ export class PluginUploadService {
       const final = this.finalDir(orgId, id);
       const previous = this.previousDir(orgId, id);
       const replaced = await exists(final);
+      await accept?.(id, replaced ? final : undefined);
       if (replaced) {
         await mkdir(path.dirname(previous), { recursive: true, mode: 0o755 });
         await rm(previous, { recursive: true, force: true });
@@ -339,7 +397,7 @@ export class PluginUploadService {
   private async audited<T extends object>(
     orgId: string,
     actor: string,
-    action: 'plugin.upload' | 'plugin.uninstall' | 'plugin.rollback',
+    action: 'plugin.upload' | 'plugin.uninstall' | 'plugin.rollback' | 'builder.save',
     pluginId: string | null,
     fn: () => Promise<T>,
   ): Promise<T> {

@@ -106,6 +106,9 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
     sandbox: 'off',
     // these suites test the API, not isolation: uploaded plugins run unsandboxed by explicit opt-out
     allowUnsandboxedTenantCode: true,
+    // hot reload (the product default) is tested where a suite asks for it: hosts in parallel suites
+    // would otherwise react to each other's writes below a shared plugins folder
+    hotReload: 'off',
     adminToken: `adm-${Math.random().toString(36).slice(2)}`,
     logLevel: 'silent',
     dataDir,
