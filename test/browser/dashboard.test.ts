@@ -1,5 +1,7 @@
 /// <reference lib="dom" />
 import { existsSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import axe from 'axe-core';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -126,13 +128,22 @@ describe.skipIf(missing !== undefined)(
     let context: BrowserContext;
     let page: Page;
     const dialogs: string[] = [];
+    let api: http.Server;
+    let apiPort = 0;
 
     beforeAll(async () => {
       mkdirSync(SHOTS, { recursive: true });
+      // the live endpoint of the no-code plugin
+      api = http.createServer((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ data: { item: req.url } }));
+      });
+      await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+      apiPort = (api.address() as AddressInfo).port;
       t = await startTestHost({
         corePlugins: [],
         plugins: { 'core/dash-demo': DEMO, 'core/xss-demo': XSS_PLUGIN },
-        config: { analyticsFlushIntervalMs: 200 },
+        config: { analyticsFlushIntervalMs: 200, egressAllow: `127.0.0.1:${apiPort}` },
       });
       org = await t.createOrganization('browser-org');
       browser = await chromium.launch({
@@ -370,6 +381,55 @@ describe.skipIf(missing !== undefined)(
       expect(await page.locator('.tool pre').first().textContent()).toContain('<img src=x onerror=');
       expect(dialogs).toEqual([]);
       await shot('xss');
+    });
+
+    it('builds a no-code plugin: a bad reference is shown by pointer, a test call, save, then its tool runs', async () => {
+      await nav('Builder');
+      const definition = (url: string) =>
+        JSON.stringify({
+          id: 'nocode-items',
+          name: 'No-code items',
+          description: 'Items from the suite server',
+          config: [],
+          tools: [
+            {
+              name: 'get_item',
+              description: 'One item',
+              parameters: [{ name: 'id', type: 'string', required: true }],
+              method: 'GET',
+              url,
+              response: { kind: 'json', pointer: '/data' },
+            },
+          ],
+        });
+      const editor = page.getByLabel('Definition (JSON)');
+      await editor.fill(definition(`http://127.0.0.1:${apiPort}/items/{{params.nope}}`));
+      await page.getByRole('button', { name: 'Save plugin' }).click();
+      const problems = page.locator('table.problems');
+      await problems.waitFor();
+      expect(await problems.textContent()).toContain('/tools/0/url');
+
+      await editor.fill(definition(`http://127.0.0.1:${apiPort}/items/{{params.id}}`));
+      await page.getByLabel(/^id/).fill('abc');
+      await page.getByRole('button', { name: 'Test get_item' }).click();
+      const result = page.locator('.builder-test .tool-result.is-ok');
+      await result.waitFor({ timeout: 20_000 });
+      expect(await result.textContent()).toContain('/items/abc');
+      expect(await page.locator('.builder-test').textContent()).toContain('HTTP status: 200');
+      await checkA11y('builder');
+      await shot('builder');
+
+      await page.getByRole('button', { name: 'Save plugin' }).click();
+      await page.getByText('Saved').waitFor();
+      await page.getByRole('status').getByRole('link', { name: 'nocode-items' }).click();
+      await page.getByRole('heading', { name: 'No-code items', level: 1 }).waitFor();
+      await page.getByRole('button', { name: 'Enable with this configuration' }).click();
+      await page.getByText('Plugin enabled').waitFor();
+      await page.getByLabel(/^id/).fill('xyz');
+      await page.getByRole('button', { name: 'Run get_item' }).click();
+      const ran = page.locator('.tool-result.is-ok');
+      await ran.waitFor({ timeout: 30_000 });
+      expect(await ran.textContent()).toContain('/items/xyz');
     });
 
     it('signs out, then the admin token opens the admin page', async () => {
