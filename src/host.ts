@@ -454,7 +454,11 @@ export async function createHost(
     organizations,
     audit,
     adminToken: admin.token,
-    options: { sessionTtlMs: config.webSessionTtlMs, sessionMaxPerKey: config.webSessionMaxPerKey },
+    options: {
+      sessionTtlMs: config.webSessionTtlMs,
+      sessionMaxPerKey: config.webSessionMaxPerKey,
+      publicUrl: config.apiUrl,
+    },
   });
   const services: ApiServices = {
     logger,

@@ -14,8 +14,16 @@ const signInBody = z.object({ token: z.string().min(1).max(512) });
  * HttpOnly session cookie; `GET /v1/session` describes the cookie's session (with its CSRF token);
  * `DELETE /v1/session` (with X-Hay-CSRF) signs out, deletes the row and clears the cookie.
  */
-export function registerSessionRoutes(app: FastifyInstance, deps: { sessions: WebSessions; logger: Logger }) {
-  const secure = (req: FastifyRequest) => req.protocol === 'https';
+export function registerSessionRoutes(
+  app: FastifyInstance,
+  deps: {
+    sessions: WebSessions;
+    logger: Logger;
+    /** Mark the cookie Secure on every response (the public URL is https behind a TLS proxy). */
+    alwaysSecure?: boolean;
+  },
+) {
+  const secure = (req: FastifyRequest) => deps.alwaysSecure === true || req.protocol === 'https';
   const fail = (reply: FastifyReply, err: unknown) => {
     if (!isHayError(err)) deps.logger.error({ err }, 'session route failed');
     const code = isHayError(err) ? err.code : 'INTERNAL';

@@ -15,7 +15,13 @@ export interface WebWiringDeps {
   organizations: OrganizationService;
   audit: AuditLog;
   adminToken: string;
-  options: { sessionTtlMs: number; sessionMaxPerKey: number; distDir?: string };
+  options: {
+    sessionTtlMs: number;
+    sessionMaxPerKey: number;
+    /** HostConfig.apiUrl: when it is https, the session cookie is always Secure. */
+    publicUrl?: string | undefined;
+    distDir?: string;
+  };
 }
 
 /**
@@ -37,7 +43,11 @@ export function wireWeb(deps: WebWiringDeps): {
   return {
     sessions,
     register(app) {
-      registerSessionRoutes(app, { sessions, logger: deps.logger });
+      registerSessionRoutes(app, {
+        sessions,
+        logger: deps.logger,
+        alwaysSecure: deps.options.publicUrl?.startsWith('https://') ?? false,
+      });
       registerDashboardRoutes(app, {
         distDir: deps.options.distDir ?? path.join(packageRoot(), 'web', 'dist'),
       });

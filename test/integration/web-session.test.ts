@@ -156,3 +156,20 @@ describe('dashboard sessions', () => {
     expect(asset404.status).toBe(404);
   });
 });
+
+describe('dashboard sessions behind a TLS proxy', () => {
+  it('marks the cookie Secure when HAY_API_URL is https', async () => {
+    const t = await startTestHost({ corePlugins: [], config: { apiUrl: 'https://hay.example.com' } });
+    try {
+      const res = await fetch(`${t.url}/v1/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: t.adminToken }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('set-cookie')).toMatch(/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    } finally {
+      await t.close();
+    }
+  });
+});
