@@ -11,6 +11,8 @@ export default tseslint.config(
       'packages/*/dist/**',
       '.hay/**',
       'drizzle/**',
+      'web/dist/**',
+      'test-artifacts/**',
     ],
   },
   js.configs.recommended,

@@ -75,6 +75,10 @@ export interface HostConfig {
   /** Instances restored at boot (recently active pairs, manifest runtime.warmInstances); 0 disables. */
   warmupMaxInstances: number;
   platformTokenTtlMs: number;
+  /** Dashboard sign-in sessions (src/web-session/) end this long after sign-in. */
+  webSessionTtlMs: number;
+  /** Sessions kept per API key (or for the admin token); signing in again drops the oldest beyond it. */
+  webSessionMaxPerKey: number;
 
   /** Usage rollups are written to the database this often (and at close). */
   analyticsFlushIntervalMs: number;
@@ -238,6 +242,8 @@ export const DEFAULTS: HostConfig = {
   batchConcurrency: 16,
   warmupMaxInstances: 20,
   platformTokenTtlMs: 60 * 60_000,
+  webSessionTtlMs: 8 * 60 * 60_000,
+  webSessionMaxPerKey: 20,
 
   analyticsFlushIntervalMs: 10_000,
   analyticsRetentionDays: 90,
@@ -368,6 +374,8 @@ const FIELDS: readonly Field[] = [
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
   f('platformTokenTtlMs', 'HAY_PLATFORM_TOKEN_TTL_MS', 'int', { min: 1000 }),
+  f('webSessionTtlMs', 'HAY_WEB_SESSION_TTL_MS', 'int', { min: 60_000 }),
+  f('webSessionMaxPerKey', 'HAY_WEB_SESSION_MAX_PER_KEY', 'int', { min: 1 }),
   f('analyticsFlushIntervalMs', 'HAY_ANALYTICS_FLUSH_INTERVAL_MS', 'int', { min: 100 }),
   f('analyticsRetentionDays', 'HAY_ANALYTICS_RETENTION_DAYS', 'int', { min: 1 }),
   f('analyticsMaxBufferedRows', 'HAY_ANALYTICS_MAX_BUFFERED_ROWS', 'int', { min: 10 }),

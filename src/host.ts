@@ -45,6 +45,7 @@ import { RateLimiter } from './security/rate-limiter.js';
 import { rotateKeys } from './security/key-rotation.js';
 import { SecretBox } from './security/secret-box.js';
 import { OrganizationService } from './tenancy/organizations.js';
+import { wireWeb } from './web-session/wiring.js';
 import { PluginSettingsService } from './tenancy/plugin-settings.js';
 
 export interface Host {
@@ -459,8 +460,21 @@ export async function createHost(
       maxRequestBodyBytes: bodyLimitBytes,
     },
   });
+  const web = wireWeb({
+    db,
+    logger,
+    organizations,
+    audit,
+    adminToken: admin.token,
+    options: {
+      sessionTtlMs: config.webSessionTtlMs,
+      sessionMaxPerKey: config.webSessionMaxPerKey,
+      publicUrl: config.apiUrl,
+    },
+  });
   const services: ApiServices = {
     logger,
+    sessions: web.sessions,
     organizations,
     plugins,
     audit,
@@ -479,6 +493,17 @@ export async function createHost(
         return out;
       },
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),
+      health: async () => {
+        const byState: Record<string, number> = {};
+        for (const i of instances.listInstances()) byState[i.state] = (byState[i.state] ?? 0) + 1;
+        return {
+          sandbox: sandboxing.health(),
+          database: database.kind,
+          instances: byState,
+          queueDepth: instances.queueDepth(),
+          plugins: registry.list(null).length,
+        };
+      },
     },
   };
   let ready = false;
@@ -519,7 +544,9 @@ export async function createHost(
         logger,
         uploadsDir: path.join(config.dataDir, 'uploads'),
         maxBytes: config.uploadMaxBytes,
+        sessions: web.sessions,
       });
+      web.register(app);
     },
   });
 

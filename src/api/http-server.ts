@@ -10,6 +10,7 @@ import { registerTrpcFastPath } from './trpc-fast-path.js';
 import { appRouter, type AppRouter } from './router.js';
 import type { ApiContext, ApiServices } from './trpc.js';
 import { bearerToken } from './bearer.js';
+import { requestCredential } from '../web-session/request-auth.js';
 
 export interface HttpServerDeps {
   services: ApiServices;
@@ -78,7 +79,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       .send(await deps.metrics.registry.metrics());
   });
   const createContext = (req: FastifyRequest, res: FastifyReply): ApiContext => {
-    const header = req.headers.authorization;
+    const credential = requestCredential(req);
     const controller = new AbortController();
     // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
     setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
@@ -86,7 +87,13 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     res.raw.once('close', () => {
       if (!res.raw.writableFinished) controller.abort();
     });
-    return { services: deps.services, token: bearerToken(header), signal: controller.signal, ip: req.ip };
+    return {
+      services: deps.services,
+      token: credential.token,
+      session: credential.session,
+      signal: controller.signal,
+      ip: req.ip,
+    };
   };
   if (deps.trpcFastPath ?? true)
     registerTrpcFastPath(app, {

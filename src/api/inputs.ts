@@ -61,6 +61,7 @@ export const inputs = {
   }),
   revokeApiKey: z.object({ keyId: z.string().min(1).max(64) }),
   orgPlugin: z.object({ organizationId: uuid, pluginId }),
+  orgRef: z.object({ organizationId: uuid }),
   pluginRef: z.object({ pluginId }),
   enable: z.object({
     pluginId,
@@ -75,6 +76,7 @@ export const inputs = {
     organizationId: uuid.optional(),
     pluginId: pluginId.optional(),
     action: z.string().max(64).optional(),
+    outcome: z.enum(['ok', 'error', 'denied']).optional(),
     since: z.iso.datetime().optional(),
     until: z.iso.datetime().optional(),
     cursor: z.number().int().positive().optional(),

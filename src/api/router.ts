@@ -12,6 +12,7 @@ function auditQuery(i: {
   organizationId?: string | undefined;
   pluginId?: string | undefined;
   action?: string | undefined;
+  outcome?: 'ok' | 'error' | 'denied' | undefined;
   since?: string | undefined;
   until?: string | undefined;
   cursor?: number | undefined;
@@ -21,6 +22,7 @@ function auditQuery(i: {
     ...(i.organizationId ? { organizationId: i.organizationId } : {}),
     ...(i.pluginId ? { pluginId: i.pluginId } : {}),
     ...(i.action ? { action: i.action as AuditAction } : {}),
+    ...(i.outcome ? { outcome: i.outcome } : {}),
     ...(i.since ? { since: new Date(i.since) } : {}),
     ...(i.until ? { until: new Date(i.until) } : {}),
     ...(i.cursor ? { cursor: i.cursor } : {}),
@@ -67,6 +69,10 @@ const adminRouter = router({
     });
     return { success: true as const, keyId: info.id, revokedAt: info.revokedAt };
   }),
+  listApiKeys: adminProcedure
+    .input(inputs.orgRef)
+    .query(({ ctx, input }) => ctx.services.organizations.listApiKeys(input.organizationId)),
+  health: adminProcedure.query(async ({ ctx }) => (await ctx.services.admin.health?.()) ?? {}),
   rescanPlugins: adminProcedure.mutation(({ ctx }) => ctx.services.plugins.rescan()),
   rotateEncryptionKey: adminProcedure.mutation(({ ctx }) => ctx.services.admin.rotateKeys()),
   auditLog: adminProcedure
@@ -94,6 +100,10 @@ const pluginsRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.plugins.configure(ctx.caller, input.pluginId, input.configuration),
     ),
+  /** The plugin's README.md as untrusted Markdown text (at most 256 KB). */
+  readme: orgProcedure
+    .input(inputs.pluginRef)
+    .query(({ ctx, input }) => ctx.services.plugins.readme(ctx.caller.organizationId, input.pluginId)),
   listTools: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.listTools(ctx.caller, input.pluginId)),
@@ -104,6 +114,14 @@ const pluginsRouter = router({
     .input(inputs.invokeToolsBatch)
     .mutation(({ ctx, input }) => ctx.services.plugins.invokeToolsBatch(ctx.caller, input.calls, ctx.signal)),
   instances: orgProcedure.query(({ ctx }) => ctx.services.plugins.instances(ctx.caller.organizationId)),
+  /** Stops this organization's instance of the plugin (drained); the next call starts it again. */
+  stopInstance: orgAdminProcedure
+    .input(inputs.pluginRef)
+    .mutation(({ ctx, input }) => ctx.services.plugins.stopInstance(ctx.caller, input.pluginId, false)),
+  /** Stops then starts this organization's instance of the plugin. */
+  restartInstance: orgAdminProcedure
+    .input(inputs.pluginRef)
+    .mutation(({ ctx, input }) => ctx.services.plugins.stopInstance(ctx.caller, input.pluginId, true)),
   metrics: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.metricsFor(ctx.caller.organizationId, input.pluginId)),

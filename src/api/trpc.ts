@@ -9,6 +9,7 @@ import type { PluginService } from '../invocation/plugin-service.js';
 import type { LifecycleApi } from '../lifecycle/wiring.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService, Principal } from '../tenancy/organizations.js';
+import type { WebSessions } from '../web-session/service.js';
 import { TRPC_CODE } from './error-map.js';
 
 /** Services the API layer calls; built by createHost. */
@@ -27,6 +28,8 @@ export interface ApiServices {
   /** src/events/: subscriptions, routes, webhook endpoints, deliveries. */
   events: EventsService;
   pluginAuth: PluginAuthApi;
+  /** Dashboard sessions (src/web-session/); unset: only bearer tokens authenticate. */
+  sessions?: Pick<WebSessions, 'authenticate'>;
   /** src/builder/: no-code HTTP plugins (define, test, save). */
   builder: Pick<BuilderService, 'list' | 'get' | 'save' | 'test'>;
   /** The marketplace catalog (src/catalog/). */
@@ -40,6 +43,8 @@ export interface ApiServices {
       pluginId: string,
       actor: string,
     ): Promise<{ pluginId: string; version: string }>;
+    /** Host health for the operator: sandbox layers, database, instance totals by state, queue depth. */
+    health?(): Promise<Record<string, unknown>>;
   };
 }
 
@@ -47,6 +52,8 @@ export interface ApiContext {
   services: ApiServices;
   /** Raw bearer token; resolved lazily by the auth middleware. */
   token: string | undefined;
+  /** Without a bearer token: the dashboard session cookie and the request's X-Hay-CSRF header. */
+  session?: { id: string; csrf: string | undefined } | undefined;
   signal: AbortSignal | undefined;
   ip: string;
 }
@@ -90,7 +97,10 @@ export const publicProcedure = t.procedure.use(errors);
 const authed = publicProcedure.use(async ({ ctx, next }) => {
   let principal: Principal;
   try {
-    principal = await ctx.services.organizations.authenticate(ctx.token);
+    principal =
+      ctx.token === undefined && ctx.session && ctx.services.sessions
+        ? await ctx.services.sessions.authenticate(ctx.session.id, ctx.session.csrf)
+        : await ctx.services.organizations.authenticate(ctx.token);
   } catch (err) {
     ctx.services.audit.recordAuthFailure({
       ip: ctx.ip,

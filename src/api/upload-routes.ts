@@ -6,12 +6,13 @@ import { pipeline } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditLog } from '../audit/audit-log.js';
-import { AuthError, ValidationError, isHayError } from '../errors.js';
+import { AuthError, ManifestError, ValidationError, isHayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PluginUploadService } from '../registry/uploads.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { httpStatusOf } from './error-map.js';
-import { bearerToken } from './bearer.js';
+import type { WebSessions } from '../web-session/service.js';
+import { requestCredential } from '../web-session/request-auth.js';
 
 export interface UploadRouteDeps {
   organizations: OrganizationService;
@@ -22,12 +23,15 @@ export interface UploadRouteDeps {
   uploadsDir: string;
   /** HostConfig.uploadMaxBytes: larger archives are refused while streaming. */
   maxBytes: number;
+  /** Dashboard sessions: a session cookie with its X-Hay-CSRF header is accepted like the key. */
+  sessions?: Pick<WebSessions, 'authenticate'>;
 }
 
 /**
  * `POST /v1/plugins/upload`: multipart/form-data with exactly one file, in field `file`, and
  * `Authorization: Bearer <organization API key with role admin>`. Answers 200 `{pluginId, version}` or a
- * 4xx/5xx `{error: {code, message}}`. The archive is streamed to a temp file (deleted afterwards) and
+ * 4xx/5xx `{error: {code, message}}`, for MANIFEST_INVALID with `problems: [{file, pointer, message}]`.
+ * A dashboard session cookie with its X-Hay-CSRF header may stand in for the bearer key. The archive is streamed to a temp file (deleted afterwards) and
  * handed to PluginUploadService. Authentication failures are audited.
  */
 export function registerUploadRoutes(app: FastifyInstance, deps: UploadRouteDeps): void {
@@ -76,9 +80,13 @@ export function registerUploadRoutes(app: FastifyInstance, deps: UploadRouteDeps
         const hay = isHayError(err) ? err : fromMultipartError(err, deps.maxBytes);
         if (!hay) deps.logger.error({ err }, 'plugin upload failed');
         const code = hay?.code ?? 'INTERNAL';
-        return reply
-          .status(httpStatusOf(code))
-          .send({ error: { code, message: hay?.message ?? 'Internal error' } });
+        return reply.status(httpStatusOf(code)).send({
+          error: {
+            code,
+            message: hay?.message ?? 'Internal error',
+            ...(err instanceof ManifestError ? { problems: err.problems.map(problemOf) } : {}),
+          },
+        });
       } finally {
         if (tmp) await rm(tmp, { force: true });
       }
@@ -90,11 +98,13 @@ async function authorize(
   req: FastifyRequest,
   deps: UploadRouteDeps,
 ): Promise<{ organizationId: string; actor: string }> {
-  const header = req.headers.authorization;
-  const token = bearerToken(header);
+  const { token, session } = requestCredential(req);
   let principal;
   try {
-    principal = await deps.organizations.authenticate(token);
+    principal =
+      token === undefined && session && deps.sessions
+        ? await deps.sessions.authenticate(session.id, session.csrf)
+        : await deps.organizations.authenticate(token);
   } catch (err) {
     deps.audit.recordAuthFailure({
       ip: req.ip,
@@ -112,6 +122,14 @@ async function authorize(
   if (principal.role !== 'admin')
     throw new AuthError('FORBIDDEN', 'uploading a plugin needs an organization API key with the admin role');
   return { organizationId: principal.organizationId, actor: `key:${principal.keyPrefix}` };
+}
+
+/** A manifest problem (`<file>: <JSON pointer> <message>`) as its parts; unparsed text stays the message. */
+function problemOf(line: string): { file?: string; pointer?: string; message: string } {
+  const m = /^(.+?): (\/\S*) (.*)$/s.exec(line);
+  return m?.[1] && m[2] && m[3] !== undefined
+    ? { file: m[1], pointer: m[2], message: m[3] }
+    : { message: line };
 }
 
 /** @fastify/multipart and busboy errors (size, count, content type) as UPLOAD_INVALID; others undefined. */

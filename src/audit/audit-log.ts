@@ -49,7 +49,11 @@ export type AuditAction =
   | 'oauth.refresh'
   | 'oauth.revoke'
   | 'oauth.failed'
-  | 'jwt.rotate';
+  | 'jwt.rotate'
+  | 'session.create'
+  | 'session.delete'
+  | 'instance.stop'
+  | 'instance.restart';
 
 export interface AuditEntry {
   organizationId: string | null;
@@ -72,6 +76,7 @@ export interface AuditQuery {
   organizationId?: string;
   pluginId?: string;
   action?: AuditAction;
+  outcome?: AuditEntry['outcome'];
   since?: Date;
   until?: Date;
   /** Return entries with id < cursor (newest first paging). */
@@ -243,6 +248,7 @@ export class AuditLog {
     if (q.organizationId !== undefined) where.push(eq(auditLog.organizationId, q.organizationId));
     if (q.pluginId !== undefined) where.push(eq(auditLog.pluginId, q.pluginId));
     if (q.action !== undefined) where.push(eq(auditLog.action, q.action));
+    if (q.outcome !== undefined) where.push(eq(auditLog.outcome, q.outcome));
     if (q.since !== undefined) where.push(gte(auditLog.at, q.since));
     if (q.until !== undefined) where.push(lte(auditLog.at, q.until));
     if (q.cursor !== undefined) where.push(lt(auditLog.id, q.cursor));

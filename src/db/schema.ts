@@ -19,6 +19,9 @@ export { gatewayExtrasLists, gatewayOrgSettings, gatewayToolLists } from './sche
 import { lifecycleSchema } from './schema-lifecycle.js';
 import { eventsSchema } from './schema-events.js';
 import { authSigningKeys, pluginOauth } from './schema-auth.js';
+import { webSessions } from './schema-web-session.js';
+
+export { webSessions };
 import { ts } from './columns.js';
 
 export { authSigningKeys, pluginOauth };
@@ -140,6 +143,7 @@ export const schema = {
   ...eventsSchema,
   authSigningKeys,
   pluginOauth,
+  webSessions,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

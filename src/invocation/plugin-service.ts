@@ -1,3 +1,5 @@
+import { lstat, open } from 'node:fs/promises';
+import path from 'node:path';
 import type { AuditLog } from '../audit/audit-log.js';
 import {
   AuthError,
@@ -16,6 +18,7 @@ import type { PluginRegistry, RegisteredPlugin, ScanReport } from '../registry/p
 import { withDeadline } from '../runtime/instance/deadline.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { InstanceInfo } from '../runtime/instance/types.js';
+import { groupUsage } from '../runtime/process/proc-stats.js';
 import type {
   CallToolResult,
   GetPromptResult,
@@ -67,6 +70,9 @@ export interface CatalogPlugin {
   running: boolean;
 }
 
+/** Largest README plugins.readme returns. */
+export const README_MAX_BYTES = 256 * 1024;
+
 export interface PluginSummary {
   id: string;
   name: string;
@@ -79,6 +85,13 @@ export interface PluginSummary {
   enabled: boolean;
   install: { installed: boolean; built: boolean; error: string | null };
   instance: { state: string; pid: number | null; lastError: string | null } | null;
+  /** Marketplace metadata (manifest `marketplace.*`, else the top-level fields); null when absent. */
+  category: string | null;
+  tags: string[];
+  /** URL or path of the plugin's icon, as the manifest gives it (untrusted text). */
+  icon: string | null;
+  /** configSchema fields that are required and have no default. */
+  requiredConfig: string[];
 }
 
 export interface ToolCallInput {
@@ -561,8 +574,67 @@ export class PluginService {
     }
   }
 
-  instances(orgId: string): (InstanceInfo & { pluginId: string })[] {
-    return this.d.instances.listInstances({ orgId });
+  /**
+   * The plugin's README.md (or readme.md), at most README_MAX_BYTES, as untrusted text; null when the
+   * folder has none or it is not a regular file (a symlink is not followed).
+   */
+  async readme(orgId: string, pluginId: string): Promise<{ markdown: string | null; truncated: boolean }> {
+    const p = this.visible(orgId, pluginId);
+    for (const name of ['README.md', 'readme.md', 'Readme.md']) {
+      const file = path.join(p.dir, name);
+      const st = await lstat(file).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const handle = await open(file, 'r');
+      try {
+        const buf = Buffer.alloc(Math.min(st.size, README_MAX_BYTES));
+        const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+        return {
+          markdown: buf.subarray(0, bytesRead).toString('utf8'),
+          truncated: st.size > README_MAX_BYTES,
+        };
+      } finally {
+        await handle.close();
+      }
+    }
+    return { markdown: null, truncated: false };
+  }
+
+  /**
+   * The organization's instances; `usage` is the process group's resident memory and CPU seconds (Linux
+   * /proc; null elsewhere or when the process is gone).
+   */
+  instances(
+    orgId: string,
+  ): (InstanceInfo & { pluginId: string; usage: { rssBytes: number; cpuSeconds: number } | null })[] {
+    return this.d.instances
+      .listInstances({ orgId })
+      .map((i) => ({ ...i, usage: i.pid !== null ? (groupUsage(i.pid) ?? null) : null }));
+  }
+
+  /**
+   * Stops the organization's instance of the plugin (drained first); `restart` then starts it again by
+   * listing its tools. A shared instance serves every organization and is refused (FORBIDDEN). Audited as
+   * instance.stop / instance.restart.
+   */
+  async stopInstance(caller: Caller, pluginId: string, restart: boolean): Promise<{ success: true }> {
+    const p = this.visible(caller.organizationId, pluginId);
+    const info = this.d.instances
+      .listInstances({ orgId: caller.organizationId })
+      .find((i) => i.pluginKey === p.key);
+    if (info?.shared)
+      throw new AuthError(
+        'FORBIDDEN',
+        `plugin ${pluginId} runs one shared instance for every organization; only the operator restarts it`,
+      );
+    await this.audited(caller, p, restart ? 'instance.restart' : 'instance.stop', async () => {
+      await this.d.instances.stopInstance(
+        caller.organizationId,
+        p.key,
+        `${restart ? 'restart' : 'stop'} by ${caller.actor}`,
+      );
+      if (restart) await this.listTools(caller, pluginId);
+    });
+    return { success: true };
   }
 
   metricsFor(orgId: string, pluginId: string): PluginMetrics {
@@ -720,7 +792,7 @@ export class PluginService {
   private async audited<T>(
     caller: Caller,
     p: RegisteredPlugin,
-    action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure',
+    action: 'plugin.enable' | 'plugin.disable' | 'plugin.configure' | 'instance.stop' | 'instance.restart',
     fn: () => Promise<T>,
   ): Promise<T> {
     try {
@@ -771,6 +843,7 @@ function outcomeOf(err: unknown): CallOutcome {
 }
 
 function summarize(p: RegisteredPlugin, enabled: boolean, instance: InstanceInfo | undefined): PluginSummary {
+  const m = p.manifest;
   return {
     id: p.pluginId,
     name: p.name,
@@ -783,5 +856,11 @@ function summarize(p: RegisteredPlugin, enabled: boolean, instance: InstanceInfo
     enabled,
     install: { installed: p.installed, built: p.built, error: p.installError ?? p.buildError },
     instance: instance ? { state: instance.state, pid: instance.pid, lastError: instance.lastError } : null,
+    category: m?.marketplace?.category ?? m?.category ?? null,
+    tags: m?.marketplace?.tags ?? m?.tags ?? [],
+    icon: m?.marketplace?.icon ?? m?.icon ?? null,
+    requiredConfig: Object.entries(m?.configSchema ?? {})
+      .filter(([, f]) => f.required === true && f.default === undefined)
+      .map(([name]) => name),
   };
 }

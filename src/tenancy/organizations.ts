@@ -114,6 +114,16 @@ export class OrganizationService {
     return toKey(updated ?? row);
   }
 
+  /** The principal of API key `keyId` while it is not revoked (a dashboard session acting as that key). */
+  async principalForKey(keyId: string): Promise<Principal> {
+    const [row] = await this.db
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)));
+    if (!row) throw new AuthError('UNAUTHORIZED', 'the API key of this session was revoked; sign in again');
+    return toPrincipal(row);
+  }
+
   /** Resolves a bearer token to a principal; throws AuthError('UNAUTHORIZED') naming what was wrong. */
   async authenticate(token: string | undefined): Promise<Principal> {
     if (token === undefined || token === '')
@@ -132,18 +142,22 @@ export class OrganizationService {
       this.authCache.delete(token);
       throw new AuthError('UNAUTHORIZED', 'invalid or revoked API key');
     }
-    const principal: Principal = {
-      kind: 'org',
-      organizationId: row.organizationId,
-      role: row.role,
-      keyId: row.id,
-      keyPrefix: row.prefix,
-      ...(row.scopes ? { scopes: row.scopes } : {}),
-    };
+    const principal = toPrincipal(row);
     if (this.authCache.size > 10_000) this.authCache.clear();
     this.authCache.set(token, { principal, until: now + this.options.authCacheMs });
     return principal;
   }
+}
+
+function toPrincipal(row: typeof apiKeys.$inferSelect): Principal {
+  return {
+    kind: 'org',
+    organizationId: row.organizationId,
+    role: row.role,
+    keyId: row.id,
+    keyPrefix: row.prefix,
+    ...(row.scopes ? { scopes: row.scopes } : {}),
+  };
 }
 
 function toOrg(r: typeof organizations.$inferSelect): Organization {
