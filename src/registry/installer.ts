@@ -1,4 +1,4 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PreconditionError } from '../errors.js';
 import { redactHostPaths } from '../invocation/sanitize.js';
@@ -304,7 +304,7 @@ export class PluginInstaller implements PluginPreparer {
       install: mcp?.installCommand
         ? parseCommandLine(mcp.installCommand)
         : hasDeps
-          ? await defaultInstall(plugin.dir)
+          ? DEFAULT_INSTALL
           : undefined,
       build: mcp?.buildCommand
         ? parseCommandLine(mcp.buildCommand)
@@ -344,15 +344,7 @@ export class PluginInstaller implements PluginPreparer {
 }
 
 /**
- * The default install step never writes into the plugin's own (checksummed) files: `npm ci` when the
- * plugin ships a lockfile (it is read, not rewritten), else `npm install --no-package-lock`.
+ * The default install step never writes into the plugin's own (checksummed) files: `npm install --no-save`
+ * reads a shipped package-lock.json without rewriting it and creates none.
  */
-async function defaultInstall(dir: string): Promise<string[]> {
-  const common = ['--no-audit', '--no-fund', '--loglevel=error'];
-  try {
-    await access(path.join(dir, 'package-lock.json'));
-    return ['npm', 'ci', ...common];
-  } catch {
-    return ['npm', 'install', '--no-package-lock', ...common];
-  }
-}
+const DEFAULT_INSTALL = ['npm', 'install', '--no-save', '--no-audit', '--no-fund', '--loglevel=error'];

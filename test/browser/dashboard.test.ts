@@ -420,7 +420,7 @@ describe.skipIf(missing !== undefined)(
       await shot('builder');
 
       await page.getByRole('button', { name: 'Save plugin' }).click();
-      await page.getByText('Saved').waitFor();
+      await page.getByRole('status').getByText(/^Saved nocode-items/).waitFor();
       await page.getByRole('status').getByRole('link', { name: 'nocode-items' }).click();
       await page.getByRole('heading', { name: 'No-code items', level: 1 }).waitFor();
       await page.getByRole('button', { name: 'Enable with this configuration' }).click();

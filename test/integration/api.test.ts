@@ -562,6 +562,10 @@ describe('plugins.* procedures', () => {
       enabled: true,
       install: { installed: true, built: true, error: null },
       instance: { state: 'running', pid: expect.any(Number), lastError: null },
+      category: null,
+      icon: null,
+      tags: [],
+      requiredConfig: [],
     });
     expect(list.find((x) => x.id === 'http-api-connector')).toMatchObject({ enabled: false, instance: null });
   });
