@@ -78,11 +78,12 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
       .header('content-type', deps.metrics.registry.contentType)
       .send(await deps.metrics.registry.metrics());
   });
-  const createContext = (req: FastifyRequest, res: FastifyReply): ApiContext => {
+  /** `calls`: procedures the request carries (the tRPC adapter: up to LIMITS.batchCalls). */
+  const createContext = (req: FastifyRequest, res: FastifyReply, calls: number): ApiContext => {
     const credential = requestCredential(req);
     const controller = new AbortController();
-    // one request may carry a tRPC batch of up to LIMITS.batchCalls calls, each listening on this signal
-    setMaxListeners(4 * LIMITS.batchCalls, controller.signal);
+    // each call of a tRPC batch listens on this signal (Node warns past 10 listeners)
+    if (calls > 2) setMaxListeners(4 * calls, controller.signal);
     // the client went away before the answer was written: cancel the work
     res.raw.once('close', () => {
       if (!res.raw.writableFinished) controller.abort();
@@ -107,7 +108,7 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     trpcOptions: {
       router: appRouter,
       maxBatchSize: LIMITS.batchCalls,
-      createContext: ({ req, res }) => createContext(req, res),
+      createContext: ({ req, res }) => createContext(req, res, LIMITS.batchCalls),
     } satisfies FastifyTRPCPluginOptions<AppRouter>['trpcOptions'],
   });
   registerInvokeRoute(app, {

@@ -6,7 +6,9 @@ import { adminAuthProcedures, pluginAuthProcedures } from './auth-router.js';
 import { inputs } from './inputs.js';
 import { lifecycleAdminProcedures, lifecyclePluginProcedures } from './lifecycle-router.js';
 import { catalogProcedures } from './catalog-router.js';
-import { adminProcedure, orgAdminProcedure, orgProcedure, router } from './trpc.js';
+import type { Caller, ToolCallInput } from '../invocation/plugin-service.js';
+import type { CallToolResult } from '../runtime/ports.js';
+import { adminProcedure, orgAdminProcedure, orgProcedure, router, type ApiServices } from './trpc.js';
 
 function auditQuery(i: {
   organizationId?: string | undefined;
@@ -28,6 +30,14 @@ function auditQuery(i: {
     ...(i.cursor ? { cursor: i.cursor } : {}),
     limit: i.limit,
   };
+}
+
+/** plugins.invokeTool. The tRPC fast path (trpc-fast-path.ts) calls this same function. */
+export function invokeToolResolver(opts: {
+  ctx: { services: ApiServices; caller: Caller; signal: AbortSignal | undefined };
+  input: ToolCallInput;
+}): Promise<CallToolResult> {
+  return opts.ctx.services.plugins.invokeTool(opts.ctx.caller, opts.input, opts.ctx.signal);
 }
 
 const adminRouter = router({
@@ -107,9 +117,7 @@ const pluginsRouter = router({
   listTools: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.listTools(ctx.caller, input.pluginId)),
-  invokeTool: orgProcedure
-    .input(inputs.invokeTool)
-    .mutation(({ ctx, input }) => ctx.services.plugins.invokeTool(ctx.caller, input, ctx.signal)),
+  invokeTool: orgProcedure.input(inputs.invokeTool).mutation(invokeToolResolver),
   invokeToolsBatch: orgProcedure
     .input(inputs.invokeToolsBatch)
     .mutation(({ ctx, input }) => ctx.services.plugins.invokeToolsBatch(ctx.caller, input.calls, ctx.signal)),

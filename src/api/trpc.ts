@@ -1,11 +1,11 @@
-import { initTRPC, TRPCError } from '@trpc/server';
+import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { PluginAuthApi } from '../auth/wiring.js';
 import type { BuilderService } from '../builder/service.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
 import { isHayError } from '../errors.js';
 import type { EventsService } from '../events/service.js';
-import type { PluginService } from '../invocation/plugin-service.js';
+import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { LifecycleApi } from '../lifecycle/wiring.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService, Principal } from '../tenancy/organizations.js';
@@ -77,30 +77,37 @@ const t = initTRPC.context<ApiContext>().create({
   },
 });
 
-/** Turns HayErrors into TRPCErrors with the mapped code; anything else becomes an opaque internal error. */
+/**
+ * What a failed procedure answers: a HayError (thrown anywhere in the chain) becomes a TRPCError with the
+ * mapped code and its message; any other unexpected error stays INTERNAL_SERVER_ERROR (the error formatter
+ * hides its message) and is logged. The `errors` middleware and the tRPC fast path both use it.
+ */
+export function procedureError(logger: Logger, path: string, thrown: unknown): TRPCError {
+  const err = getTRPCErrorFromUnknown(thrown);
+  const cause = err.cause;
+  if (isHayError(cause)) return new TRPCError({ code: TRPC_CODE[cause.code], message: cause.message, cause });
+  if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: cause ?? err, path }, 'request failed');
+  return err;
+}
+
 const errors = t.middleware(async ({ ctx, next, path }) => {
   const result = await next();
-  if (!result.ok) {
-    const err = result.error;
-    const cause = err.cause;
-    if (isHayError(cause))
-      throw new TRPCError({ code: TRPC_CODE[cause.code], message: cause.message, cause });
-    if (err.code === 'INTERNAL_SERVER_ERROR')
-      ctx.services.logger.error({ err: cause ?? err, path }, 'request failed');
-  }
+  if (!result.ok) throw procedureError(ctx.services.logger, path, result.error);
   return result;
 });
 
 export const router = t.router;
 export const publicProcedure = t.procedure.use(errors);
 
-const authed = publicProcedure.use(async ({ ctx, next }) => {
-  let principal: Principal;
+/**
+ * The principal of the request's bearer token (the `authed` middleware; also the tRPC fast path). A failed
+ * authentication is audited (aggregated per source and window) and rethrown.
+ */
+export async function authenticateRequest(ctx: ApiContext): Promise<Principal> {
   try {
-    principal =
-      ctx.token === undefined && ctx.session && ctx.services.sessions
-        ? await ctx.services.sessions.authenticate(ctx.session.id, ctx.session.csrf)
-        : await ctx.services.organizations.authenticate(ctx.token);
+    return ctx.token === undefined && ctx.session && ctx.services.sessions
+      ? await ctx.services.sessions.authenticate(ctx.session.id, ctx.session.csrf)
+      : await ctx.services.organizations.authenticate(ctx.token);
   } catch (err) {
     ctx.services.audit.recordAuthFailure({
       ip: ctx.ip,
@@ -109,8 +116,32 @@ const authed = publicProcedure.use(async ({ ctx, next }) => {
     });
     throw err;
   }
-  return next({ ctx: { principal } });
-});
+}
+
+/** `ctx.caller` and `ctx.role` of an organization procedure; FORBIDDEN for the admin token. */
+export function orgCallerOf(p: Principal): {
+  caller: Caller;
+  role: Extract<Principal, { kind: 'org' }>['role'];
+} {
+  if (p.kind !== 'org')
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: 'this call needs an organization API key, not the admin token',
+    });
+  return {
+    caller: {
+      organizationId: p.organizationId,
+      actor: `key:${p.keyPrefix}`,
+      keyId: p.keyId,
+      ...(p.scopes ? { scopes: p.scopes } : {}),
+    },
+    role: p.role,
+  };
+}
+
+const authed = publicProcedure.use(async ({ ctx, next }) =>
+  next({ ctx: { principal: await authenticateRequest(ctx) } }),
+);
 
 export const adminProcedure = authed.use(({ ctx, next }) => {
   if (ctx.principal.kind !== 'admin')
@@ -118,26 +149,12 @@ export const adminProcedure = authed.use(({ ctx, next }) => {
   return next({ ctx: { principal: ctx.principal } });
 });
 
-/** Procedures of one organization: `ctx.caller` names the org and the key. */
-export const orgProcedure = authed.use(({ ctx, next }) => {
-  const p = ctx.principal;
-  if (p.kind !== 'org')
-    throw new TRPCError({
-      code: 'FORBIDDEN',
-      message: 'this call needs an organization API key, not the admin token',
-    });
-  return next({
-    ctx: {
-      caller: {
-        organizationId: p.organizationId,
-        actor: `key:${p.keyPrefix}`,
-        keyId: p.keyId,
-        ...(p.scopes ? { scopes: p.scopes } : {}),
-      },
-      role: p.role,
-    },
-  });
-});
+/**
+ * Procedures of one organization: `ctx.caller` names the org and the key. Its middlewares are exactly
+ * errors, authed and this one; the tRPC fast path (trpc-fast-path.ts) runs the same steps for its
+ * procedures and refuses to start if this chain changes.
+ */
+export const orgProcedure = authed.use(({ ctx, next }) => next({ ctx: orgCallerOf(ctx.principal) }));
 
 /** Organization procedures that change state: need a key with the admin role. */
 export const orgAdminProcedure = orgProcedure.use(({ ctx, next }) => {

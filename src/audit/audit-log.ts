@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { auditLog } from '../db/schema.js';
 import type { Logger } from '../logger.js';
@@ -113,13 +113,39 @@ function keyPrefixOf(token: string | undefined): string {
   return 'other';
 }
 
+type AuditInsert = typeof auditLog.$inferInsert;
+
+/**
+ * One `insert … select from json_to_recordset($1)` for a whole batch: ONE bound parameter (the rows as a
+ * JSON array, in order, so ids follow the order of `record`) instead of drizzle's multi-row VALUES, whose
+ * query building costs more CPU than the database's own insert (docs/benchmarks.md, issue 10 profile).
+ * Same columns and types as the drizzle table; works on PGlite and PostgreSQL.
+ */
+function insertRows(batch: readonly AuditInsert[]): SQL {
+  const rows = JSON.stringify(
+    batch.map((r) => ({
+      at: r.at,
+      organization_id: r.organizationId,
+      actor: r.actor,
+      action: r.action,
+      plugin_id: r.pluginId,
+      outcome: r.outcome,
+      details: r.details,
+    })),
+  );
+  return sql`insert into audit_log (at, organization_id, actor, action, plugin_id, outcome, details)
+    select at, organization_id, actor, action, plugin_id, outcome, coalesce(details, '{}'::jsonb)
+    from json_to_recordset(${rows}::json) as r(at timestamptz, organization_id uuid, actor varchar(100),
+      action varchar(64), plugin_id varchar(255), outcome varchar(32), details jsonb)`;
+}
+
 /**
  * Append-only audit log. `record` never blocks the caller on the database: entries are buffered and
  * written in batches every `flushIntervalMs` or when `maxBuffered` is reached; `query` and `close`
  * flush first. A failed write is logged and retried on the next flush (bounded buffer).
  */
 export class AuditLog {
-  private buffer: (typeof auditLog.$inferInsert)[] = [];
+  private buffer: AuditInsert[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -232,7 +258,7 @@ export class AuditLog {
       const batch = this.buffer;
       this.buffer = [];
       try {
-        await this.db.insert(auditLog).values(batch);
+        await this.db.execute(insertRows(batch));
       } catch (err) {
         this.logger.error({ err, entries: batch.length }, 'audit write failed; will retry');
         this.buffer = [...batch, ...this.buffer].slice(-10 * this.options.maxBuffered);

@@ -165,6 +165,12 @@ export interface ActivityStore {
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * The caller owns the deadline: `signal` is fresh for this one request and is aborted by the caller when
+   * `timeoutMs` passes (the instance manager's callWithDeadline). The connection then adds no timer or
+   * signal of its own (the SDK's own request timeout, slightly later, stays as a backstop).
+   */
+  deadlineOwned?: boolean;
   /** tools/call only: the server's progress notifications for this request (a progress token is sent). */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
   /** tools/call only: sent as the request's `_meta` (shared instances: the calling organization). */

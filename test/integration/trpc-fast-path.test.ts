@@ -3,7 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createHayClient, TRPCClientError } from '../../src/api/client.js';
 import { TRPC_CODE } from '../../src/api/error-map.js';
+import Fastify from 'fastify';
 import { createHttpServer } from '../../src/api/http-server.js';
+import { inputs } from '../../src/api/inputs.js';
+import { appRouter, invokeToolResolver } from '../../src/api/router.js';
+import { registerTrpcFastPath } from '../../src/api/trpc-fast-path.js';
+import { orgProcedure, publicProcedure, router } from '../../src/api/trpc.js';
 import type { ApiServices } from '../../src/api/trpc.js';
 import { AuthError, HayError, type HayErrorCode } from '../../src/errors.js';
 import type { ToolCallInput } from '../../src/invocation/plugin-service.js';
@@ -222,5 +227,38 @@ describe('tRPC fast path answers exactly as tRPC', () => {
     } finally {
       globalThis.Request = original;
     }
+  });
+});
+
+describe('the fast path refuses to start when the router no longer matches it', () => {
+  const register = (r: unknown) =>
+    registerTrpcFastPath(Fastify(), {
+      router: r as typeof appRouter,
+      prefix: '/trpc',
+      maxBatchSize: 10,
+      createContext: () => {
+        throw new Error('not called');
+      },
+    });
+
+  it('accepts the real router', () => {
+    expect(() => register(appRouter)).not.toThrow();
+  });
+
+  it.each([
+    ['another resolver', orgProcedure.input(inputs.invokeTool).mutation(async () => ({ content: [] }))],
+    ['another input', orgProcedure.input(inputs.pluginRef).mutation(invokeToolResolver as never)],
+    [
+      'one more middleware',
+      orgProcedure
+        .use(({ next }) => next())
+        .input(inputs.invokeTool)
+        .mutation(invokeToolResolver),
+    ],
+    ['not an org procedure', publicProcedure.input(inputs.invokeTool).mutation(invokeToolResolver as never)],
+    ['a query', orgProcedure.input(inputs.invokeTool).query(invokeToolResolver)],
+  ])('%s', (_what, procedure) => {
+    const changed = router({ plugins: router({ invokeTool: procedure }) });
+    expect(() => register(changed)).toThrow(/no longer orgProcedure/);
   });
 });

@@ -9,9 +9,21 @@ export interface CallScope {
   callerAborted(): boolean;
 }
 
-/** Builds the per-request signal from `options` (timeoutMs defaults to `defaultTimeoutMs`). */
+/**
+ * Builds the per-request signal from `options` (timeoutMs defaults to `defaultTimeoutMs`). With
+ * `deadlineOwned` it is the caller's own signal (no AbortSignal.timeout/any per request).
+ */
 export function callScope(options: CallOptions | undefined, defaultTimeoutMs: number): CallScope {
   const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
+  const owned = options?.deadlineOwned ? options.signal : undefined;
+  if (owned)
+    return {
+      signal: owned,
+      timeoutMs,
+      // the owner aborts at its deadline with its own reason; to this scope that is the caller aborting
+      timedOut: () => false,
+      callerAborted: () => owned.aborted,
+    };
   const timeout = AbortSignal.timeout(timeoutMs);
   const caller = options?.signal;
   return {

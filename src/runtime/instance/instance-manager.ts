@@ -768,7 +768,12 @@ export class InstanceManager {
       live.goneListeners.add(onGone);
       let pending: Promise<T>;
       try {
-        pending = run(live, { signal: controller.signal, timeoutMs: timeoutMs + INNER_TIMEOUT_MARGIN_MS });
+        // this call's own signal, aborted by the timer above: the connection adds no deadline of its own
+        pending = run(live, {
+          signal: controller.signal,
+          timeoutMs: timeoutMs + INNER_TIMEOUT_MARGIN_MS,
+          deadlineOwned: true,
+        });
       } catch (err) {
         pending = Promise.reject(err);
       }

@@ -1,22 +1,28 @@
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { JsonRpcLineReader } from './jsonrpc-lines.js';
 import type { ManagedProcess } from './managed-process.js';
 
 /**
- * MCP client transport over a ManagedProcess's stdin/stdout (newline-delimited JSON-RPC, framed by the
- * SDK's ReadBuffer/serializeMessage). `onclose` fires once: when the process's stdout closes, when the
- * process and its group are gone, or on `close()`. `close()` also stops the process (escalating) and
- * resolves when it is gone; idempotent.
+ * MCP client transport over a ManagedProcess's stdin/stdout: newline-delimited JSON-RPC, the SDK's stdio
+ * framing (one `JSON.stringify(message) + "\n"` per message; lines cut by JsonRpcLineReader and validated by the
+ * SDK's own deserializeMessage). Messages sent during one event-loop turn are
+ * written to stdin together in ONE write at the end of that turn (setImmediate), so 100 calls in flight
+ * cost one pipe write per turn, not one per call; `send` resolves when its write completed. `onclose`
+ * fires once: when the process's stdout closes, when the process and its group are gone, or on `close()`.
+ * `close()` also stops the process (escalating) and resolves when it is gone; idempotent.
  */
 export class ProcessStdioTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T) => void;
 
-  private readonly readBuffer = new ReadBuffer();
+  private readonly reader = new JsonRpcLineReader();
   private started = false;
   private closed = false;
+  /** Serialized messages of this turn not yet written, with their senders. */
+  private pending: string[] = [];
+  private pendingSenders: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
   constructor(private readonly proc: ManagedProcess) {}
 
@@ -34,9 +40,31 @@ export class ProcessStdioTransport implements Transport {
       return Promise.reject(new Error('Plugin process is not running'));
     }
     return new Promise((resolve, reject) => {
-      stdin.write(serializeMessage(message), (err) => (err ? reject(err) : resolve()));
+      if (this.pending.length === 0) setImmediate(this.flush);
+      this.pending.push(JSON.stringify(message) + '\n');
+      this.pendingSenders.push({ resolve, reject });
     });
   }
+
+  /** Writes what this turn's sends queued, in order, as one write. */
+  private readonly flush = (): void => {
+    const text = this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join('');
+    const senders = this.pendingSenders;
+    this.pending = [];
+    this.pendingSenders = [];
+    const stdin = this.proc.stdin;
+    if (this.closed || stdin.destroyed || !stdin.writable) {
+      const err = new Error('Plugin process is not running');
+      for (const s of senders) s.reject(err);
+      return;
+    }
+    stdin.write(text, (err) => {
+      for (const s of senders) {
+        if (err) s.reject(err);
+        else s.resolve();
+      }
+    });
+  };
 
   async close(): Promise<void> {
     this.finish();
@@ -44,31 +72,23 @@ export class ProcessStdioTransport implements Transport {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    let read: ReturnType<JsonRpcLineReader['push']>;
     try {
-      this.readBuffer.append(chunk);
+      read = this.reader.push(chunk);
     } catch (err) {
       this.onerror?.(err instanceof Error ? err : new Error(String(err)));
       void this.close();
       return;
     }
-    for (;;) {
-      let message: JSONRPCMessage | null;
-      try {
-        message = this.readBuffer.readMessage();
-      } catch (err) {
-        this.onerror?.(err instanceof Error ? err : new Error(String(err)));
-        continue;
-      }
-      if (message === null) break;
-      this.onmessage?.(message);
-    }
+    for (const err of read.errors) this.onerror?.(err);
+    for (const message of read.messages) this.onmessage?.(message);
   };
 
   private readonly finish = (): void => {
     if (this.closed) return;
     this.closed = true;
     this.proc.stdout.off('data', this.onData);
-    this.readBuffer.clear();
+    this.reader.clear();
     this.onclose?.();
   };
 }

@@ -1,0 +1,99 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { AuditLog } from '../../src/audit/audit-log.js';
+import { auditLog } from '../../src/db/schema.js';
+import { createTestDatabase, DB_KINDS, type TestDatabase } from '../helpers/db.js';
+
+const ORG = '00000000-0000-4000-8000-000000000001';
+
+describe.each(DB_KINDS)('audit log batch writes (%s)', (kind) => {
+  let t: TestDatabase;
+  let audit: AuditLog;
+
+  beforeEach(async () => {
+    t = await createTestDatabase(kind);
+    audit = new AuditLog(t.database.db, pino({ level: 'silent' }), {
+      flushIntervalMs: 60_000,
+      maxBuffered: 1_000,
+    });
+  });
+  afterEach(async () => {
+    await audit.close();
+    await t.dispose();
+  });
+
+  it('writes a batch in record order with every column as given (nulls, nested JSON, unicode, long actor cut)', async () => {
+    const before = Date.now();
+    audit.record({
+      organizationId: ORG,
+      actor: 'key:hay_abcdefgh',
+      action: 'tool.invoke',
+      pluginId: 'hay-plugin-test',
+      outcome: 'ok',
+      details: {
+        tool: 'echo',
+        durationMs: 0.25,
+        arguments: { message: 'grüße "quoted" \\ back\nslash ✓' },
+        list: [1, null, true],
+      },
+    });
+    audit.record({ organizationId: null, actor: 'system', action: 'secrets.rotate', outcome: 'error' });
+    audit.record({
+      organizationId: ORG,
+      actor: `key:${'x'.repeat(300)}`,
+      action: 'org.create',
+      pluginId: null,
+      outcome: 'denied',
+      details: {},
+    });
+    for (let i = 0; i < 200; i++)
+      audit.record({
+        organizationId: ORG,
+        actor: 'key:hay_abcdefgh',
+        action: 'tool.invoke',
+        pluginId: 'p',
+        outcome: 'ok',
+        details: { i },
+      });
+    await audit.flush();
+
+    const rows = await t.database.db.select().from(auditLog).orderBy(auditLog.id);
+    expect(rows).toHaveLength(203);
+    const [first, second, third] = rows;
+    expect(first).toMatchObject({
+      organizationId: ORG,
+      actor: 'key:hay_abcdefgh',
+      action: 'tool.invoke',
+      pluginId: 'hay-plugin-test',
+      outcome: 'ok',
+      details: {
+        tool: 'echo',
+        durationMs: 0.25,
+        arguments: { message: 'grüße "quoted" \\ back\nslash ✓' },
+        list: [1, null, true],
+      },
+    });
+    expect(first?.at.getTime()).toBeGreaterThanOrEqual(before - 1);
+    expect(second).toMatchObject({
+      organizationId: null,
+      actor: 'system',
+      pluginId: null,
+      outcome: 'error',
+      details: {},
+    });
+    expect(third?.actor).toHaveLength(100);
+    expect(rows.slice(3).map((r) => (r.details as { i: number }).i)).toEqual([...Array(200).keys()]);
+
+    const page = await audit.query({ organizationId: ORG, action: 'tool.invoke', limit: 2 });
+    expect(page.entries.map((e) => e.details)).toEqual([{ i: 199 }, { i: 198 }]);
+    expect(page.nextCursor).not.toBeNull();
+  });
+
+  it('keeps the timestamp of each record to the millisecond', async () => {
+    audit.record({ organizationId: ORG, actor: 'a', action: 'org.create', outcome: 'ok' });
+    const buffered = (audit as unknown as { buffer: { at: Date }[] }).buffer.map((r) => r.at.getTime());
+    await audit.flush();
+    const rows = await t.database.db.select().from(auditLog);
+    expect(rows.map((r) => r.at.getTime())).toEqual(buffered);
+  });
+});
