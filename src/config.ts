@@ -132,6 +132,8 @@ export interface HostConfig {
   egressMaxConnectionsPerInstance: number;
   /** A proxied connection or tunnel without traffic for this long is closed. */
   egressIdleTimeoutMs: number;
+  /** How long the egress policy reuses a host name's resolution (0 = resolve per connection). */
+  egressDnsCacheMs: number;
   /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
   mcpMaxSessions: number;
   mcpMaxSessionsPerOrg: number;
@@ -247,6 +249,7 @@ export const DEFAULTS: HostConfig = {
   egressConnectTimeoutMs: 10_000,
   egressMaxConnectionsPerInstance: 64,
   egressIdleTimeoutMs: 60_000,
+  egressDnsCacheMs: 30_000,
   mcpMaxSessions: 1_000,
   mcpMaxSessionsPerOrg: 100,
   mcpSessionIdleMs: 30 * 60_000,
@@ -365,6 +368,7 @@ const FIELDS: readonly Field[] = [
   f('egressConnectTimeoutMs', 'HAY_EGRESS_CONNECT_TIMEOUT_MS', 'int', { min: 1 }),
   f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
   f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
+  f('egressDnsCacheMs', 'HAY_EGRESS_DNS_CACHE_MS', 'int', { min: 0 }),
   f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
   f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
