@@ -20,8 +20,10 @@ export { gatewayOrgSettings, gatewayToolLists } from './schema-gateway.js';
 import { lifecycleSchema } from './schema-lifecycle.js';
 import { eventsSchema } from './schema-events.js';
 import { authSigningKeys, pluginOauth } from './schema-auth.js';
+import { isolationSchema } from './schema-isolation.js';
 
 export { authSigningKeys, pluginOauth };
+export { platformTokenRevocations } from './schema-isolation.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -142,6 +144,7 @@ export const schema = {
   ...eventsSchema,
   authSigningKeys,
   pluginOauth,
+  ...isolationSchema,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;
