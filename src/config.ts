@@ -84,6 +84,8 @@ export interface HostConfig {
   analyticsMaxBufferedRows: number;
   /** Installed versions kept per plugin (pinned or canary versions are kept beyond this). */
   versionRetention: number;
+  /** Largest plugin version (its files, before compression) kept in the database for other nodes; 0 = none. */
+  versionArchiveMaxBytes: number;
   /** Watch plugins/core and plugins/custom and reload changed plugins without a restart. */
   hotReload: 'on' | 'off';
   /** Quiet time after the last file event before a changed plugin is rescanned. */
@@ -222,6 +224,7 @@ export const DEFAULTS: HostConfig = {
   analyticsRetentionDays: 90,
   analyticsMaxBufferedRows: 10_000,
   versionRetention: 5,
+  versionArchiveMaxBytes: 64 * 1024 * 1024,
   hotReload: 'off',
   watchDebounceMs: 300,
   metricsMaxSeries: 2_000,
@@ -341,6 +344,7 @@ const FIELDS: readonly Field[] = [
   f('analyticsRetentionDays', 'HAY_ANALYTICS_RETENTION_DAYS', 'int', { min: 1 }),
   f('analyticsMaxBufferedRows', 'HAY_ANALYTICS_MAX_BUFFERED_ROWS', 'int', { min: 10 }),
   f('versionRetention', 'HAY_VERSION_RETENTION', 'int', { min: 1 }),
+  f('versionArchiveMaxBytes', 'HAY_VERSION_ARCHIVE_MAX_BYTES', 'int', { min: 0 }),
   f('hotReload', 'HAY_HOT_RELOAD', 'enum', { values: ['on', 'off'] }),
   f('watchDebounceMs', 'HAY_WATCH_DEBOUNCE_MS', 'int', { min: 10 }),
   f('metricsMaxSeries', 'HAY_METRICS_MAX_SERIES', 'int', { min: 1 }),

@@ -1,6 +1,12 @@
-import { integer, pgTable, primaryKey, timestamp, varchar } from 'drizzle-orm/pg-core';
+import { customType, integer, pgTable, primaryKey, timestamp, uuid, varchar } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** bytea as a Buffer on both drivers (pg gives a Buffer, PGlite a Uint8Array). */
+const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (v) => Buffer.from(v),
+});
 
 /**
  * Platform-token revocations: the current generation of each (organization, plugin key) pair that was ever
@@ -18,4 +24,18 @@ export const platformTokenRevocations = pgTable(
   (t) => [primaryKey({ columns: [t.organizationId, t.pluginKey] })],
 );
 
-export const isolationSchema = { platformTokenRevocations };
+/**
+ * The files of a kept plugin version (`plugin_versions`), packed (src/lifecycle/version-archive.ts), so a
+ * node without its own copy can materialize it. At most HAY_VERSION_ARCHIVE_MAX_BYTES of files per version;
+ * a bigger version has no row (each node then stages it from its plugins folder). Removed when pruned.
+ */
+export const pluginVersionArchives = pgTable('plugin_version_archives', {
+  versionId: uuid('version_id').primaryKey(),
+  pluginKey: uuid('plugin_key').notNull(),
+  checksum: varchar('checksum', { length: 64 }).notNull(),
+  bytes: integer('bytes').notNull(),
+  archive: bytea('archive').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const isolationSchema = { platformTokenRevocations, pluginVersionArchives };

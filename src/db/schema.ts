@@ -23,7 +23,7 @@ import { authSigningKeys, pluginOauth } from './schema-auth.js';
 import { isolationSchema } from './schema-isolation.js';
 
 export { authSigningKeys, pluginOauth };
-export { platformTokenRevocations } from './schema-isolation.js';
+export { platformTokenRevocations, pluginVersionArchives } from './schema-isolation.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 

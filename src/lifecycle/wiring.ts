@@ -141,6 +141,7 @@ export function wireLifecycle(deps: LifecycleDeps): Lifecycle {
     root: versionsRoot(config),
     pluginsDir: config.pluginsDir,
     retention: config.versionRetention,
+    archiveMaxBytes: config.versionArchiveMaxBytes,
     startTimeoutMs: config.startTimeoutMs,
     refreshIntervalMs: 5_000,
   });

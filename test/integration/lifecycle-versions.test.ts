@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stickyPercent } from '../../src/lifecycle/versions.js';
@@ -341,5 +341,70 @@ describe('two host nodes on one PostgreSQL database', () => {
       const calls = rows.reduce((n, r) => n + r.calls, 0);
       return calls >= 6;
     }, 'calls from both nodes in the shared rollups');
+  });
+});
+
+describe('a kept version reaches a node that never had its files (archives in the database)', () => {
+  const hosts: TestHost[] = [];
+  const dirs: string[] = [];
+  let db: TestDatabase | undefined;
+  afterAll(async () => {
+    for (const h of hosts) await h.close();
+    await db?.dispose();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('node b, started after v1 was replaced, serves a pin to v1 from the archive node a stored', async () => {
+    db = await createTestDatabase('postgres');
+    const dirA = makePluginsDir([], { 'core/live': versioned('1.0.0') });
+    dirs.push(dirA);
+    const config = {
+      hotReload: 'off' as const,
+      encryptionKey: 'c'.repeat(64),
+      rateLimitPerMinute: 100_000,
+      rateLimitBurst: 10_000,
+      // the test changes it to 0 to show the gap; default: archives on
+      ...(process.env.HAY_TEST_ARCHIVES === 'off' ? { versionArchiveMaxBytes: 0 } : {}),
+    };
+    const a = await startTestHost({ databaseUrl: db.databaseUrl, config: { ...config, pluginsDir: dirA } });
+    hosts.push(a);
+    const org = await a.createOrganization('archives');
+    await org.hay.plugins.enable.mutate({ pluginId: 'live', configuration: {} });
+    const via = (h: TestHost) =>
+      h
+        .client(org.apiKey)
+        .plugins.invokeTool.mutate({ pluginId: 'live', toolName: 'which', arguments: { ms: 0 } })
+        .then(text);
+    expect(await via(a)).toBe('1.0.0');
+    const ready = async (h: TestHost) =>
+      (await h.admin.admin.pluginVersions.query({ pluginId: 'live' })).versions
+        .filter((v) => v.state === 'ready')
+        .map((v) => v.version)
+        .sort();
+    await waitFor(async () => (await ready(a)).includes('1.0.0'), 'v1 kept on node a');
+    writePluginFiles(path.join(dirA, 'core', 'live'), versioned('2.0.0'));
+    await a.admin.admin.rescanPlugins.mutate();
+    expect(await via(a)).toBe('2.0.0');
+
+    // node b has its own data dir and a plugins folder that only ever held v2
+    const dirB = makePluginsDir([], { 'core/live': versioned('2.0.0') });
+    dirs.push(dirB);
+    const b = await startTestHost({
+      databaseUrl: db.databaseUrl,
+      config: { ...config, pluginsDir: dirB, adminToken: a.adminToken },
+    });
+    hosts.push(b);
+    expect(await via(b)).toBe('2.0.0');
+
+    await org.hay.plugins.pinVersion.mutate({ pluginId: 'live', version: '1.0.0' });
+    expect(await via(a)).toBe('1.0.0');
+    await waitFor(async () => (await via(b)) === '1.0.0', 'node b to serve the pinned v1', 20_000);
+    // the copy node b runs is its own, under its data dir, with the same checksum
+    const v1 = (await b.admin.admin.pluginVersions.query({ pluginId: 'live' })).versions.find(
+      (v) => v.version === '1.0.0',
+    );
+    expect(v1).toBeDefined();
+    expect(existsSync(path.join(b.dataDir, 'plugin-versions'))).toBe(true);
   });
 });
