@@ -280,7 +280,7 @@ export class PluginService {
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
-          ? this.d.cache.key(orgId, plugin.key, plugin.checksum, input.toolName, input.arguments)
+          ? this.d.cache.key(orgId, plugin.key, spec.checksum, input.toolName, input.arguments)
           : undefined;
       let cached = false;
       // tool lookup, validation and cache run inside the same use of the instance as the call

@@ -102,6 +102,8 @@ export class VersionService {
   private pins = new Map<string, string>();
   /** pluginKey -> active rollout. */
   private rollouts = new Map<string, PluginRolloutRow>();
+  /** Lane specs of active subject rollouts, by lane. */
+  private lanes = new Map<string, { base: PluginSpec; spec: PluginSpec }>();
   private readonly staging = new Map<string, Promise<void>>();
   /** Version ids whose archive this node has unpacked or is unpacking (or found unusable). */
   private readonly materialized = new Set<string>();
@@ -193,6 +195,8 @@ export class VersionService {
             stickyPercent(r.id, subjectId) < r.percent;
       if (inArm) {
         const s = this.specOf(r.versionId, plugin);
+        // over subjects the org runs both arms at once: the canary arm in its own instance slot
+        if (s && r.scope === 'subjects') return this.laneSpec(r.id, s);
         if (s) return s;
       }
     }
@@ -374,17 +378,16 @@ export class VersionService {
   ): Promise<PluginRolloutRow> {
     if (input.scope === 'subjects' && !input.organizationId)
       throw new ValidationError('INPUT_INVALID', 'a rollout over subjects needs organizationId');
-    // one instance per (organization, plugin) cannot serve two versions at once: alternating subjects
-    // would restart it on every switch and fail calls, so subject rollouts are refused until it can
-    if (input.scope === 'subjects')
-      throw new ValidationError(
-        'INPUT_INVALID',
-        'rollouts over subjects within an organization are not available yet (an organization runs one instance per plugin); use scope "orgs"',
-      );
     const current = this.rollouts.get(plugin.key);
     const now = new Date();
     let row: PluginRolloutRow | undefined;
-    if (current && current.versionId === input.version.id && current.scope === input.scope) {
+    const orgOf = input.scope === 'subjects' ? (input.organizationId ?? null) : null;
+    if (
+      current &&
+      current.versionId === input.version.id &&
+      current.scope === input.scope &&
+      current.organizationId === orgOf
+    ) {
       [row] = await this.d.db
         .update(pluginRollouts)
         .set({
@@ -408,7 +411,7 @@ export class VersionService {
           pluginKey: plugin.key,
           versionId: input.version.id,
           scope: input.scope,
-          organizationId: null,
+          organizationId: orgOf,
           percent: input.percent,
           state: 'active',
           maxErrorRate: input.maxErrorRate ?? null,
@@ -447,16 +450,25 @@ export class VersionService {
     if (how === 'promoted') {
       const version = this.byId.get(current.versionId)?.row;
       if (!version) throw new HayError('VERSION_NOT_FOUND', `the rollout's version is no longer kept`);
+      // over subjects: the organization moves to the version (its pin); over organizations: everyone
+      const org = current.scope === 'subjects' ? current.organizationId : null;
       await this.d.dependencies.beforeVersionChange(
-        await this.enabledOrgs(plugin.key),
+        org !== null ? [org] : await this.enabledOrgs(plugin.key),
         plugin,
         version.version,
       );
       await this.d.db
         .delete(pluginVersionPins)
-        .where(and(eq(pluginVersionPins.pluginKey, plugin.key), isNull(pluginVersionPins.organizationId)));
+        .where(
+          and(
+            eq(pluginVersionPins.pluginKey, plugin.key),
+            org !== null
+              ? eq(pluginVersionPins.organizationId, org)
+              : isNull(pluginVersionPins.organizationId),
+          ),
+        );
       await this.d.db.insert(pluginVersionPins).values({
-        organizationId: null,
+        organizationId: org,
         pluginKey: plugin.key,
         versionId: version.id,
         pinnedBy: actor.slice(0, 100),
@@ -779,6 +791,16 @@ export class VersionService {
     return (this.ready.get(key) ?? []).some((r) => r.row.checksum === checksum);
   }
 
+  /** `spec` in the instance slot of subject rollout `rolloutId` (cached, so calls share one record). */
+  private laneSpec(rolloutId: string, spec: PluginSpec): PluginSpec {
+    const lane = `canary:${rolloutId}`;
+    const cached = this.lanes.get(lane);
+    if (cached?.base === spec) return cached.spec;
+    const out: PluginSpec = { ...spec, lane };
+    this.lanes.set(lane, { base: spec, spec: out });
+    return out;
+  }
+
   private specOf(versionId: string, plugin: RegisteredPlugin): PluginSpec | undefined {
     const r = this.byId.get(versionId);
     if (!r) return undefined;
@@ -838,5 +860,7 @@ export class VersionService {
     this.elsewhere = elsewhere;
     this.pins = new Map(pins.map((p) => [`${p.organizationId ?? '*'}\u0000${p.pluginKey}`, p.versionId]));
     this.rollouts = new Map(rollouts.map((r) => [r.pluginKey, r]));
+    const active = new Set(rollouts.map((r) => `canary:${r.id}`));
+    for (const lane of this.lanes.keys()) if (!active.has(lane)) this.lanes.delete(lane);
   }
 }

@@ -20,6 +20,11 @@ export interface PluginSpec {
   organizationId: string | null;
   manifest: HayPluginManifest;
   maxConcurrentInstances: number;
+  /**
+   * A second instance slot of the same (organization, plugin): set for the arm of a rollout over subjects,
+   * so one organization runs both versions side by side, each in its own instance. Unset: the default slot.
+   */
+  lane?: string;
 }
 
 /** Values of an organization's configuration for one plugin, decrypted, after defaults. */

@@ -261,10 +261,16 @@ export class InstanceManager {
     await Promise.all(stops);
   }
 
-  /** Drains (in-flight calls finish, new calls wait) then stops the pair's instance; clears its backoff. */
+  /**
+   * Drains (in-flight calls finish, new calls wait) then stops the pair's instances (every lane); clears
+   * their backoff.
+   */
   async stopInstance(orgId: string, pluginKey: string, reason: string): Promise<void> {
-    const rec = this.records.get(instanceKey(orgId, pluginKey));
-    if (rec) await this.drainAndStop(rec, reason);
+    await Promise.all(
+      [...this.records.values()]
+        .filter((r) => r.orgId === orgId && r.pluginKey === pluginKey)
+        .map((r) => this.drainAndStop(r, reason)),
+    );
   }
 
   /** stopInstance for every plugin of one organization. */
@@ -958,7 +964,7 @@ export class InstanceManager {
   private recordFor(callerOrgId: string, spec: PluginSpec): InstanceRecord {
     const shared = isSharedSpec(spec);
     const orgId = shared ? SHARED_INSTANCE_ORG : callerOrgId;
-    const key = instanceKey(orgId, spec.pluginKey);
+    const key = instanceKey(orgId, spec.pluginKey, shared ? undefined : spec.lane);
     let rec = this.records.get(key);
     if (!rec) {
       rec = {
