@@ -137,18 +137,16 @@ export async function createHost(
   // a disabled plugin's running instance loses its platform API access at once
   settings.on('changed', (e) => {
     if (!e.enabled)
-      tokens
-        .revoke(e.organizationId, e.pluginKey)
-        .catch((err: unknown) =>
-          logger.error(
-            {
-              orgId: e.organizationId,
-              pluginKey: e.pluginKey,
-              err: err instanceof Error ? err.message : String(err),
-            },
-            'platform token revocation failed',
-          ),
-        );
+      tokens.revoke(e.organizationId, e.pluginKey).catch((err: unknown) =>
+        logger.error(
+          {
+            orgId: e.organizationId,
+            pluginKey: e.pluginKey,
+            err: err instanceof Error ? err.message : String(err),
+          },
+          'platform token revocation failed',
+        ),
+      );
   });
 
   // collectors read `instances` and `registry` at scrape time, after both exist
