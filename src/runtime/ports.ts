@@ -1,5 +1,6 @@
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { HayError } from '../errors.js';
 import type { HayPluginManifest, ResourceLimits } from '../manifest/types.js';
 
 export type { CallToolResult, Tool };
@@ -158,7 +159,8 @@ export function isSharedSpec(spec: PluginSpec): boolean {
 export type ConnectionEnd =
   | { kind: 'closed' }
   | { kind: 'exited'; code: number | null; signal: string | null; limit?: string }
-  | { kind: 'error'; message: string };
+  /** `error`: what in-flight calls fail with (e.g. RESPONSE_TOO_LARGE); unset: a crash. */
+  | { kind: 'error'; message: string; error?: HayError };
 
 /**
  * One live MCP session with one plugin server for one organization: a local child process (stdio) or a

@@ -329,7 +329,7 @@ export class McpPluginConnection implements PluginConnection {
       return;
     }
     this.fatal = err;
-    this.end({ kind: 'error', message: err.message });
+    this.end({ kind: 'error', message: err.message, error: err });
     void this.transportRef?.close().catch(() => undefined);
   }
 

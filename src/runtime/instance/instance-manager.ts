@@ -793,13 +793,18 @@ export class InstanceManager {
     this.failLive(rec, live, {
       reason: `crashed: ${reason}`,
       countFailure: true,
-      callError: new InstanceError(
-        'INSTANCE_CRASHED',
-        `Plugin ${live.spec.pluginId} crashed for organization ${rec.orgId} (${reason}). ` +
-          (delay > 0 ? `It can be restarted in ${delay} ms.` : 'It will be restarted on the next call.'),
-        undefined,
-        { retryAfterMs: delay, failures, exitCode: end.kind === 'exited' ? end.code : null },
-      ),
+      callError:
+        end.kind === 'error' && end.error
+          ? end.error
+          : new InstanceError(
+              'INSTANCE_CRASHED',
+              `Plugin ${live.spec.pluginId} crashed for organization ${rec.orgId} (${reason}). ` +
+                (delay > 0
+                  ? `It can be restarted in ${delay} ms.`
+                  : 'It will be restarted on the next call.'),
+              undefined,
+              { retryAfterMs: delay, failures, exitCode: end.kind === 'exited' ? end.code : null },
+            ),
     });
   }
 
