@@ -88,6 +88,8 @@ export interface HostConfig {
   analyticsMaxBufferedRows: number;
   /** Installed versions kept per plugin (pinned or canary versions are kept beyond this). */
   versionRetention: number;
+  /** Largest plugin version (its files, before compression) kept in the database for other nodes; 0 = none. */
+  versionArchiveMaxBytes: number;
   /** Watch plugins/core and plugins/custom and reload changed plugins without a restart. */
   hotReload: 'on' | 'off';
   /** Quiet time after the last file event before a changed plugin is rescanned. */
@@ -140,6 +142,8 @@ export interface HostConfig {
   egressMaxConnectionsPerInstance: number;
   /** A proxied connection or tunnel without traffic for this long is closed. */
   egressIdleTimeoutMs: number;
+  /** How long the egress policy reuses a host name's resolution (0 = resolve per connection). */
+  egressDnsCacheMs: number;
   /** Open 2025-11-25 sessions on /mcp (all organizations), and per organization. */
   mcpMaxSessions: number;
   mcpMaxSessionsPerOrg: number;
@@ -249,6 +253,7 @@ export const DEFAULTS: HostConfig = {
   analyticsRetentionDays: 90,
   analyticsMaxBufferedRows: 10_000,
   versionRetention: 5,
+  versionArchiveMaxBytes: 64 * 1024 * 1024,
   hotReload: 'on',
   watchDebounceMs: 300,
   metricsMaxSeries: 2_000,
@@ -279,6 +284,7 @@ export const DEFAULTS: HostConfig = {
   builderTestsPerOrg: 4,
   egressMaxConnectionsPerInstance: 64,
   egressIdleTimeoutMs: 60_000,
+  egressDnsCacheMs: 30_000,
   mcpMaxSessions: 1_000,
   mcpMaxSessionsPerOrg: 100,
   mcpSessionIdleMs: 30 * 60_000,
@@ -380,6 +386,7 @@ const FIELDS: readonly Field[] = [
   f('analyticsRetentionDays', 'HAY_ANALYTICS_RETENTION_DAYS', 'int', { min: 1 }),
   f('analyticsMaxBufferedRows', 'HAY_ANALYTICS_MAX_BUFFERED_ROWS', 'int', { min: 10 }),
   f('versionRetention', 'HAY_VERSION_RETENTION', 'int', { min: 1 }),
+  f('versionArchiveMaxBytes', 'HAY_VERSION_ARCHIVE_MAX_BYTES', 'int', { min: 0 }),
   f('hotReload', 'HAY_HOT_RELOAD', 'enum', { values: ['on', 'off'] }),
   f('watchDebounceMs', 'HAY_WATCH_DEBOUNCE_MS', 'int', { min: 10 }),
   f('metricsMaxSeries', 'HAY_METRICS_MAX_SERIES', 'int', { min: 1 }),
@@ -410,6 +417,7 @@ const FIELDS: readonly Field[] = [
   f('builderTestsPerOrg', 'HAY_BUILDER_TESTS_PER_ORG', 'int', { min: 1 }),
   f('egressMaxConnectionsPerInstance', 'HAY_EGRESS_MAX_CONNECTIONS_PER_INSTANCE', 'int', { min: 1 }),
   f('egressIdleTimeoutMs', 'HAY_EGRESS_IDLE_TIMEOUT_MS', 'int', { min: 1 }),
+  f('egressDnsCacheMs', 'HAY_EGRESS_DNS_CACHE_MS', 'int', { min: 0 }),
   f('mcpMaxSessions', 'HAY_MCP_MAX_SESSIONS', 'int', { min: 1 }),
   f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),

@@ -41,6 +41,7 @@ import { InstanceWarmup } from './runtime/warmup.js';
 import { resolveAdminToken } from './security/admin-token.js';
 import { KeyRing } from './security/key-ring.js';
 import { PlatformTokens } from './security/platform-token.js';
+import { DbTokenRevocations } from './security/token-revocations.js';
 import { RateLimiter } from './security/rate-limiter.js';
 import { rotateKeys } from './security/key-rotation.js';
 import { SecretBox } from './security/secret-box.js';
@@ -98,14 +99,15 @@ export async function createHost(
 
   const keyRing = await KeyRing.load({ dataDir: config.dataDir, envKey: config.encryptionKey, logger });
   const box = new SecretBox(keyRing);
+
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const db = database.db;
   const tokens = new PlatformTokens({
     secret: keyRing.deriveKey('platform-token'),
     ttlMs: config.platformTokenTtlMs,
     graceMs: config.platformTokenGraceMs,
+    revocations: new DbTokenRevocations(db),
   });
-
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-  const db = database.db;
   let schemaPath = manifestSchemaPath(config.pluginsDir);
   if (!existsSync(schemaPath)) schemaPath = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
   const validator = new ManifestValidator(schemaPath, {
@@ -137,7 +139,17 @@ export async function createHost(
   const settings = new PluginSettingsService(db, box);
   // a disabled plugin's running instance loses its platform API access at once
   settings.on('changed', (e) => {
-    if (!e.enabled) tokens.revoke(e.organizationId, e.pluginKey);
+    if (!e.enabled)
+      tokens.revoke(e.organizationId, e.pluginKey).catch((err: unknown) =>
+        logger.error(
+          {
+            orgId: e.organizationId,
+            pluginKey: e.pluginKey,
+            err: err instanceof Error ? err.message : String(err),
+          },
+          'platform token revocation failed',
+        ),
+      );
   });
 
   // collectors read `instances` and `registry` at scrape time, after both exist
@@ -489,7 +501,7 @@ export async function createHost(
       uninstallPlugin: async (orgId, pluginId, actor) => {
         const key = registry.get(orgId, pluginId)?.key;
         const out = await uploads.uninstall(orgId, pluginId, actor);
-        if (key !== undefined) tokens.revoke(orgId, key);
+        if (key !== undefined) await tokens.revoke(orgId, key);
         return out;
       },
       rollbackPlugin: (orgId, pluginId, actor) => uploads.rollback(orgId, pluginId, actor),

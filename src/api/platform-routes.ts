@@ -37,7 +37,7 @@ export function registerPlatformRoutes(
   // a running plugin exchanges its token (valid, or expired within the grace period) for a fresh one
   app.post('/v1/platform/token/refresh', async (req, reply) => {
     try {
-      const { token, claims } = deps.tokens.refresh(bearerToken(req.headers.authorization));
+      const { token, claims } = await deps.tokens.refresh(bearerToken(req.headers.authorization));
       return reply.send({ token, expiresAt: new Date(claims.exp).toISOString() });
     } catch (err) {
       const code = isHayError(err) ? err.code : 'INTERNAL';
@@ -52,7 +52,7 @@ export function registerPlatformRoutes(
     let pluginId: string | undefined;
     try {
       const header = req.headers.authorization;
-      const claims = deps.tokens.verify(bearerToken(header));
+      const claims = await deps.tokens.verify(bearerToken(header));
       orgId = claims.orgId;
       pluginId = claims.pluginId;
       const api = byName.get(req.params.api);

@@ -23,8 +23,10 @@ import { webSessions } from './schema-web-session.js';
 
 export { webSessions };
 import { ts } from './columns.js';
+import { isolationSchema } from './schema-isolation.js';
 
 export { authSigningKeys, pluginOauth };
+export { platformTokenRevocations, pluginVersionArchives } from './schema-isolation.js';
 
 export const organizations = pgTable('organizations', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -144,6 +146,7 @@ export const schema = {
   authSigningKeys,
   pluginOauth,
   webSessions,
+  ...isolationSchema,
 };
 export type Schema = typeof schema;
 export type PluginRegistryRow = typeof pluginRegistry.$inferSelect;

@@ -20,6 +20,12 @@ export interface GuardedFetch {
   fetch: FetchLike;
   /** The last egress refusal or size-cap error, to name it where a transport reports something vaguer. */
   readonly lastError: EgressError | undefined;
+  /**
+   * Registers a listener for an event stream (`text/event-stream`) cut at the size cap. It gets the error and
+   * the JSON-RPC ids of the POST that opened the stream (empty: a GET stream, which may carry any response),
+   * so the connection can fail exactly those requests at once: a transport sees only a broken stream.
+   */
+  onStreamCapped(listener: (err: EgressError, requestIds: readonly (string | number)[]) => void): void;
   close(): Promise<void>;
 }
 
@@ -35,6 +41,7 @@ const KEPT_ON_ERROR = ['www-authenticate', 'mcp-session-id', 'retry-after', 'all
  */
 export function createGuardedFetch(options: GuardedFetchOptions): GuardedFetch {
   let lastError: EgressError | undefined;
+  const cappedListeners: ((err: EgressError, ids: readonly (string | number)[]) => void)[] = [];
   const note = (err: unknown): unknown => {
     if (err instanceof EgressError) lastError = err;
     return err;
@@ -87,13 +94,19 @@ export function createGuardedFetch(options: GuardedFetchOptions): GuardedFetch {
         headers,
       });
     }
-    return capBody(response, options.maxResponseBytes, note);
+    const ids = requestIds(init?.body);
+    return capBody(response, options.maxResponseBytes, note, (err) => {
+      for (const listener of cappedListeners) listener(err, ids);
+    });
   };
   let closed: Promise<void> | undefined;
   return {
     fetch: guarded,
     get lastError() {
       return lastError;
+    },
+    onStreamCapped(listener) {
+      cappedListeners.push(listener);
     },
     close() {
       closed ??= agent.destroy().catch(() => undefined);
@@ -110,11 +123,33 @@ function tooLarge(max: number, what: string): EgressError {
   );
 }
 
-/** The response with its body counted: total bytes, or bytes since the last blank line for event streams. */
+/** JSON-RPC request ids in a POST body (one message or a batch); [] when there are none or it is not JSON. */
+function requestIds(body: unknown): (string | number)[] {
+  if (typeof body !== 'string' || body.length === 0) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return [];
+  }
+  const out: (string | number)[] = [];
+  for (const m of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) {
+    if (typeof m !== 'object' || m === null || !('method' in m) || !('id' in m)) continue;
+    const id = (m as { id: unknown }).id;
+    if (typeof id === 'string' || typeof id === 'number') out.push(id);
+  }
+  return out;
+}
+
+/**
+ * The response with its body counted: total bytes, or bytes since the last blank line for event streams.
+ * `onStreamCapped` runs when an event stream is cut (its reader sees only an errored stream).
+ */
 export function capBody(
   response: Response,
   max: number,
   note: (err: unknown) => unknown = (e) => e,
+  onStreamCapped?: (err: EgressError) => void,
 ): Response {
   const body = response.body;
   if (!body) return response;
@@ -147,7 +182,9 @@ export function capBody(
       }
       count += chunk.length - start;
       if (count > max) {
-        controller.error(note(tooLarge(max, isStream ? 'an event' : 'a body')));
+        const err = tooLarge(max, isStream ? 'an event' : 'a body');
+        controller.error(note(err));
+        if (isStream) onStreamCapped?.(err);
         return;
       }
       controller.enqueue(chunk);

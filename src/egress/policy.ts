@@ -73,6 +73,14 @@ export interface EgressPolicyOptions {
   resolve?: Resolver;
   /** Bound on one resolution. Default 5000. */
   resolveTimeoutMs?: number;
+  /**
+   * How long a successful resolution is reused (HAY_EGRESS_DNS_CACHE_MS); 0 = resolve every time. The
+   * check always runs on the addresses actually connected to, so caching never lets a denied address in.
+   */
+  dnsCacheMs?: number;
+  /** Host names kept in that cache (oldest dropped first). Default 1024. */
+  dnsCacheEntries?: number;
+  now?: () => number;
 }
 
 /** An address the caller must connect to (exactly this one: it is what was checked). */
@@ -92,11 +100,43 @@ export class EgressPolicy {
   readonly #allow: readonly AllowEntry[];
   readonly #resolve: Resolver;
   readonly #resolveTimeoutMs: number;
+  readonly #cacheMs: number;
+  readonly #cacheEntries: number;
+  readonly #now: () => number;
+  /** host -> addresses and when they expire; in-flight resolutions are shared. */
+  readonly #cache = new Map<
+    string,
+    { at: number; addresses: Promise<{ address: string; family: number }[]> }
+  >();
 
   constructor(options: EgressPolicyOptions) {
     this.#allow = options.allow;
     this.#resolve = options.resolve ?? ((host) => lookup(host, { all: true, verbatim: true }));
     this.#resolveTimeoutMs = options.resolveTimeoutMs ?? 5000;
+    this.#cacheMs = options.dnsCacheMs ?? 0;
+    this.#cacheEntries = options.dnsCacheEntries ?? 1024;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The host's addresses: from the cache while fresh, else one resolution (shared by concurrent callers). */
+  #addresses(host: string): Promise<{ address: string; family: number }[]> {
+    if (this.#cacheMs <= 0) return withTimeout(this.#resolve(host), this.#resolveTimeoutMs, host);
+    const now = this.#now();
+    const hit = this.#cache.get(host);
+    if (hit && now - hit.at < this.#cacheMs) return hit.addresses;
+    this.#cache.delete(host);
+    const addresses = withTimeout(this.#resolve(host), this.#resolveTimeoutMs, host);
+    this.#cache.set(host, { at: now, addresses });
+    // failures are not cached
+    addresses.catch(() => {
+      if (this.#cache.get(host)?.addresses === addresses) this.#cache.delete(host);
+    });
+    while (this.#cache.size > this.#cacheEntries) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest === undefined) break;
+      this.#cache.delete(oldest);
+    }
+    return addresses;
   }
 
   /** Throws EGRESS_DENIED unless `rules` name `host:port`. No DNS. */
@@ -147,7 +187,7 @@ export class EgressPolicy {
     }
     let addresses: { address: string; family: number }[];
     try {
-      addresses = await withTimeout(this.#resolve(host), this.#resolveTimeoutMs, host);
+      addresses = await this.#addresses(host);
     } catch (err) {
       if (err instanceof EgressError) throw err;
       const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'error';

@@ -160,6 +160,9 @@ export class EgressProxy {
           };
           upstream.once('connect', () => {
             clearTimeout(timer);
+            // tunnels carry interactive traffic (TLS handshakes, small requests): no Nagle delay on either leg
+            upstream.setNoDelay(true);
+            client.setNoDelay(true);
             client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
             if (head.length > 0) upstream.write(head);
             upstream.pipe(client);

@@ -33,7 +33,11 @@ export function wireEgress(deps: {
       { allow: allow.map((a) => a.text) },
       'egress: operator allows these internal destinations',
     );
-  const policy = new EgressPolicy({ allow, ...(deps.resolve ? { resolve: deps.resolve } : {}) });
+  const policy = new EgressPolicy({
+    allow,
+    dnsCacheMs: config.egressDnsCacheMs,
+    ...(deps.resolve ? { resolve: deps.resolve } : {}),
+  });
   const proxy = new EgressProxy({
     policy,
     logger: deps.logger,

@@ -306,7 +306,7 @@ export class PluginService {
       const ttl = declared?.cache?.ttlSeconds ?? 0;
       const cacheKey =
         ttl > 0
-          ? this.d.cache.key(orgId, plugin.key, plugin.checksum, input.toolName, input.arguments)
+          ? this.d.cache.key(orgId, plugin.key, spec.checksum, input.toolName, input.arguments)
           : undefined;
       let cached = false;
       // a result made with the client's input (sampling, elicitation, roots) is that client's: not cached

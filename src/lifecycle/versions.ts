@@ -20,6 +20,8 @@ import type { PluginRegistry, RegisteredPlugin } from '../registry/plugin-regist
 import type { InstanceManager } from '../runtime/instance/index.js';
 import type { ConnectionFactory, PluginPreparer, PluginSpec } from '../runtime/ports.js';
 import type { DependencyRules } from './dependencies.js';
+import { pluginVersionArchives } from '../db/schema-isolation.js';
+import { discard, packVersion, unpackVersion } from './version-archive.js';
 
 /**
  * A preparer for instances of kept versions: a copy under `versionsRoot` was taken from an installed
@@ -68,6 +70,11 @@ export interface VersionServiceDeps {
   startTimeoutMs: number;
   /** Pins, versions and rollouts are re-read this often (changes made by another host node). */
   refreshIntervalMs: number;
+  /**
+   * Versions whose files are at most this many bytes are also kept in the database
+   * (`plugin_version_archives`), so a node without a copy materializes it; 0 = never. Default 0.
+   */
+  archiveMaxBytes?: number;
 }
 
 interface Ready {
@@ -95,7 +102,12 @@ export class VersionService {
   private pins = new Map<string, string>();
   /** pluginKey -> active rollout. */
   private rollouts = new Map<string, PluginRolloutRow>();
+  /** Lane specs of active subject rollouts, by lane. */
+  private lanes = new Map<string, { base: PluginSpec; spec: PluginSpec }>();
   private readonly staging = new Map<string, Promise<void>>();
+  /** Version ids whose archive this node has unpacked or is unpacking (or found unusable). */
+  private readonly materialized = new Set<string>();
+  private readonly unpacking = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private started = false;
@@ -134,7 +146,7 @@ export class VersionService {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     for (const off of this.offs.splice(0)) off();
-    await Promise.allSettled([...this.staging.values()]);
+    await Promise.allSettled([...this.staging.values(), ...this.unpacking]);
   }
 
   /**
@@ -160,7 +172,8 @@ export class VersionService {
 
   /** Resolves when every stage in progress has finished. */
   async settled(): Promise<void> {
-    while (this.staging.size > 0) await Promise.allSettled([...this.staging.values()]);
+    while (this.staging.size > 0 || this.unpacking.size > 0)
+      await Promise.allSettled([...this.staging.values(), ...this.unpacking]);
   }
 
   /**
@@ -182,6 +195,8 @@ export class VersionService {
             stickyPercent(r.id, subjectId) < r.percent;
       if (inArm) {
         const s = this.specOf(r.versionId, plugin);
+        // over subjects the org runs both arms at once: the canary arm in its own instance slot
+        if (s && r.scope === 'subjects') return this.laneSpec(r.id, s);
         if (s) return s;
       }
     }
@@ -363,17 +378,16 @@ export class VersionService {
   ): Promise<PluginRolloutRow> {
     if (input.scope === 'subjects' && !input.organizationId)
       throw new ValidationError('INPUT_INVALID', 'a rollout over subjects needs organizationId');
-    // one instance per (organization, plugin) cannot serve two versions at once: alternating subjects
-    // would restart it on every switch and fail calls, so subject rollouts are refused until it can
-    if (input.scope === 'subjects')
-      throw new ValidationError(
-        'INPUT_INVALID',
-        'rollouts over subjects within an organization are not available yet (an organization runs one instance per plugin); use scope "orgs"',
-      );
     const current = this.rollouts.get(plugin.key);
     const now = new Date();
     let row: PluginRolloutRow | undefined;
-    if (current && current.versionId === input.version.id && current.scope === input.scope) {
+    const orgOf = input.scope === 'subjects' ? (input.organizationId ?? null) : null;
+    if (
+      current &&
+      current.versionId === input.version.id &&
+      current.scope === input.scope &&
+      current.organizationId === orgOf
+    ) {
       [row] = await this.d.db
         .update(pluginRollouts)
         .set({
@@ -397,7 +411,7 @@ export class VersionService {
           pluginKey: plugin.key,
           versionId: input.version.id,
           scope: input.scope,
-          organizationId: null,
+          organizationId: orgOf,
           percent: input.percent,
           state: 'active',
           maxErrorRate: input.maxErrorRate ?? null,
@@ -436,16 +450,25 @@ export class VersionService {
     if (how === 'promoted') {
       const version = this.byId.get(current.versionId)?.row;
       if (!version) throw new HayError('VERSION_NOT_FOUND', `the rollout's version is no longer kept`);
+      // over subjects: the organization moves to the version (its pin); over organizations: everyone
+      const org = current.scope === 'subjects' ? current.organizationId : null;
       await this.d.dependencies.beforeVersionChange(
-        await this.enabledOrgs(plugin.key),
+        org !== null ? [org] : await this.enabledOrgs(plugin.key),
         plugin,
         version.version,
       );
       await this.d.db
         .delete(pluginVersionPins)
-        .where(and(eq(pluginVersionPins.pluginKey, plugin.key), isNull(pluginVersionPins.organizationId)));
+        .where(
+          and(
+            eq(pluginVersionPins.pluginKey, plugin.key),
+            org !== null
+              ? eq(pluginVersionPins.organizationId, org)
+              : isNull(pluginVersionPins.organizationId),
+          ),
+        );
       await this.d.db.insert(pluginVersionPins).values({
-        organizationId: null,
+        organizationId: org,
         pluginKey: plugin.key,
         versionId: version.id,
         pinnedBy: actor.slice(0, 100),
@@ -555,6 +578,11 @@ export class VersionService {
     await this.prune(p.key);
     await this.reload();
     log.info({ version: p.version }, 'plugin version ready');
+    // after routing: other nodes need it only once it is ready here
+    if (!readyElsewhere)
+      await this.storeArchive(p.key, p.checksum, dir, log).catch((err: unknown) =>
+        log.warn({ err: publicMessage(err) }, 'could not store the version for other nodes'),
+      );
     this.d.audit.record({
       organizationId: p.organizationId,
       actor: 'system',
@@ -563,6 +591,78 @@ export class VersionService {
       outcome: 'ok',
       details: { version: p.version, checksum: p.checksum },
     });
+  }
+
+  /** Keeps the files of a version just made ready in the database, when within archiveMaxBytes. */
+  private async storeArchive(key: string, checksum: string, dir: string, log: Logger): Promise<void> {
+    const max = this.d.archiveMaxBytes ?? 0;
+    if (max <= 0) return;
+    const [row] = await this.d.db
+      .select({ id: pluginVersions.id })
+      .from(pluginVersions)
+      .where(and(eq(pluginVersions.pluginKey, key), eq(pluginVersions.checksum, checksum)))
+      .limit(1);
+    if (!row) return;
+    const archive = await packVersion(dir, max).catch((err: unknown) => {
+      log.warn({ err: publicMessage(err) }, 'could not pack the version for other nodes');
+      return undefined;
+    });
+    if (!archive) {
+      log.info(
+        { maxBytes: max },
+        'version files exceed HAY_VERSION_ARCHIVE_MAX_BYTES; other nodes stage it from their plugins folder',
+      );
+      return;
+    }
+    await this.d.db
+      .insert(pluginVersionArchives)
+      .values({ versionId: row.id, pluginKey: key, checksum, bytes: archive.length, archive })
+      .onConflictDoNothing();
+    this.materialized.add(row.id);
+  }
+
+  /**
+   * A version ready on another node but without files here: unpack its archive (if the database has one)
+   * into this node's copy, check its checksum, then route to it. Tried once per version; no archive yet
+   * = tried again at the next reload.
+   */
+  private materialize(row: PluginVersionRow): void {
+    if (this.closed || this.materialized.has(row.id) || (this.d.archiveMaxBytes ?? 0) <= 0) return;
+    this.materialized.add(row.id);
+    const log = this.d.logger.child({ pluginId: row.pluginId, version: row.version });
+    const run = (async () => {
+      const [a] = await this.d.db
+        .select()
+        .from(pluginVersionArchives)
+        .where(eq(pluginVersionArchives.versionId, row.id))
+        .limit(1);
+      if (!a) {
+        this.materialized.delete(row.id);
+        return;
+      }
+      const dir = this.localDir(row.pluginKey, row.checksum);
+      const tmp = path.join(this.d.root, row.pluginKey, `.${row.checksum}.${randomUUID().slice(0, 8)}`);
+      try {
+        await mkdir(path.dirname(dir), { recursive: true });
+        await unpackVersion(a.archive, tmp);
+        const sum = await computePluginChecksum(tmp);
+        if (sum !== row.checksum) throw new Error(`checksum ${sum.slice(0, 12)} does not match`);
+        if (existsSync(dir)) await discard(tmp);
+        else await rename(tmp, dir);
+      } catch (err) {
+        await discard(tmp);
+        log.error({ err: publicMessage(err) }, 'could not materialize a kept version from the database');
+        return;
+      }
+      log.info({ bytes: a.bytes }, 'kept version materialized from the database');
+      if (!this.closed) await this.reload();
+    })()
+      .catch((err: unknown) => {
+        this.materialized.delete(row.id);
+        log.warn({ err: publicMessage(err) }, 'materializing a kept version failed; retried later');
+      })
+      .finally(() => this.unpacking.delete(run));
+    this.unpacking.add(run);
   }
 
   /** Start, initialize, tools/list and ping of the staged copy for one org that has it enabled. */
@@ -653,6 +753,13 @@ export class VersionService {
     const drop = rows.slice(this.d.retention).filter((r) => !keep.has(r.id));
     for (const r of drop) await rm(this.localDir(r.pluginKey, r.checksum), { recursive: true, force: true });
     if (drop.length > 0)
+      await this.d.db.delete(pluginVersionArchives).where(
+        inArray(
+          pluginVersionArchives.versionId,
+          drop.map((r) => r.id),
+        ),
+      );
+    if (drop.length > 0)
       await this.d.db
         .update(pluginVersions)
         .set({ state: 'pruned' })
@@ -682,6 +789,16 @@ export class VersionService {
 
   private hasReady(key: string, checksum: string): boolean {
     return (this.ready.get(key) ?? []).some((r) => r.row.checksum === checksum);
+  }
+
+  /** `spec` in the instance slot of subject rollout `rolloutId` (cached, so calls share one record). */
+  private laneSpec(rolloutId: string, spec: PluginSpec): PluginSpec {
+    const lane = `canary:${rolloutId}`;
+    const cached = this.lanes.get(lane);
+    if (cached?.base === spec) return cached.spec;
+    const out: PluginSpec = { ...spec, lane };
+    this.lanes.set(lane, { base: spec, spec: out });
+    return out;
   }
 
   private specOf(versionId: string, plugin: RegisteredPlugin): PluginSpec | undefined {
@@ -724,6 +841,7 @@ export class VersionService {
       // files are per node (unless the data dir is shared): only versions with files here are routed to
       if (!existsSync(this.localDir(row.pluginKey, row.checksum))) {
         elsewhere.add(`${row.pluginKey}\u0000${row.checksum}`);
+        this.materialize(row);
         continue;
       }
       const old = this.byId.get(row.id);
@@ -742,5 +860,7 @@ export class VersionService {
     this.elsewhere = elsewhere;
     this.pins = new Map(pins.map((p) => [`${p.organizationId ?? '*'}\u0000${p.pluginKey}`, p.versionId]));
     this.rollouts = new Map(rollouts.map((r) => [r.pluginKey, r]));
+    const active = new Set(rollouts.map((r) => `canary:${r.id}`));
+    for (const lane of this.lanes.keys()) if (!active.has(lane)) this.lanes.delete(lane);
   }
 }

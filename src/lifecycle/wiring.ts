@@ -141,6 +141,7 @@ export function wireLifecycle(deps: LifecycleDeps): Lifecycle {
     root: versionsRoot(config),
     pluginsDir: config.pluginsDir,
     retention: config.versionRetention,
+    archiveMaxBytes: config.versionArchiveMaxBytes,
     startTimeoutMs: config.startTimeoutMs,
     refreshIntervalMs: 5_000,
   });
@@ -171,7 +172,8 @@ export function wireLifecycle(deps: LifecycleDeps): Lifecycle {
     const windowMs = (r?.windowMinutes ?? 60) * 60_000;
     const to = new Date(Date.now() + 60_000);
     const arms = await analytics.query({
-      organizationId: p.organizationId,
+      // a rollout over subjects compares the two arms within its organization
+      organizationId: r?.scope === 'subjects' ? r.organizationId : p.organizationId,
       pluginId: p.pluginId,
       from: new Date(to.getTime() - windowMs - 60_000),
       to,

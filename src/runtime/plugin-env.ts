@@ -86,12 +86,14 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
     env.HAY_PLUGIN_ID = spec.pluginId;
     env.HAY_PLUGIN_DATA_DIR = dataDir;
     env.HAY_API_URL = this.o.apiUrl;
-    env.HAY_API_TOKEN = this.o.tokens.issue({
-      orgId,
-      pluginId: spec.pluginId,
-      pluginKey: spec.pluginKey,
-      apis: [...(spec.manifest.permissions?.api ?? [])],
-    }).token;
+    env.HAY_API_TOKEN = (
+      await this.o.tokens.issue({
+        orgId,
+        pluginId: spec.pluginId,
+        pluginKey: spec.pluginKey,
+        apis: [...(spec.manifest.permissions?.api ?? [])],
+      })
+    ).token;
     const values = await this.values(orgId, spec);
     for (const [name, field] of Object.entries(spec.manifest.configSchema ?? {})) {
       const v = values[name];
@@ -115,12 +117,14 @@ export class PluginEnvironment implements EnvProvider, RemoteEndpointProvider, C
       'hay/config': config,
       ...(apis.length > 0
         ? {
-            'hay/apiToken': this.o.tokens.issue({
-              orgId,
-              pluginId: spec.pluginId,
-              pluginKey: spec.pluginKey,
-              apis: [...apis],
-            }).token,
+            'hay/apiToken': (
+              await this.o.tokens.issue({
+                orgId,
+                pluginId: spec.pluginId,
+                pluginKey: spec.pluginKey,
+                apis: [...apis],
+              })
+            ).token,
           }
         : {}),
     };

@@ -8,6 +8,7 @@ import type {
   ResourceTemplate,
   Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import type { HayError } from '../errors.js';
 import type { HayPluginManifest, ResourceLimits } from '../manifest/types.js';
 
 export type { CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool };
@@ -55,6 +56,11 @@ export interface PluginSpec {
   organizationId: string | null;
   manifest: HayPluginManifest;
   maxConcurrentInstances: number;
+  /**
+   * A second instance slot of the same (organization, plugin): set for the arm of a rollout over subjects,
+   * so one organization runs both versions side by side, each in its own instance. Unset: the default slot.
+   */
+  lane?: string;
 }
 
 /** Values of an organization's configuration for one plugin, decrypted, after defaults. */
@@ -201,7 +207,8 @@ export function isSharedSpec(spec: PluginSpec): boolean {
 export type ConnectionEnd =
   | { kind: 'closed' }
   | { kind: 'exited'; code: number | null; signal: string | null; limit?: string }
-  | { kind: 'error'; message: string };
+  /** `error`: what in-flight calls fail with (e.g. RESPONSE_TOO_LARGE); unset: a crash. */
+  | { kind: 'error'; message: string; error?: HayError };
 
 /**
  * One live MCP session with one plugin server for one organization: a local child process (stdio) or a

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { AuthError, PermissionDeniedError } from '../errors.js';
+import { MemoryTokenRevocations, type TokenRevocations } from './token-revocations.js';
 
 /** What a plugin instance may do with the platform API, signed into its token. */
 export interface PlatformTokenSubject {
@@ -28,6 +29,8 @@ export interface PlatformTokensOptions {
   now?: () => number;
   /** How long after `exp` a token may still be exchanged by refresh() (config platformTokenGraceMs). */
   graceMs?: number;
+  /** Where revocations live: the database on a host (every node, every restart); default in memory. */
+  revocations?: TokenRevocations;
 }
 
 const PREFIX = 'hpt1';
@@ -43,16 +46,16 @@ function isStringArray(v: unknown): v is string[] {
  * unless revoked: revoke(orgId, pluginKey) (plugin disabled or uninstalled) bumps that pair's generation
  * and every token issued before is refused. A running plugin keeps access past its token's lifetime by
  * exchanging it at refresh() (POST /v1/platform/token/refresh) before, or up to `graceMs` after, `exp`:
- * its environment cannot change, so the fresh token comes back in the response. Revocation state lives in
- * memory: plugin processes do not outlive the host (the reaper stops them).
+ * its environment cannot change, so the fresh token comes back in the response. Revocation generations live
+ * in `revocations` (the database on a host), read at every issue and check, so a token revoked on one node,
+ * or before a restart, is refused everywhere.
  */
 export class PlatformTokens {
   private readonly secret: Buffer;
   private readonly ttlMs: number;
   private readonly graceMs: number;
   private readonly now: () => number;
-  /** Current generation per `orgId\u0000pluginKey`; absent = 0. One entry per revoked pair. */
-  private readonly generations = new Map<string, number>();
+  private readonly revocations: TokenRevocations;
 
   constructor(options: PlatformTokensOptions) {
     if (options.secret && options.secret.length < 32)
@@ -62,31 +65,28 @@ export class PlatformTokens {
     this.ttlMs = options.ttlMs;
     this.now = options.now ?? Date.now;
     this.graceMs = options.graceMs ?? 0;
+    this.revocations = options.revocations ?? new MemoryTokenRevocations();
   }
 
   /** Refuses every token issued so far for (orgId, pluginKey); later issues are valid again. */
-  revoke(orgId: string, pluginKey: string): void {
-    const key = `${orgId}\u0000${pluginKey}`;
-    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
+  async revoke(orgId: string, pluginKey: string): Promise<void> {
+    await this.revocations.revoke(orgId, pluginKey);
   }
 
   /**
    * A fresh token with the same subject for a valid token, or one expired less than `graceMs` ago.
    * Revoked, forged or too old tokens throw AuthError('UNAUTHORIZED').
    */
-  refresh(token: unknown): { token: string; claims: PlatformTokenClaims } {
-    const claims = this.check(token, this.graceMs);
+  async refresh(token: unknown): Promise<{ token: string; claims: PlatformTokenClaims }> {
+    const claims = await this.check(token, this.graceMs);
     return this.issue(claims);
   }
 
-  private generation(orgId: string, pluginKey: string): number {
-    return this.generations.get(`${orgId}\u0000${pluginKey}`) ?? 0;
-  }
-
-  issue(
+  async issue(
     subject: PlatformTokenSubject,
     ttlMs: number = this.ttlMs,
-  ): { token: string; claims: PlatformTokenClaims } {
+  ): Promise<{ token: string; claims: PlatformTokenClaims }> {
+    const gen = await this.revocations.generation(subject.orgId, subject.pluginKey);
     const claims: PlatformTokenClaims = {
       orgId: subject.orgId,
       pluginId: subject.pluginId,
@@ -94,7 +94,7 @@ export class PlatformTokens {
       apis: [...subject.apis],
       exp: this.now() + ttlMs,
       jti: randomUUID(),
-      gen: this.generation(subject.orgId, subject.pluginKey),
+      gen,
     };
     const body = `${PREFIX}.${Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')}`;
     return { token: `${body}.${this.sign(body)}`, claims };
@@ -104,11 +104,11 @@ export class PlatformTokens {
    * Claims of a valid token. Throws AuthError('UNAUTHORIZED') saying why: malformed, bad signature,
    * or expired. The signature is checked (constant time) before the payload is parsed.
    */
-  verify(token: unknown): PlatformTokenClaims {
+  verify(token: unknown): Promise<PlatformTokenClaims> {
     return this.check(token, 0);
   }
 
-  private check(token: unknown, graceMs: number): PlatformTokenClaims {
+  private async check(token: unknown, graceMs: number): Promise<PlatformTokenClaims> {
     const malformed = (): never => {
       throw new AuthError('UNAUTHORIZED', 'platform token is malformed (expected hpt1.<claims>.<signature>)');
     };
@@ -144,7 +144,7 @@ export class PlatformTokens {
         `platform token expired at ${new Date(c.exp).toISOString()}${graceMs > 0 ? ' and is past its refresh grace period' : ''}`,
       );
     const gen = typeof c.gen === 'number' ? c.gen : 0;
-    if (gen < this.generation(c.orgId, c.pluginKey))
+    if (gen < (await this.revocations.generation(c.orgId, c.pluginKey)))
       throw new AuthError(
         'UNAUTHORIZED',
         'platform token was revoked (the plugin was disabled or uninstalled for this organization)',

@@ -41,13 +41,13 @@ let denied: RemoteMcp;
 let a: Awaited<ReturnType<typeof createOrg>>;
 let b: Awaited<ReturnType<typeof createOrg>>;
 
-const remoteManifest = (id: string, target: string) => ({
+const remoteManifest = (id: string, target: string, transport = 'http') => ({
   id,
   name: id,
   version: '1.0.0',
   description: 'remote plugin for the egress suite',
   type: ['mcp-connector'],
-  capabilities: { mcp: { connection: { type: 'remote', url: target }, transport: 'http' } },
+  capabilities: { mcp: { connection: { type: 'remote', url: target }, transport } },
 });
 
 async function uploadManifest(
@@ -80,10 +80,14 @@ beforeAll(async () => {
     ['remote-metadata', 'http://169.254.169.254/latest/meta-data'],
     ['remote-mapped', `http://[::ffff:127.0.0.1]:${denied.port}/mcp`],
     ['remote-ok', allowed.url],
+    ['remote-sse', `${allowed.url}-sse`],
     ['remote-fail', `http://127.0.0.1:${allowed.port}/fail`],
   ];
-  for (const [id, target] of remotes) {
-    await uploadManifest(a.adminKey, remoteManifest(id, target));
+  for (const [id, target, transport] of [
+    ...remotes,
+    ['remote-legacy-sse', `http://127.0.0.1:${allowed.port}/sse`, 'sse'],
+  ]) {
+    await uploadManifest(a.adminKey, remoteManifest(id ?? '', target ?? '', transport));
     const enabled = await trpc(url, 'plugins.enable', a.adminKey, { pluginId: id });
     if (!enabled.data) throw new Error(enabled.raw);
   }
@@ -158,6 +162,31 @@ describe('remote plugins whose URL a tenant chose', () => {
     expect(res.error).toMatchObject({ code: 'BAD_GATEWAY', hayCode: 'RESPONSE_TOO_LARGE' });
     expect(res.error?.message).toContain('larger than 65536 bytes');
     const small = await invoke(a.memberKey, 'remote-ok', 'big', { bytes: 1_000 });
+    expect(small.data?.content[0]?.text).toHaveLength(1_000);
+  });
+
+  it('a streamed (SSE) response over the cap fails that call at once with RESPONSE_TOO_LARGE, not a timeout', async () => {
+    const started = Date.now();
+    const res = await trpc<{ content: { text: string }[] }>(url, 'plugins.invokeTool', a.memberKey, {
+      pluginId: 'remote-sse',
+      toolName: 'big',
+      arguments: { bytes: 200_000 },
+    });
+    expect(res.error).toMatchObject({ code: 'BAD_GATEWAY', hayCode: 'RESPONSE_TOO_LARGE' });
+    expect(res.error?.message).toContain('an event larger than 65536 bytes');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // the plugin keeps working for answers under the cap
+    const small = await invoke(a.memberKey, 'remote-sse', 'big', { bytes: 1_000 });
+    expect(small.data?.content[0]?.text).toHaveLength(1_000);
+  });
+
+  it('an event over the cap on a legacy SSE stream fails the call at once and ends that session', async () => {
+    const started = Date.now();
+    const res = await invoke(a.memberKey, 'remote-legacy-sse', 'big', { bytes: 200_000 });
+    expect(res.error).toMatchObject({ code: 'BAD_GATEWAY', hayCode: 'RESPONSE_TOO_LARGE' });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // a new session serves answers under the cap
+    const small = await invoke(a.memberKey, 'remote-legacy-sse', 'big', { bytes: 1_000 });
     expect(small.data?.content[0]?.text).toHaveLength(1_000);
   });
 

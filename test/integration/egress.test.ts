@@ -164,6 +164,27 @@ describe('guarded fetch (remote plugin connections made for a tenant)', () => {
     await g.close();
   });
 
+  it('reports a capped event stream with the JSON-RPC ids of the request that opened it', async () => {
+    const g = guard(`127.0.0.1:${port}`);
+    const seen: { code: string; ids: readonly (string | number)[] }[] = [];
+    g.onStreamCapped((err, ids) => seen.push({ code: err.code, ids }));
+    const batch = JSON.stringify([
+      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: {} },
+      { jsonrpc: '2.0', method: 'notifications/progress' },
+      { jsonrpc: '2.0', id: 'x', method: 'ping' },
+    ]);
+    const post = await g.fetch(`http://127.0.0.1:${port}/sse-big`, { method: 'POST', body: batch });
+    await post.text().catch(() => undefined);
+    const get = await g.fetch(`http://127.0.0.1:${port}/sse-big`);
+    await get.text().catch(() => undefined);
+    await (await g.fetch(`http://127.0.0.1:${port}/sse-small`)).text();
+    expect(seen).toEqual([
+      { code: 'RESPONSE_TOO_LARGE', ids: [7, 'x'] },
+      { code: 'RESPONSE_TOO_LARGE', ids: [] },
+    ]);
+    await g.close();
+  });
+
   it('never passes a remote non-2xx body on; the status and auth headers stay', async () => {
     const g = guard(`127.0.0.1:${port}`);
     const res = await g.fetch(`http://127.0.0.1:${port}/error`);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlatformTokens } from '../../src/security/platform-token.js';
 import { startSmtpServer } from '../fixtures/adversarial/smtp.js';
-import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { startTestHost, toolkitPlugin, type TestHost, type TestHostOptions } from '../helpers/host.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 
 /**
@@ -22,8 +23,8 @@ process.stdin.on('end', () => process.exit(0));
 let t: TestHost;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 
-async function platform(path: string, token: string, body: unknown = {}) {
-  const res = await fetch(`${t.url}${path}`, {
+async function platform(path: string, token: string, body: unknown = {}, on: TestHost = t) {
+  const res = await fetch(`${on.url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify(body),
@@ -34,24 +35,26 @@ async function platform(path: string, token: string, body: unknown = {}) {
 const mail = (to: string | string[]) => ({ to, subject: 'hi', text: 'body' });
 const errorOf = (r: { body: Record<string, unknown> }) => r.body.error as { code: string; message: string };
 
+const tokenishHost = (): TestHostOptions => ({
+  corePlugins: [],
+  plugins: {
+    'core/tokenish': toolkitPlugin(
+      'tokenish',
+      {
+        capabilities: {
+          mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node token.mjs' },
+        },
+        permissions: { api: ['email'] },
+      },
+      { 'token.mjs': TOKEN_SERVER },
+    ),
+  },
+  config: { smtpUrl: smtp.url, emailPerOrgPerHour: 3 },
+});
+
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  t = await startTestHost({
-    corePlugins: [],
-    plugins: {
-      'core/tokenish': toolkitPlugin(
-        'tokenish',
-        {
-          capabilities: {
-            mcp: { connection: { type: 'local' }, transport: 'stdio', startCommand: 'node token.mjs' },
-          },
-          permissions: { api: ['email'] },
-        },
-        { 'token.mjs': TOKEN_SERVER },
-      ),
-    },
-    config: { smtpUrl: smtp.url, emailPerOrgPerHour: 3 },
-  });
+  t = await startTestHost(tokenishHost());
 });
 afterAll(async () => {
   await t?.close();
@@ -97,6 +100,61 @@ describe('platform tokens of a running instance', () => {
   });
 });
 
+async function tokenOf(hay: TestHost['admin']): Promise<string> {
+  const got = await hay.plugins.invokeTool.mutate({ pluginId: 'tokenish', toolName: 'token', arguments: {} });
+  return (got.content as { text: string }[])[0]?.text ?? '';
+}
+
+describe('platform token revocation is kept in the database', () => {
+  const extra: TestHost[] = [];
+  let db: TestDatabase | undefined;
+  afterAll(async () => {
+    for (const h of extra) await h.close();
+    await db?.dispose();
+  });
+
+  it('a token revoked by disable stays refused after a host restart (PGlite)', async () => {
+    const first = await startTestHost(tokenishHost());
+    extra.push(first);
+    const org = await first.createOrganization('restart');
+    await org.hay.plugins.enable.mutate({ pluginId: 'tokenish', configuration: {} });
+    const token = await tokenOf(org.hay);
+    expect((await platform('/v1/platform/email/send', token, mail('a@example.com'), first)).status).toBe(200);
+    await org.hay.plugins.disable.mutate({ pluginId: 'tokenish' });
+    expect((await platform('/v1/platform/email/send', token, mail('a@example.com'), first)).status).toBe(401);
+    const kept = await first.stop();
+    const second = await startTestHost({ ...tokenishHost(), reuse: kept });
+    extra.push(second);
+    for (const route of ['/v1/platform/email/send', '/v1/platform/token/refresh']) {
+      const r = await platform(route, token, mail('a@example.com'), second);
+      expect(r.status).toBe(401);
+      expect(errorOf(r).message).toMatch(/revoked/);
+    }
+  });
+
+  it('a token revoked on one node is refused by another node on the same PostgreSQL', async () => {
+    db = await createTestDatabase('postgres');
+    const shared = { ...tokenishHost(), databaseUrl: db.databaseUrl };
+    const config = { ...shared.config, encryptionKey: 'b'.repeat(64) };
+    const a = await startTestHost({ ...shared, config });
+    extra.push(a);
+    const b = await startTestHost({ ...shared, config: { ...config, adminToken: a.adminToken } });
+    extra.push(b);
+    const org = await a.createOrganization('two-nodes');
+    await org.hay.plugins.enable.mutate({ pluginId: 'tokenish', configuration: {} });
+    const token = await tokenOf(org.hay);
+    expect((await platform('/v1/platform/email/send', token, mail('a@example.com'), b)).status).toBe(200);
+    await org.hay.plugins.disable.mutate({ pluginId: 'tokenish' });
+    const r = await platform('/v1/platform/email/send', token, mail('a@example.com'), b);
+    expect(r.status).toBe(401);
+    expect(errorOf(r).message).toMatch(/revoked/);
+    // re-enabled through node b: the new instance's token works on node a
+    await b.client(org.apiKey).plugins.enable.mutate({ pluginId: 'tokenish', configuration: {} });
+    const fresh = await tokenOf(b.client(org.apiKey));
+    expect((await platform('/v1/platform/token/refresh', fresh, {}, a)).status).toBe(200);
+  });
+});
+
 describe('email quotas and custom plugins', () => {
   it('an org gets 429 past its hourly quota (recipients), naming the variable; others are unaffected', async () => {
     const a = await t.createOrganization('quota-a');
@@ -106,18 +164,22 @@ describe('email quotas and custom plugins', () => {
       secret: t.host.services.keyRing.deriveKey('platform-token'),
       ttlMs: 60_000,
     });
-    const tokenA = tokens.issue({
-      orgId: a.organizationId,
-      pluginId: 'tokenish',
-      pluginKey: key,
-      apis: ['email'],
-    }).token;
-    const tokenB = tokens.issue({
-      orgId: b.organizationId,
-      pluginId: 'tokenish',
-      pluginKey: key,
-      apis: ['email'],
-    }).token;
+    const tokenA = (
+      await tokens.issue({
+        orgId: a.organizationId,
+        pluginId: 'tokenish',
+        pluginKey: key,
+        apis: ['email'],
+      })
+    ).token;
+    const tokenB = (
+      await tokens.issue({
+        orgId: b.organizationId,
+        pluginId: 'tokenish',
+        pluginKey: key,
+        apis: ['email'],
+      })
+    ).token;
     const sent = smtp.messages.length;
     expect(
       (await platform('/v1/platform/email/send', tokenA, mail(['x@example.com', 'y@example.com']))).status,
@@ -146,12 +208,14 @@ describe('email quotas and custom plugins', () => {
       secret: t.host.services.keyRing.deriveKey('platform-token'),
       ttlMs: 60_000,
     });
-    const token = tokens.issue({
-      orgId: org.organizationId,
-      pluginId: 'mailer',
-      pluginKey: key,
-      apis: ['email'],
-    }).token;
+    const token = (
+      await tokens.issue({
+        orgId: org.organizationId,
+        pluginId: 'mailer',
+        pluginKey: key,
+        apis: ['email'],
+      })
+    ).token;
     const sent = smtp.messages.length;
     const r = await platform('/v1/platform/email/send', token, mail('q@example.com'));
     expect(r.status).toBe(403);

@@ -295,7 +295,7 @@ describe('platform API tokens and permissions', () => {
     const res = await fetch(`${url}${path}`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${token ?? issued.issue({ orgId: a.id, pluginId: 'probe-net', pluginKey: p?.key ?? '', apis: [] }).token}`,
+        authorization: `Bearer ${token ?? (await issued.issue({ orgId: a.id, pluginId: 'probe-net', pluginKey: p?.key ?? '', apis: [] })).token}`,
         'content-type': 'application/json',
       },
       body: JSON.stringify(body),
@@ -331,7 +331,7 @@ describe('platform API tokens and permissions', () => {
 
     const secret = t.host.services.keyRing.deriveKey('platform-token');
     const subject = { orgId: a.id, pluginId: 'probe-net', pluginKey: 'k', apis: [] as string[] };
-    const real = new PlatformTokens({ secret, ttlMs: 60_000 }).issue(subject).token;
+    const real = (await new PlatformTokens({ secret, ttlMs: 60_000 }).issue(subject)).token;
     const [prefix, , sig] = real.split('.');
     const claims = Buffer.from(
       JSON.stringify({ ...subject, apis: ['email'], exp: Date.now() + 60_000, jti: 'x' }),
@@ -342,13 +342,16 @@ describe('platform API tokens and permissions', () => {
       error: { code: 'UNAUTHORIZED', message: 'platform token signature is invalid' },
     });
 
-    const foreign = new PlatformTokens({ ttlMs: 60_000 }).issue({ ...subject, apis: ['email'] }).token;
+    const foreign = (await new PlatformTokens({ ttlMs: 60_000 }).issue({ ...subject, apis: ['email'] }))
+      .token;
     expect((await send(foreign)).status).toBe(401);
 
-    const expired = new PlatformTokens({ secret, ttlMs: 1_000, now: () => Date.now() - 60_000 }).issue({
-      ...subject,
-      apis: ['email'],
-    }).token;
+    const expired = (
+      await new PlatformTokens({ secret, ttlMs: 1_000, now: () => Date.now() - 60_000 }).issue({
+        ...subject,
+        apis: ['email'],
+      })
+    ).token;
     const exp = await send(expired);
     expect(exp.status).toBe(401);
     expect(((await exp.json()) as { error: { message: string } }).error.message).toMatch(

@@ -140,4 +140,51 @@ describe('EgressPolicy', () => {
     await expect(policy.resolve('evil.com', 443, rules)).rejects.toThrow('may not reach evil.com:443');
     expect(resolved).toBe(2);
   });
+
+  it('reuses a resolution for dnsCacheMs, still checks the cached address, and never caches failures', async () => {
+    let t = 0;
+    const asked: string[] = [];
+    let answer: Record<string, string[]> = {
+      'api.example.com': ['93.184.216.34'],
+      'rebind.example': ['127.0.0.1'],
+      'flaky.example': ['93.184.216.50'],
+    };
+    const policy = new EgressPolicy({
+      allow: [],
+      dnsCacheMs: 1_000,
+      dnsCacheEntries: 2,
+      now: () => t,
+      resolve: (h) => {
+        asked.push(h);
+        if (h === 'flaky.example' && asked.filter((x) => x === h).length === 1)
+          return Promise.reject(Object.assign(new Error('temporary'), { code: 'EAI_AGAIN' }));
+        return resolver(answer)(h);
+      },
+    });
+    // 100 requests, concurrent and sequential, one lookup
+    await Promise.all(Array.from({ length: 50 }, () => policy.resolve('api.example.com', 443, all)));
+    for (let i = 0; i < 50; i++) await policy.resolve('api.example.com', 443, all);
+    expect(asked).toEqual(['api.example.com']);
+    // a cached answer in a denied range is refused on every use
+    for (let i = 0; i < 3; i++)
+      await expect(policy.resolve('rebind.example', 443, all)).rejects.toThrow('resolves to 127.0.0.1');
+    expect(asked.filter((h) => h === 'rebind.example')).toHaveLength(1);
+    // expiry: a name that now resolves elsewhere is looked up again
+    answer = { ...answer, 'api.example.com': ['93.184.216.99'] };
+    t = 1_000;
+    await expect(policy.resolve('api.example.com', 443, all)).resolves.toMatchObject({
+      address: '93.184.216.99',
+    });
+    // failures are retried at once
+    await expect(policy.resolve('flaky.example', 443, all)).rejects.toThrow('cannot resolve flaky.example');
+    await expect(policy.resolve('flaky.example', 443, all)).resolves.toMatchObject({
+      address: '93.184.216.50',
+    });
+    expect(asked.filter((h) => h === 'flaky.example')).toHaveLength(2);
+    // bounded: at most dnsCacheEntries names; the oldest (rebind.example) was dropped for flaky.example
+    await expect(policy.resolve('rebind.example', 443, all)).rejects.toThrow(EgressError);
+    expect(asked.filter((h) => h === 'rebind.example')).toHaveLength(2);
+    await policy.resolve('api.example.com', 443, all);
+    expect(asked.filter((h) => h === 'api.example.com')).toHaveLength(3);
+  });
 });

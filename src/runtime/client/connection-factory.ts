@@ -202,6 +202,7 @@ export class McpConnectionFactory implements ConnectionFactory {
         ...(guard ? { onClose: () => guard.close() } : {}),
         ...(endpoint.authProvider ? { unauthorizedError: () => this.authorizationRequired(spec) } : {}),
       });
+      guard?.onStreamCapped((err, ids) => connection.failRequests(err, ids));
       const timeoutMs = remaining(deadline);
       const attemptSignal = signal
         ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])

@@ -48,6 +48,8 @@ const MAX_TOOL_PAGES = 1_000;
 const EXIT_STATUS_WAIT_MS = 2_000;
 /** How long a failed start waits for the rest of the process's stderr (its last lines go in the error). */
 const STDERR_CLOSE_WAIT_MS = 500;
+/** JSON-RPC error code of the answers failRequests() hands the SDK in place of a server's (never sent on). */
+const HOST_FAILED_CODE = -32099;
 
 export type TransportKind = PluginConnection['transport'];
 
@@ -141,6 +143,12 @@ export class McpPluginConnection implements PluginConnection {
   private closing: Promise<void> | undefined;
   private opened = false;
   private rootsListed = false;
+  private transportRef: Transport | undefined;
+  /** Errors of requests failed by failRequests(), by the key in their injected answer's data. */
+  private readonly failed = new Map<number, HayError>();
+  private failedSeq = 0;
+  /** Set when the whole session was failed by failRequests(): every pending and later request gets it. */
+  private fatal: HayError | undefined;
 
   constructor(private readonly opts: McpPluginConnectionOptions) {
     this.transport = opts.transport;
@@ -215,6 +223,7 @@ export class McpPluginConnection implements PluginConnection {
   async open(transport: Transport, options: { signal?: AbortSignal; timeoutMs: number }): Promise<void> {
     const scope = callScope(options, options.timeoutMs);
     try {
+      this.transportRef = transport;
       await this.client.connect(transport, { signal: scope.signal, timeout: scope.timeoutMs + 1_000 });
       deferResponses(transport);
       if (this.opts.roots) await this.settleRoots(scope);
@@ -425,6 +434,34 @@ export class McpPluginConnection implements PluginConnection {
     this.extrasListeners.push(listener);
   }
 
+  /**
+   * Fails pending requests with `err` at once, for a transport that can only report a broken stream (e.g. an
+   * SSE answer cut at the size cap). `requestIds`: the JSON-RPC ids concerned; they get `err` and the
+   * connection stays usable. Empty: the broken stream may have carried any answer, so the session ends:
+   * every pending request gets `err` and onEnd fires.
+   */
+  failRequests(err: HayError, requestIds: readonly (string | number)[]): void {
+    if (this.closing || this.ended) return;
+    const dispatch = this.transportRef?.onmessage;
+    if (requestIds.length > 0 && dispatch) {
+      for (const id of requestIds) {
+        const key = ++this.failedSeq;
+        this.failed.set(key, err);
+        // an id no longer pending is never looked up: keep the map bounded
+        if (this.failed.size > 256) this.failed.delete(this.failed.keys().next().value as number);
+        dispatch({
+          jsonrpc: '2.0',
+          id,
+          error: { code: HOST_FAILED_CODE, message: err.message, data: { key } },
+        });
+      }
+      return;
+    }
+    this.fatal = err;
+    this.end({ kind: 'error', message: err.message, error: err });
+    void this.transportRef?.close().catch(() => undefined);
+  }
+
   /** Fires once when the session ends other than by close(); a listener added after the end fires at once. */
   onEnd(listener: (end: ConnectionEnd) => void): void {
     this.endListeners.push(listener);
@@ -559,6 +596,15 @@ export class McpPluginConnection implements PluginConnection {
   private async mapError(err: unknown, scope: CallScope, what: string): Promise<Error> {
     const plugin = `Plugin ${this.opts.pluginId}`;
     if (err instanceof HayError) return err;
+    if (err instanceof McpError && err.code === HOST_FAILED_CODE) {
+      const key = (err.data as { key?: unknown } | undefined)?.key;
+      const failed = typeof key === 'number' ? this.failed.get(key) : undefined;
+      if (failed) {
+        this.failed.delete(key as number);
+        return failed;
+      }
+    }
+    if (this.fatal) return this.fatal;
     if (scope.callerAborted()) return abortReason(scope.signal);
     if (this.opts.unauthorizedError && err instanceof UnauthorizedError) return this.opts.unauthorizedError();
     if (scope.timedOut() || (err instanceof McpError && err.code === Number(ErrorCode.RequestTimeout))) {

@@ -314,10 +314,16 @@ export class InstanceManager {
     await Promise.all(stops);
   }
 
-  /** Drains (in-flight calls finish, new calls wait) then stops the pair's instance; clears its backoff. */
+  /**
+   * Drains (in-flight calls finish, new calls wait) then stops the pair's instances (every lane); clears
+   * their backoff.
+   */
   async stopInstance(orgId: string, pluginKey: string, reason: string): Promise<void> {
-    const rec = this.records.get(instanceKey(orgId, pluginKey));
-    if (rec) await this.drainAndStop(rec, reason);
+    await Promise.all(
+      [...this.records.values()]
+        .filter((r) => r.orgId === orgId && r.pluginKey === pluginKey)
+        .map((r) => this.drainAndStop(r, reason)),
+    );
   }
 
   /** stopInstance for every plugin of one organization. */
@@ -848,13 +854,18 @@ export class InstanceManager {
     this.failLive(rec, live, {
       reason: `crashed: ${reason}`,
       countFailure: true,
-      callError: new InstanceError(
-        'INSTANCE_CRASHED',
-        `Plugin ${live.spec.pluginId} crashed for organization ${rec.orgId} (${reason}). ` +
-          (delay > 0 ? `It can be restarted in ${delay} ms.` : 'It will be restarted on the next call.'),
-        undefined,
-        { retryAfterMs: delay, failures, exitCode: end.kind === 'exited' ? end.code : null },
-      ),
+      callError:
+        end.kind === 'error' && end.error
+          ? end.error
+          : new InstanceError(
+              'INSTANCE_CRASHED',
+              `Plugin ${live.spec.pluginId} crashed for organization ${rec.orgId} (${reason}). ` +
+                (delay > 0
+                  ? `It can be restarted in ${delay} ms.`
+                  : 'It will be restarted on the next call.'),
+              undefined,
+              { retryAfterMs: delay, failures, exitCode: end.kind === 'exited' ? end.code : null },
+            ),
     });
   }
 
@@ -1019,7 +1030,7 @@ export class InstanceManager {
   private recordFor(callerOrgId: string, spec: PluginSpec): InstanceRecord {
     const shared = isSharedSpec(spec);
     const orgId = shared ? SHARED_INSTANCE_ORG : callerOrgId;
-    const key = instanceKey(orgId, spec.pluginKey);
+    const key = instanceKey(orgId, spec.pluginKey, shared ? undefined : spec.lane);
     let rec = this.records.get(key);
     if (!rec) {
       rec = {

@@ -61,6 +61,6 @@ export interface InstanceRecord {
   lastActivityAt: number | undefined;
 }
 
-export function instanceKey(orgId: string, pluginKey: string): string {
-  return `${orgId}\u0000${pluginKey}`;
+export function instanceKey(orgId: string, pluginKey: string, lane?: string): string {
+  return lane === undefined ? `${orgId}\u0000${pluginKey}` : `${orgId}\u0000${pluginKey}\u0000${lane}`;
 }
