@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
-import { existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import axe from 'axe-core';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -130,6 +131,7 @@ describe.skipIf(missing !== undefined)(
     const dialogs: string[] = [];
     let api: http.Server;
     let apiPort = 0;
+    let catalogDir = '';
 
     beforeAll(async () => {
       mkdirSync(SHOTS, { recursive: true });
@@ -140,10 +142,37 @@ describe.skipIf(missing !== undefined)(
       });
       await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
       apiPort = (api.address() as AddressInfo).port;
+      // the bundled server-memory entry plus a remote entry (installing writes files only; nothing connects)
+      catalogDir = mkdtempSync(path.join(os.tmpdir(), 'hay-dash-catalog-'));
+      copyFileSync(
+        path.join(REPO_ROOT, 'catalog', 'server-memory.json'),
+        path.join(catalogDir, 'server-memory.json'),
+      );
+      writeFileSync(
+        path.join(catalogDir, 'dash-remote.json'),
+        JSON.stringify({
+          name: 'io.example/dash-remote',
+          title: 'Dash Remote',
+          description: 'A remote MCP server from the catalog.',
+          version: '1.0.0',
+          remotes: [
+            {
+              type: 'streamable-http',
+              url: `http://127.0.0.1:${apiPort}/mcp`,
+              headers: [{ name: 'X-Api-Key', description: 'Key', isRequired: true, isSecret: true }],
+            },
+          ],
+          _meta: { 'chat.hay/marketplace': { category: 'testing', tags: ['remote'] } },
+        }),
+      );
       t = await startTestHost({
         corePlugins: [],
         plugins: { 'core/dash-demo': DEMO, 'core/xss-demo': XSS_PLUGIN },
-        config: { analyticsFlushIntervalMs: 200, egressAllow: `127.0.0.1:${apiPort}` },
+        config: {
+          analyticsFlushIntervalMs: 200,
+          egressAllow: `127.0.0.1:${apiPort}`,
+          catalogPath: catalogDir,
+        },
       });
       org = await t.createOrganization('browser-org');
       browser = await chromium.launch({
@@ -170,6 +199,7 @@ describe.skipIf(missing !== undefined)(
     afterAll(async () => {
       await browser?.close();
       await t?.close();
+      if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
     });
 
     /** axe-core in the page (evaluated through the DevTools protocol, which the page's CSP does not cover). */
@@ -430,6 +460,30 @@ describe.skipIf(missing !== undefined)(
       const ran = page.locator('.tool-result.is-ok');
       await ran.waitFor({ timeout: 30_000 });
       expect(await ran.textContent()).toContain('/items/xyz');
+    });
+
+    it('lists catalog entries with a catalog badge; installing one opens its plugin page', async () => {
+      await nav('Marketplace');
+      const memory = page.locator(
+        '.catalog-card[data-catalog-name="io.github.modelcontextprotocol/server-memory"]',
+      );
+      await memory.waitFor();
+      expect(await memory.locator('.state').textContent()).toBe('catalog');
+      expect(await memory.locator('h3').textContent()).toBe('Knowledge Graph Memory');
+      await memory.getByRole('button', { name: 'Install Knowledge Graph Memory (local)' }).waitFor();
+      // the type filter (plugin types) hides catalog entries; search reaches them
+      await page.getByLabel('Search').fill('remote mcp server');
+      await expect.poll(() => page.locator('.catalog-card').count()).toBe(1);
+      await checkA11y('marketplace-catalog');
+      await shot('marketplace-catalog');
+      await page.getByRole('button', { name: 'Install Dash Remote (remote)' }).click();
+      await page.getByRole('heading', { name: 'Dash Remote', level: 1 }).waitFor();
+      expect(page.url()).toContain('/plugins/');
+      await page.getByLabel(/^X-Api-Key/).waitFor();
+      // installed now: listed as a plugin, no longer as a catalog entry
+      await nav('Marketplace');
+      await page.locator('.plugin-card', { hasText: 'Dash Remote' }).waitFor();
+      expect(await page.locator('.catalog-card[data-catalog-name="io.example/dash-remote"]').count()).toBe(0);
     });
 
     it('signs out, then the admin token opens the admin page', async () => {
