@@ -31,6 +31,7 @@ const server = new McpServer({ name: 'demo', version: '1.0.0' });
 server.registerTool('greet', { description: 'Greets', inputSchema: { name: z.string(), loud: z.boolean().optional() } },
   async ({ name, loud }) => {
     const text = (process.env.DEMO_GREETING ?? 'Hi') + ', ' + name + (loud ? '!' : '') + ' token:' + (process.env.DEMO_TOKEN ? 'yes' : 'no');
+    process.stderr.write('greeted ' + name + ' with token ' + (process.env.DEMO_TOKEN ?? '') + '\\n');
     return { content: [{ type: 'text', text }], structuredContent: { text } };
   });
 server.registerTool('fail', { description: 'Always fails', inputSchema: {} },
@@ -301,6 +302,18 @@ describe.skipIf(missing !== undefined)(
       await bad.waitFor();
       expect(await bad.textContent()).toContain('Tool error (isError)');
       expect(await bad.textContent()).toContain('it broke on purpose');
+      // the org's own stderr lines, as text, with the secret redacted
+      const log = page.getByLabel('Last stderr lines');
+      await expect
+        .poll(
+          async () => {
+            await page.getByRole('button', { name: 'Refresh log' }).click();
+            return (await log.count()) > 0 ? await log.textContent() : '';
+          },
+          { timeout: 10_000 },
+        )
+        .toContain('greeted Ada with token [redacted]');
+      expect(await log.textContent()).not.toContain('sekret-value-123');
       await checkA11y('plugin');
       await shot('plugin');
     });
