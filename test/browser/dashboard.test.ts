@@ -332,6 +332,9 @@ describe.skipIf(missing !== undefined)(
         .toBe(1);
       expect(await row.locator('td').nth(2).textContent()).toBe('1');
       expect(await page.locator('.chart svg rect.bar-calls').count()).toBeGreaterThan(0);
+      expect(await page.locator('.chart svg polyline.line-p95').count()).toBe(1);
+      expect(await page.getByRole('columnheader', { name: 'p95' }).count()).toBeGreaterThan(0);
+      expect(await row.locator('td').nth(7).textContent()).toMatch(/^\d+ ms$/);
       await checkA11y('analytics');
       await shot('analytics');
 
