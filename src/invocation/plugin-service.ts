@@ -644,6 +644,7 @@ export class PluginService {
    */
   logs(orgId: string, pluginId: string, maxLines: number): { lines: string[]; shared: boolean } {
     const p = this.visible(orgId, pluginId);
+    if (p.sourceType === 'core' && p.manifest?.runtime?.shared === true) return { lines: [], shared: true };
     return this.d.instances.logLines(orgId, p.key, maxLines);
   }
 

@@ -1,3 +1,4 @@
+import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, type PluginFiles, type TestHost } from '../helpers/host.js';
 
@@ -21,6 +22,19 @@ const stop = () => void server.close().finally(() => process.exit(0));
 process.stdin.on('end', stop);
 process.on('SIGTERM', stop);
 `;
+
+async function hayCode(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof TRPCClientError) {
+      const data = err.data as { hayCode?: string; code?: string } | undefined;
+      return data?.hayCode ?? data?.code;
+    }
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
 
 function plugin(id: string, shared: boolean): PluginFiles {
   return {
@@ -125,6 +139,10 @@ describe('plugins.logs', () => {
   });
 
   it('shows no lines of a shared instance (its output is not tied to one org)', async () => {
+    expect(await b.hay.plugins.logs.query({ pluginId: 'shared-logger' })).toEqual({
+      lines: [],
+      shared: true,
+    });
     await a.hay.plugins.enable.mutate({ pluginId: 'shared-logger', configuration: {} });
     await shout(a, 'shared-logger', 'shared-line');
     expect(await a.hay.plugins.logs.query({ pluginId: 'shared-logger' })).toEqual({
@@ -134,7 +152,7 @@ describe('plugins.logs', () => {
   });
 
   it('refuses a bad line count and an unknown plugin', async () => {
-    await expect(a.hay.plugins.logs.query({ pluginId: 'logger', lines: 201 })).rejects.toThrow();
-    await expect(a.hay.plugins.logs.query({ pluginId: 'nope' })).rejects.toThrow();
+    expect(await hayCode(a.hay.plugins.logs.query({ pluginId: 'logger', lines: 201 }))).toBe('BAD_REQUEST');
+    expect(await hayCode(a.hay.plugins.logs.query({ pluginId: 'nope' }))).toBe('PLUGIN_NOT_FOUND');
   });
 });

@@ -323,7 +323,7 @@ export class InstanceManager {
     const own = this.records.get(instanceKey(orgId, pluginKey));
     if (!own) {
       const shared = this.records.get(instanceKey(SHARED_INSTANCE_ORG, pluginKey));
-      return { lines: [], shared: shared?.sharedBy?.has(orgId) ?? false };
+      return { lines: [], shared: shared !== undefined };
     }
     const lines = own.live ? (own.live.conn.logLines?.() ?? []) : own.lastLogLines;
     return { lines: lines.slice(-maxLines), shared: false };
