@@ -69,6 +69,8 @@ export interface HostConfig {
   filesystemReadAllow: string[];
   /** Plugin stderr lines logged per process and minute (burst the same); the rest are counted and dropped. */
   pluginStderrLinesPerMinute: number;
+  /** Stderr lines kept per plugin process for plugins.logs (the organization's own instance only), 1..200. */
+  pluginLogLines: number;
 
   toolCacheMaxEntries: number;
   batchConcurrency: number;
@@ -241,6 +243,7 @@ export const DEFAULTS: HostConfig = {
   npmRegistry: 'https://registry.npmjs.org/',
   filesystemReadAllow: [],
   pluginStderrLinesPerMinute: 600,
+  pluginLogLines: 200,
 
   toolCacheMaxEntries: 10_000,
   batchConcurrency: 16,
@@ -318,6 +321,7 @@ interface Field {
   kind: Kind;
   values?: readonly string[];
   min?: number;
+  max?: number;
 }
 
 const f = (key: keyof HostConfig, env: string, kind: Kind = 'int', extra: Partial<Field> = {}): Field => ({
@@ -376,6 +380,7 @@ const FIELDS: readonly Field[] = [
   f('npmRegistry', 'HAY_NPM_REGISTRY', 'string'),
   f('filesystemReadAllow', 'HAY_FILESYSTEM_READ_ALLOW', 'list'),
   f('pluginStderrLinesPerMinute', 'HAY_PLUGIN_STDERR_LINES_PER_MINUTE', 'int', { min: 1 }),
+  f('pluginLogLines', 'HAY_PLUGIN_LOG_LINES', 'int', { min: 1, max: 200 }),
   f('toolCacheMaxEntries', 'HAY_TOOL_CACHE_MAX_ENTRIES'),
   f('batchConcurrency', 'HAY_BATCH_CONCURRENCY', 'int', { min: 1 }),
   f('warmupMaxInstances', 'HAY_WARMUP_MAX_INSTANCES'),
@@ -530,6 +535,8 @@ function parseValue(field: Field, raw: string, source: string): string | number 
       if (!Number.isSafeInteger(n)) throw new ConfigError(`${source} is too large: "${raw}"`);
       if (field.min !== undefined && n < field.min)
         throw new ConfigError(`${source} must be >= ${field.min}; got ${n}`);
+      if (field.max !== undefined && n > field.max)
+        throw new ConfigError(`${source} must be <= ${field.max}; got ${n}`);
       if (field.key === 'port' && n > 65535) throw new ConfigError(`${source} must be <= 65535; got ${n}`);
       return n;
     }

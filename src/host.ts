@@ -222,6 +222,7 @@ export async function createHost(
     stopGraceMs: config.stopGraceMs,
     killGraceMs: config.killGraceMs,
     stderrLinesPerMinute: config.pluginStderrLinesPerMinute,
+    logLines: config.pluginLogLines,
     onStderrDropped: (e) => metrics.stderrDropped.inc({ plugin: metrics.labels(e.pluginId).plugin }, e.lines),
   });
   let listenUrl = `http://${config.host}:${config.port}`;

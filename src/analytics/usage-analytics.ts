@@ -69,7 +69,13 @@ export interface AnalyticsRow {
   };
   /** Failed calls (any error kind) / calls. */
   errorRate: number;
-  latencyMs: { avg: number | null; p50: number | null; p90: number | null; p99: number | null };
+  latencyMs: {
+    avg: number | null;
+    p50: number | null;
+    p90: number | null;
+    p95: number | null;
+    p99: number | null;
+  };
 }
 
 /**
@@ -302,6 +308,7 @@ export class UsageAnalytics {
           avg: calls ? Math.round((n(r.latencyMsSum) / calls) * 100) / 100 : null,
           p50: quantile(buckets, 0.5),
           p90: quantile(buckets, 0.9),
+          p95: quantile(buckets, 0.95),
           p99: quantile(buckets, 0.99),
         },
       };

@@ -63,6 +63,7 @@ export const inputs = {
   orgPlugin: z.object({ organizationId: uuid, pluginId }),
   orgRef: z.object({ organizationId: uuid }),
   pluginRef: z.object({ pluginId }),
+  logs: z.object({ pluginId, lines: z.number().int().min(1).max(200).default(200) }),
   enable: z.object({
     pluginId,
     configuration: configuration.default({}),

@@ -130,6 +130,12 @@ const pluginsRouter = router({
   restartInstance: orgAdminProcedure
     .input(inputs.pluginRef)
     .mutation(({ ctx, input }) => ctx.services.plugins.stopInstance(ctx.caller, input.pluginId, true)),
+  /** The last stderr lines of this organization's instance of the plugin (shared instances: none). */
+  logs: orgProcedure
+    .input(inputs.logs)
+    .query(({ ctx, input }) =>
+      ctx.services.plugins.logs(ctx.caller.organizationId, input.pluginId, input.lines),
+    ),
   metrics: orgProcedure
     .input(inputs.pluginRef)
     .query(({ ctx, input }) => ctx.services.plugins.metricsFor(ctx.caller.organizationId, input.pluginId)),

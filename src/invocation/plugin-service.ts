@@ -637,6 +637,17 @@ export class PluginService {
     return { success: true };
   }
 
+  /**
+   * The last `maxLines` stderr lines of the organization's own instance of the plugin (running, else the
+   * last one that ran), sanitized like errors (no stack frames, environment values or host paths). A
+   * shared instance serves every organization, so its output is not shown: no lines and `shared: true`.
+   */
+  logs(orgId: string, pluginId: string, maxLines: number): { lines: string[]; shared: boolean } {
+    const p = this.visible(orgId, pluginId);
+    if (p.sourceType === 'core' && p.manifest?.runtime?.shared === true) return { lines: [], shared: true };
+    return this.d.instances.logLines(orgId, p.key, maxLines);
+  }
+
   metricsFor(orgId: string, pluginId: string): PluginMetrics {
     const p = this.visible(orgId, pluginId);
     const active = this.d.instances

@@ -232,6 +232,8 @@ export interface PluginConnection {
   onEnd(listener: (end: ConnectionEnd) => void): void;
   /** Fires on tools/list_changed. */
   onToolsChanged(listener: () => void): void;
+  /** The last stderr lines of the process (sanitized, see StderrTail), when local. */
+  logLines?(): string[];
   /** Resource usage of the process (tree), when local. */
   usage?(): Promise<{ rssBytes: number; cpuSeconds: number } | undefined>;
   /** Escalating stop (stdin close, grace, SIGTERM, grace, SIGKILL of the group). Idempotent. */

@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
-import { existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import axe from 'axe-core';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -30,6 +31,7 @@ const server = new McpServer({ name: 'demo', version: '1.0.0' });
 server.registerTool('greet', { description: 'Greets', inputSchema: { name: z.string(), loud: z.boolean().optional() } },
   async ({ name, loud }) => {
     const text = (process.env.DEMO_GREETING ?? 'Hi') + ', ' + name + (loud ? '!' : '') + ' token:' + (process.env.DEMO_TOKEN ? 'yes' : 'no');
+    process.stderr.write('greeted ' + name + ' with token ' + (process.env.DEMO_TOKEN ?? '') + '\\n');
     return { content: [{ type: 'text', text }], structuredContent: { text } };
   });
 server.registerTool('fail', { description: 'Always fails', inputSchema: {} },
@@ -130,6 +132,7 @@ describe.skipIf(missing !== undefined)(
     const dialogs: string[] = [];
     let api: http.Server;
     let apiPort = 0;
+    let catalogDir = '';
 
     beforeAll(async () => {
       mkdirSync(SHOTS, { recursive: true });
@@ -140,10 +143,37 @@ describe.skipIf(missing !== undefined)(
       });
       await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
       apiPort = (api.address() as AddressInfo).port;
+      // the bundled server-memory entry plus a remote entry (installing writes files only; nothing connects)
+      catalogDir = mkdtempSync(path.join(os.tmpdir(), 'hay-dash-catalog-'));
+      copyFileSync(
+        path.join(REPO_ROOT, 'catalog', 'server-memory.json'),
+        path.join(catalogDir, 'server-memory.json'),
+      );
+      writeFileSync(
+        path.join(catalogDir, 'dash-remote.json'),
+        JSON.stringify({
+          name: 'io.example/dash-remote',
+          title: 'Dash Remote',
+          description: 'A remote MCP server from the catalog.',
+          version: '1.0.0',
+          remotes: [
+            {
+              type: 'streamable-http',
+              url: `http://127.0.0.1:${apiPort}/mcp`,
+              headers: [{ name: 'X-Api-Key', description: 'Key', isRequired: true, isSecret: true }],
+            },
+          ],
+          _meta: { 'chat.hay/marketplace': { category: 'testing', tags: ['remote'] } },
+        }),
+      );
       t = await startTestHost({
         corePlugins: [],
         plugins: { 'core/dash-demo': DEMO, 'core/xss-demo': XSS_PLUGIN },
-        config: { analyticsFlushIntervalMs: 200, egressAllow: `127.0.0.1:${apiPort}` },
+        config: {
+          analyticsFlushIntervalMs: 200,
+          egressAllow: `127.0.0.1:${apiPort}`,
+          catalogPath: catalogDir,
+        },
       });
       org = await t.createOrganization('browser-org');
       browser = await chromium.launch({
@@ -170,6 +200,7 @@ describe.skipIf(missing !== undefined)(
     afterAll(async () => {
       await browser?.close();
       await t?.close();
+      if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
     });
 
     /** axe-core in the page (evaluated through the DevTools protocol, which the page's CSP does not cover). */
@@ -271,6 +302,18 @@ describe.skipIf(missing !== undefined)(
       await bad.waitFor();
       expect(await bad.textContent()).toContain('Tool error (isError)');
       expect(await bad.textContent()).toContain('it broke on purpose');
+      // the org's own stderr lines, as text, with the secret redacted
+      const log = page.getByLabel('Last stderr lines');
+      await expect
+        .poll(
+          async () => {
+            await page.getByRole('button', { name: 'Refresh log' }).click();
+            return (await log.count()) > 0 ? await log.textContent() : '';
+          },
+          { timeout: 10_000 },
+        )
+        .toContain('greeted Ada with token [redacted]');
+      expect(await log.textContent()).not.toContain('sekret-value-123');
       await checkA11y('plugin');
       await shot('plugin');
     });
@@ -289,6 +332,9 @@ describe.skipIf(missing !== undefined)(
         .toBe(1);
       expect(await row.locator('td').nth(2).textContent()).toBe('1');
       expect(await page.locator('.chart svg rect.bar-calls').count()).toBeGreaterThan(0);
+      expect(await page.locator('.chart svg polyline.line-p95').count()).toBe(1);
+      expect(await page.getByRole('columnheader', { name: 'p95' }).count()).toBeGreaterThan(0);
+      expect(await row.locator('td').nth(7).textContent()).toMatch(/^\d+ ms$/);
       await checkA11y('analytics');
       await shot('analytics');
 
@@ -420,7 +466,10 @@ describe.skipIf(missing !== undefined)(
       await shot('builder');
 
       await page.getByRole('button', { name: 'Save plugin' }).click();
-      await page.getByRole('status').getByText(/^Saved nocode-items/).waitFor();
+      await page
+        .getByRole('status')
+        .getByText(/^Saved nocode-items/)
+        .waitFor();
       await page.getByRole('status').getByRole('link', { name: 'nocode-items' }).click();
       await page.getByRole('heading', { name: 'No-code items', level: 1 }).waitFor();
       await page.getByRole('button', { name: 'Enable with this configuration' }).click();
@@ -430,6 +479,30 @@ describe.skipIf(missing !== undefined)(
       const ran = page.locator('.tool-result.is-ok');
       await ran.waitFor({ timeout: 30_000 });
       expect(await ran.textContent()).toContain('/items/xyz');
+    });
+
+    it('lists catalog entries with a catalog badge; installing one opens its plugin page', async () => {
+      await nav('Marketplace');
+      const memory = page.locator(
+        '.catalog-card[data-catalog-name="io.github.modelcontextprotocol/server-memory"]',
+      );
+      await memory.waitFor();
+      expect(await memory.locator('.state').textContent()).toBe('catalog');
+      expect(await memory.locator('h3').textContent()).toBe('Knowledge Graph Memory');
+      await memory.getByRole('button', { name: 'Install Knowledge Graph Memory (local)' }).waitFor();
+      // the type filter (plugin types) hides catalog entries; search reaches them
+      await page.getByLabel('Search').fill('remote mcp server');
+      await expect.poll(() => page.locator('.catalog-card').count()).toBe(1);
+      await checkA11y('marketplace-catalog');
+      await shot('marketplace-catalog');
+      await page.getByRole('button', { name: 'Install Dash Remote (remote)' }).click();
+      await page.getByRole('heading', { name: 'Dash Remote', level: 1 }).waitFor();
+      expect(page.url()).toContain('/plugins/');
+      await page.getByLabel(/^X-Api-Key/).waitFor();
+      // installed now: listed as a plugin, no longer as a catalog entry
+      await nav('Marketplace');
+      await page.locator('.plugin-card', { hasText: 'Dash Remote' }).waitFor();
+      expect(await page.locator('.catalog-card[data-catalog-name="io.example/dash-remote"]').count()).toBe(0);
     });
 
     it('signs out, then the admin token opens the admin page', async () => {

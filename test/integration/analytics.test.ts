@@ -75,6 +75,8 @@ describe.each(DB_KINDS)('usage analytics store (%s)', (kind) => {
     expect(h10.errors).toMatchObject({ total: 11, tool: 10, invalid: 1 });
     expect(h10.latencyMs.p50).toBeLessThanOrEqual(5);
     expect(h10.latencyMs.p99).toBeGreaterThan(250);
+    expect(h10.latencyMs.p95).toBeGreaterThanOrEqual(h10.latencyMs.p90!);
+    expect(h10.latencyMs.p95).toBeLessThanOrEqual(h10.latencyMs.p99!);
     const byVersion = await q.query({ organizationId: org, ...range, groupBy: 'version' });
     expect(byVersion.map((r) => [r.pluginId, r.key, r.calls, r.errors.timeout])).toEqual([
       ['p', '1.0.0', 43, 0],

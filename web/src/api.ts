@@ -7,6 +7,7 @@ export type { SessionInfo };
 export type Outputs = inferRouterOutputs<AppRouter>;
 export type PluginSummary = Outputs['plugins']['list'][number];
 export type PluginDetail = Outputs['plugins']['get'];
+export type CatalogEntry = Outputs['plugins']['catalog']['entries'][number];
 export type Hay = TRPCClient<AppRouter>;
 
 /** The session's CSRF token; sent as X-Hay-CSRF on every API request. Kept in memory only. */

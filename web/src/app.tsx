@@ -44,7 +44,7 @@ function Route({ path, session }: { path: string; session: SessionInfo }) {
     case '/builder':
       return <Builder />;
     default:
-      return <Marketplace />;
+      return <Marketplace session={session} />;
   }
 }
 

@@ -61,6 +61,10 @@ export class ModernPluginConnection implements PluginConnection {
     return this.opts.process.pid;
   }
 
+  logLines(): string[] {
+    return this.opts.process.logLines();
+  }
+
   async open(transport: Transport, options: { signal?: AbortSignal; timeoutMs: number }): Promise<void> {
     const scope = callScope(options, options.timeoutMs);
     try {

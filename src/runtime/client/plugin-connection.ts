@@ -215,6 +215,10 @@ export class McpPluginConnection implements PluginConnection {
     return this.opts.process?.pid;
   }
 
+  logLines(): string[] {
+    return this.opts.process?.logLines() ?? [];
+  }
+
   /**
    * Connects `transport` and completes MCP initialize within `timeoutMs` (roots settling included, see
    * settleRoots). Rejects with TimeoutError, the caller's abort reason, or InstanceError('INSTANCE_FAILED');

@@ -315,6 +315,22 @@ export class InstanceManager {
   }
 
   /**
+   * The last `maxLines` stderr lines (sanitized, see StderrTail) of the organization's own instance of the
+   * plugin (its main lane, not a subject-canary lane): its running process, else the last one that ran. A
+   * shared instance (one process for every organization) answers no lines and `shared: true`: its output is
+   * not tied to one organization.
+   */
+  logLines(orgId: string, pluginKey: string, maxLines: number): { lines: string[]; shared: boolean } {
+    const own = this.records.get(instanceKey(orgId, pluginKey));
+    if (!own) {
+      const shared = this.records.get(instanceKey(SHARED_INSTANCE_ORG, pluginKey));
+      return { lines: [], shared: shared !== undefined };
+    }
+    const lines = own.live ? (own.live.conn.logLines?.() ?? []) : own.lastLogLines;
+    return { lines: lines.slice(-maxLines), shared: false };
+  }
+
+  /**
    * Drains (in-flight calls finish, new calls wait) then stops the pair's instances (every lane); clears
    * their backoff.
    */
@@ -891,6 +907,8 @@ export class InstanceManager {
 
   private detach(rec: InstanceRecord, live: LiveConnection, err: HayError): void {
     if (rec.live === live) rec.live = undefined;
+    const lines = live.conn.logLines?.() ?? [];
+    if (lines.length > 0) rec.lastLogLines = lines;
     live.gone = err;
     live.abort.abort(err);
     live.tools = undefined;
@@ -1051,6 +1069,7 @@ export class InstanceManager {
         failures: 0,
         lastError: undefined,
         lastActivityAt: undefined,
+        lastLogLines: [],
       };
       this.records.set(key, rec);
     }

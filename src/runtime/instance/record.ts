@@ -59,6 +59,8 @@ export interface InstanceRecord {
   failures: number;
   lastError: string | undefined;
   lastActivityAt: number | undefined;
+  /** The log lines of the last connection, kept when it was detached (crash, stop, restart). */
+  lastLogLines: string[];
 }
 
 export function instanceKey(orgId: string, pluginKey: string, lane?: string): string {

@@ -31,6 +31,8 @@ export interface ManagedProcessOptions {
   killGraceMs: number;
   /** Keeps the last stderr lines for error messages (fed by whoever reads stderr). */
   stderrTail?: StderrTail;
+  /** Keeps the last (up to pluginLogLines) stderr lines for the organization's log view (same sanitizing). */
+  logTail?: StderrTail;
   /** Called once the child exited and its group is gone, before `release` of the sandbox. */
   onGone: (proc: ManagedProcess) => void;
 }
@@ -116,6 +118,11 @@ export class ManagedProcess {
   /** The last lines the process wrote to stderr, sanitized for the caller (see StderrTail). */
   stderrLines(): string[] {
     return this.opts.stderrTail?.lines() ?? [];
+  }
+
+  /** The log view's lines: the last stderr lines of this process, sanitized like stderrLines(). */
+  logLines(): string[] {
+    return this.opts.logTail?.lines() ?? [];
   }
 
   /** The plugin's data folder as the process sees it (its HAY_PLUGIN_DATA_DIR), if it has one. */

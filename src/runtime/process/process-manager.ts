@@ -19,6 +19,8 @@ export interface ProcessManagerOptions {
   maxStderrLineLength?: number;
   /** Stderr lines logged (at debug) per process and minute; the rest are dropped and counted. Default 600. */
   stderrLinesPerMinute?: number;
+  /** Stderr lines kept per process for the log view (ManagedProcess.logLines). Default 200. */
+  logLines?: number;
   /** Called with the number of stderr lines dropped (a metric counter). */
   onStderrDropped?: (e: { orgId: string; pluginId: string; lines: number }) => void;
   /**
@@ -108,8 +110,14 @@ export class ProcessManager {
     this.reaper.add(pid);
     const logger = this.opts.logger.child({ orgId: launch.orgId, pluginId: launch.pluginId, pid });
     const stderrTail = new StderrTail({ pluginDir: launch.cwd, env: launch.env });
+    const logTail = new StderrTail({
+      pluginDir: launch.cwd,
+      env: launch.env,
+      maxLines: this.opts.logLines ?? 200,
+    });
     const proc = new ManagedProcess({
       stderrTail,
+      logTail,
       child: child as ChildProcess & { pid: number },
       orgId: launch.orgId,
       pluginId: launch.pluginId,
@@ -123,7 +131,7 @@ export class ProcessManager {
       },
     });
     this.processes.add(proc);
-    this.logStderr(child, logger, launch, stderrTail);
+    this.logStderr(child, logger, launch, [stderrTail, logTail]);
     try {
       await prepared.attach?.(pid);
     } catch (err) {
@@ -186,7 +194,7 @@ export class ProcessManager {
   }
 
   /** Plugin stderr at debug level (it is tenant-controlled text), within a per-process line budget. */
-  private logStderr(child: ChildProcess, logger: Logger, launch: LaunchSpec, tail: StderrTail): void {
+  private logStderr(child: ChildProcess, logger: Logger, launch: LaunchSpec, tails: StderrTail[]): void {
     const budget = new StderrBudget({
       linesPerMinute: this.opts.stderrLinesPerMinute ?? 600,
       report: (lines) => {
@@ -198,7 +206,7 @@ export class ProcessManager {
       },
     });
     const splitter = new LineSplitter(this.maxLine, (line) => {
-      tail.push(line);
+      for (const tail of tails) tail.push(line);
       if (budget.take()) logger.debug({ stream: 'stderr' }, line);
     });
     child.stderr?.on('data', (chunk: Buffer) => splitter.push(chunk));

@@ -6,26 +6,32 @@ type Row = Outputs['plugins']['analytics'][number];
 
 const RANGES = { '24h': 24, '7d': 24 * 7, '30d': 24 * 30 } as const;
 
-/** Calls (bars) and errors (red bars) per time bucket, with p50 latency as a line; plain SVG. */
+/** Calls (bars) and errors (red bars) per time bucket, with p50 and p95 latency as lines; plain SVG. */
 function Chart({ rows, label }: { rows: Row[]; label: string }) {
   const w = 720;
   const h = 180;
   const pad = 28;
   const max = Math.max(1, ...rows.map((r) => r.calls));
-  const maxLat = Math.max(1, ...rows.map((r) => r.latencyMs.p50 ?? 0));
+  const maxLat = Math.max(1, ...rows.map((r) => Math.max(r.latencyMs.p50 ?? 0, r.latencyMs.p95 ?? 0)));
   const bw = rows.length > 0 ? (w - 2 * pad) / rows.length : 0;
   const y = (v: number) => h - pad - (v / max) * (h - 2 * pad);
   const yl = (v: number) => h - pad - (v / maxLat) * (h - 2 * pad);
-  const points = rows
-    .map((r, i) => (r.latencyMs.p50 === null ? null : `${pad + i * bw + bw / 2},${yl(r.latencyMs.p50)}`))
-    .filter((p): p is string => p !== null)
-    .join(' ');
+  const line = (pick: (r: Row) => number | null) =>
+    rows
+      .map((r, i) => {
+        const v = pick(r);
+        return v === null ? null : `${pad + i * bw + bw / 2},${yl(v)}`;
+      })
+      .filter((p): p is string => p !== null)
+      .join(' ');
+  const points = line((r) => r.latencyMs.p50);
+  const points95 = line((r) => r.latencyMs.p95);
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${w} ${h}`} role="img" aria-label={label}>
         <line x1={pad} y1={h - pad} x2={w - pad} y2={h - pad} class="axis" />
         <text x={pad} y={pad - 8} class="axis-label">
-          max {max} calls · p50 max {Math.round(maxLat)} ms
+          max {max} calls · latency max {Math.round(maxLat)} ms
         </text>
         {rows.map((r, i) => (
           <g key={r.key}>
@@ -50,9 +56,10 @@ function Chart({ rows, label }: { rows: Row[]; label: string }) {
           </g>
         ))}
         {points && <polyline class="line-p50" points={points} fill="none" />}
+        {points95 && <polyline class="line-p95" points={points95} fill="none" />}
       </svg>
       <figcaption class="muted">
-        Bars: calls (errors in red). Line: p50 latency. {rows.length} buckets.
+        Bars: calls (errors in red). Lines: p50 latency (solid), p95 (dashed). {rows.length} buckets.
       </figcaption>
     </figure>
   );
@@ -133,6 +140,7 @@ export function Analytics() {
               <th scope="col">Error rate</th>
               <th scope="col">p50</th>
               <th scope="col">p90</th>
+              <th scope="col">p95</th>
               <th scope="col">p99</th>
             </tr>
           </thead>
@@ -146,6 +154,7 @@ export function Analytics() {
                 <td>{(r.errorRate * 100).toFixed(1)}%</td>
                 <td>{r.latencyMs.p50 === null ? '—' : `${Math.round(r.latencyMs.p50)} ms`}</td>
                 <td>{r.latencyMs.p90 === null ? '—' : `${Math.round(r.latencyMs.p90)} ms`}</td>
+                <td>{r.latencyMs.p95 === null ? '—' : `${Math.round(r.latencyMs.p95)} ms`}</td>
                 <td>{r.latencyMs.p99 === null ? '—' : `${Math.round(r.latencyMs.p99)} ms`}</td>
               </tr>
             ))}

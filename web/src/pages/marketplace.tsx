@@ -1,11 +1,14 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { hay, type PluginDetail } from '../api.js';
+import { errorMessage, hay, type CatalogEntry, type PluginDetail, type SessionInfo } from '../api.js';
 import { ErrorBox, Loading, Page, useLoad } from '../common.js';
 import { PLUGIN_TYPES, PluginIcon, TypeBadge } from '../icons.js';
 import { pluginState, StateBadge } from '../plugin-state.js';
+import { navigate } from '../router.js';
 
-export function Marketplace() {
+export function Marketplace({ session }: { session: SessionInfo }) {
   const list = useLoad(() => hay.plugins.list.query());
+  // catalog entries this org has not installed yet (installed ones are in plugins.list)
+  const catalog = useLoad(() => hay.plugins.catalog.query({ installed: false, limit: 100 }));
   const [details, setDetails] = useState<Record<string, PluginDetail>>({});
   const [q, setQ] = useState('');
   const [type, setType] = useState('');
@@ -23,11 +26,22 @@ export function Marketplace() {
           .catch(() => undefined);
   }, [list.data]);
 
+  const entries = catalog.data?.entries ?? [];
   const categories = useMemo(
-    () => [...new Set(plugins.map((p) => p.category).filter((c): c is string => !!c))].sort(),
-    [list.data],
+    () =>
+      [
+        ...new Set(
+          [...plugins.map((p) => p.category), ...entries.map((e) => e.category)].filter(
+            (c): c is string => !!c,
+          ),
+        ),
+      ].sort(),
+    [list.data, catalog.data],
   );
-  const tags = useMemo(() => [...new Set(plugins.flatMap((p) => p.tags))].sort(), [list.data]);
+  const tags = useMemo(
+    () => [...new Set([...plugins.flatMap((p) => p.tags), ...entries.flatMap((e) => e.tags)])].sort(),
+    [list.data, catalog.data],
+  );
   const needle = q.trim().toLowerCase();
   const shown = plugins.filter(
     (p) =>
@@ -36,6 +50,15 @@ export function Marketplace() {
       (tag === '' || p.tags.includes(tag)) &&
       (needle === '' ||
         [p.id, p.name, p.description ?? '', ...p.tags].some((s) => s.toLowerCase().includes(needle))),
+  );
+  // catalog entries have no plugin type yet (their manifest is generated at install), so a type filter hides them
+  const shownEntries = entries.filter(
+    (e) =>
+      type === '' &&
+      (category === '' || e.category === category) &&
+      (tag === '' || e.tags.includes(tag)) &&
+      (needle === '' ||
+        [e.name, e.title, e.description, ...e.tags].some((s) => s.toLowerCase().includes(needle))),
   );
 
   return (
@@ -112,6 +135,79 @@ export function Marketplace() {
           </li>
         ))}
       </ul>
+      <h2>Catalog</h2>
+      <ErrorBox error={catalog.error} />
+      <p class="muted" aria-live="polite">
+        {shownEntries.length} of {entries.length} catalog entries not installed
+        {session.role === 'admin' ? '' : ' (an admin key installs them)'}
+      </p>
+      <ul class="cards" aria-label="Catalog entries">
+        {shownEntries.map((e) => (
+          <CatalogCard key={e.name} entry={e} canInstall={session.role === 'admin'} />
+        ))}
+      </ul>
     </Page>
+  );
+}
+
+/** One installable catalog entry; installing goes to the new plugin's page (configure and enable there). */
+function CatalogCard({ entry, canInstall }: { entry: CatalogEntry; canInstall: boolean }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const install = (type: 'local' | 'remote') => {
+    setBusy(true);
+    setError(null);
+    hay.plugins.installFromCatalog.mutate({ name: entry.name, type }).then(
+      (r) => navigate(`/plugins/${encodeURIComponent(r.pluginId)}`),
+      (err: unknown) => {
+        setError(errorMessage(err));
+        setBusy(false);
+      },
+    );
+  };
+  return (
+    <li class="card catalog-card" data-catalog-name={entry.name}>
+      <div class="card-head">
+        <PluginIcon icon={entry.icon} type={undefined} />
+        <h3>{entry.title}</h3>
+        <span class="state state-catalog">catalog</span>
+      </div>
+      <p class="muted mono">
+        {entry.name} · v{entry.version} · {entry.source}
+      </p>
+      <p>{entry.description}</p>
+      <div class="badges">
+        {entry.types.map((t) => (
+          <span class="badge" key={t}>
+            {t}
+          </span>
+        ))}
+        {entry.category && <span class="badge category">{entry.category}</span>}
+        {entry.tags.map((t) => (
+          <span class="badge tag" key={t}>
+            #{t}
+          </span>
+        ))}
+      </div>
+      {entry.configFields.length > 0 && (
+        <p class="muted">Needs: {entry.configFields.map((f) => f.label).join(', ')}</p>
+      )}
+      {canInstall && (
+        <div class="catalog-actions">
+          {entry.types.map((t) => (
+            <button
+              key={t}
+              type="button"
+              disabled={busy}
+              aria-label={`Install ${entry.title} (${t})`}
+              onClick={() => install(t)}
+            >
+              Install ({t})
+            </button>
+          ))}
+        </div>
+      )}
+      <ErrorBox error={error} />
+    </li>
   );
 }

@@ -188,6 +188,8 @@ export function PluginPage({ pluginId, session }: { pluginId: string; session: S
         )}
       </section>
 
+      <PluginLog pluginId={pluginId} />
+
       <section aria-labelledby="tools-title">
         <h2 id="tools-title">Tools</h2>
         {p.enabled && (
@@ -298,5 +300,31 @@ export function PluginPage({ pluginId, session }: { pluginId: string; session: S
         {readme.data?.markdown ? <Markdown source={readme.data.markdown} /> : <p class="muted">No README.</p>}
       </section>
     </Page>
+  );
+}
+
+/** The last stderr lines of this organization's instance (plugins.logs), shown as plain text. */
+function PluginLog({ pluginId }: { pluginId: string }) {
+  const logs = useLoad(() => hay.plugins.logs.query({ pluginId, lines: 200 }), [pluginId]);
+  const lines = logs.data?.lines ?? [];
+  return (
+    <section aria-labelledby="log-title">
+      <h2 id="log-title">Log</h2>
+      <button type="button" onClick={logs.reload} disabled={logs.loading}>
+        Refresh log
+      </button>
+      <ErrorBox error={logs.error} />
+      {logs.data?.shared ? (
+        <p class="muted">
+          This plugin runs one shared instance for every organization; its log is not shown.
+        </p>
+      ) : lines.length === 0 ? (
+        <p class="muted">No stderr lines from this organization's instance.</p>
+      ) : (
+        <pre class="plugin-log" tabIndex={0} aria-label="Last stderr lines">
+          {lines.join('\n')}
+        </pre>
+      )}
+    </section>
   );
 }
