@@ -170,7 +170,7 @@ function enumValues(p: ParamRow): unknown[] | undefined {
     : parts;
 }
 
-/** The definition the model stands for; a JSON body that does not parse is sent as its text (and refused). */
+/** The definition the model stands for; a JSON body that does not parse is kept as its text (see localProblems). */
 export function toDefinition(m: Model): Obj {
   return {
     ...m.extra,
@@ -192,7 +192,7 @@ export function toDefinition(m: Model): Obj {
         try {
           value = JSON.parse(t.bodyText);
         } catch {
-          /* refused by the server at /tools/i/body/value */
+          /* reported by localProblems before anything is sent */
         }
         body = { kind: 'json', value };
       } else if (t.bodyKind === 'text') body = { kind: 'text', template: t.bodyText };
@@ -261,6 +261,26 @@ export function anchorOf(pointer: string, anchors: readonly string[]): string | 
     if ((pointer === a || pointer.startsWith(`${a}/`)) && (best === undefined || a.length > best.length))
       best = a;
   return best;
+}
+
+/**
+ * Problems the form finds before sending (the server checks everything else): a JSON body that does not
+ * parse would otherwise be sent as a JSON string.
+ */
+export function localProblems(m: Model): { pointer: string; message: string }[] {
+  const out: { pointer: string; message: string }[] = [];
+  m.tools.forEach((t, i) => {
+    if (t.bodyKind !== 'json') return;
+    try {
+      JSON.parse(t.bodyText);
+    } catch (err) {
+      out.push({
+        pointer: `/tools/${i}/body/value`,
+        message: `is not valid JSON (${err instanceof Error ? err.message : String(err)})`,
+      });
+    }
+  });
+  return out;
 }
 
 /** The `{{config.x}}` / `{{params.y}}` references a tool's templates may use. */

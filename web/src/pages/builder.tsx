@@ -11,6 +11,7 @@ import {
   CONFIG_TYPES,
   escapePointerKey,
   fromDefinition,
+  localProblems,
   METHODS,
   newConfigRow,
   newParamRow,
@@ -477,7 +478,8 @@ export function Builder() {
       return next;
     });
   const definition = toDefinition(model);
-  const placed = place(problems, model);
+  const local = localProblems(model);
+  const placed = place([...local, ...problems], model);
   const tools = (definition.tools as { name: string; parameters: unknown }[]).map((t, i) => ({
     ...t,
     index: i,
@@ -786,6 +788,10 @@ export function Builder() {
             submitLabel={`Test ${tool.name || `tool ${tool.index + 1}`}`}
             busy={busy}
             onSubmit={(params) => {
+              if (local.length > 0) {
+                setError('Fix the problems shown at the fields first');
+                return;
+              }
               start();
               setTest(null);
               hay.builder.test
@@ -817,6 +823,10 @@ export function Builder() {
           class="inline-form"
           onSubmit={(e) => {
             e.preventDefault();
+            if (local.length > 0) {
+              setError('Fix the problems shown at the fields first');
+              return;
+            }
             start();
             hay.builder.save
               .mutate({ definition, ...(version.trim() ? { version: version.trim() } : {}) })
