@@ -489,6 +489,12 @@ describe.skipIf(missing !== undefined)(
       expect(def.tools[0]?.headers).toEqual({ 'X-Api-Key': '{{config.apiKey}}' });
       expect(def.tools[0]?.parameters).toEqual([{ name: 'id', type: 'string', required: true }]);
       expect(def.tools[0]?.response).toEqual({ kind: 'json', pointer: '/data' });
+      // a problem no field of the form stands for is listed at the top
+      await json.fill(JSON.stringify({ ...def, format: 2 }));
+      await page.getByRole('button', { name: 'Save plugin' }).click();
+      const unmatched = page.locator('table.problems');
+      await unmatched.waitFor();
+      expect(await unmatched.textContent()).toContain('/format');
       await json.fill(JSON.stringify({ ...def, name: 'No-code items' }));
       expect(await page.getByLabel('Plugin name').inputValue()).toBe('No-code items');
       await checkA11y('builder');

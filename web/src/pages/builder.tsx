@@ -214,7 +214,9 @@ function Check(props: {
   );
 }
 
-type Update = (change: (m: Model) => void) => void;
+/** Applies a change to a copy of the model; `reindex` (a row removed) drops the server's problems, whose
+ * pointers would name other rows now. */
+type Update = (change: (m: Model) => void, reindex?: boolean) => void;
 
 function ToolEditor(props: { model: Model; index: number; update: Update; placed: Placed }) {
   const { model, index: ti, update, placed } = props;
@@ -340,7 +342,7 @@ function ToolEditor(props: { model: Model; index: number; update: Update; placed
                 type="button"
                 class="danger"
                 aria-label={`Remove parameter ${pi + 1}${p.name ? ` (${p.name})` : ''}`}
-                onClick={() => tool((x) => x.parameters.splice(pi, 1))}
+                onClick={() => update((m) => m.tools[ti]?.parameters.splice(pi, 1), true)}
               >
                 Remove
               </button>
@@ -381,7 +383,7 @@ function ToolEditor(props: { model: Model; index: number; update: Update; placed
                 type="button"
                 class="danger"
                 aria-label={`Remove header ${hi + 1}${h.key ? ` (${h.key})` : ''}`}
-                onClick={() => tool((x) => x.headers.splice(hi, 1))}
+                onClick={() => update((m) => m.tools[ti]?.headers.splice(hi, 1), true)}
               >
                 Remove
               </button>
@@ -442,7 +444,7 @@ function ToolEditor(props: { model: Model; index: number; update: Update; placed
         type="button"
         class="danger"
         aria-label={`Remove tool ${ti + 1}${t.name ? ` (${t.name})` : ''}`}
-        onClick={() => update((m) => m.tools.splice(ti, 1))}
+        onClick={() => update((m) => m.tools.splice(ti, 1), true)}
       >
         Remove tool
       </button>
@@ -471,12 +473,14 @@ export function Builder() {
   const [test, setTest] = useState<TestResult | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const update: Update = (change) =>
+  const update: Update = (change, reindex) => {
+    if (reindex) setProblems([]);
     setModel((m) => {
       const next = structuredClone(m);
       change(next);
       return next;
     });
+  };
   const definition = toDefinition(model);
   const local = localProblems(model);
   const placed = place([...local, ...problems], model);
@@ -713,7 +717,7 @@ export function Builder() {
                 type="button"
                 class="danger"
                 aria-label={`Remove configuration field ${i + 1}${c.name ? ` (${c.name})` : ''}`}
-                onClick={() => update((m) => m.config.splice(i, 1))}
+                onClick={() => update((m) => m.config.splice(i, 1), true)}
               >
                 Remove
               </button>
