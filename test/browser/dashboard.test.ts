@@ -139,7 +139,7 @@ describe.skipIf(missing !== undefined)(
       // the live endpoint of the no-code plugin
       api = http.createServer((req, res) => {
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ data: { item: req.url } }));
+        res.end(JSON.stringify({ data: { item: req.url, key: req.headers['x-api-key'] ?? null } }));
       });
       await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
       apiPort = (api.address() as AddressInfo).port;
@@ -429,39 +429,74 @@ describe.skipIf(missing !== undefined)(
       await shot('xss');
     });
 
-    it('builds a no-code plugin: a bad reference is shown by pointer, a test call, save, then its tool runs', async () => {
+    it('builds a no-code plugin through the form: a bad reference at its field, a test call, save, then its tool runs', async () => {
       await nav('Builder');
-      const definition = (url: string) =>
-        JSON.stringify({
-          id: 'nocode-items',
-          name: 'No-code items',
-          description: 'Items from the suite server',
-          config: [],
-          tools: [
-            {
-              name: 'get_item',
-              description: 'One item',
-              parameters: [{ name: 'id', type: 'string', required: true }],
-              method: 'GET',
-              url,
-              response: { kind: 'json', pointer: '/data' },
-            },
-          ],
-        });
-      const editor = page.getByLabel('Definition (JSON)');
-      await editor.fill(definition(`http://127.0.0.1:${apiPort}/items/{{params.nope}}`));
-      await page.getByRole('button', { name: 'Save plugin' }).click();
-      const problems = page.locator('table.problems');
-      await problems.waitFor();
-      expect(await problems.textContent()).toContain('/tools/0/url');
+      await page.getByLabel('Plugin id').fill('nocode-items');
+      await page.getByLabel('Plugin name').fill('No-code items');
+      await page.getByLabel('Plugin description').fill('Items from the suite server');
+      await page.getByRole('button', { name: 'Add configuration field' }).click();
+      await page.getByLabel('Configuration field 1 name').fill('apiKey');
+      await page.getByLabel('Secret (stored encrypted)').check();
+      await page.getByLabel('Tool name').fill('get_item');
+      await page.getByLabel('Tool description').fill('One item');
+      await page.getByLabel('Method').selectOption('GET');
+      const url = page.getByLabel('URL template');
+      await url.fill(`http://127.0.0.1:${apiPort}/items/{{params.nope}}`);
+      await page.getByRole('button', { name: 'Add parameter to tool 1' }).click();
+      await page.getByLabel('Parameter 1 name').fill('id');
+      // keyboard: Tab from the name reaches the type select, then the Required checkbox
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Space');
+      expect(await page.locator('#b-tools-0-parameters-0-required').isChecked()).toBe(true);
+      await page.getByRole('button', { name: 'Add header to tool 1' }).click();
+      await page.getByLabel('Header 1 name').fill('X-Api-Key');
+      await page.getByLabel('Header 1 value template').fill('{{config.apiKey}}');
+      await page.getByLabel('Response', { exact: true }).selectOption('json');
+      await page.getByLabel('JSON pointer into the response (optional)').fill('/data');
+      expect(await page.locator('#b-tools-0-refs').textContent()).toContain(
+        '{{config.apiKey}}, {{params.id}}',
+      );
 
-      await editor.fill(definition(`http://127.0.0.1:${apiPort}/items/{{params.id}}`));
+      await page.getByRole('button', { name: 'Save plugin' }).click();
+      // the server's problem is shown at the URL field, which is marked invalid and described by it
+      const urlProblem = page.locator('#b-tools-0-url ~ .field-problems');
+      await urlProblem.waitFor();
+      expect(await urlProblem.textContent()).toContain('{{params.nope}}');
+      expect(await url.getAttribute('aria-invalid')).toBe('true');
+      expect(await page.locator('table.problems').count()).toBe(0);
+      await checkA11y('builder-problems');
+
+      await url.fill(`http://127.0.0.1:${apiPort}/items/{{params.id}}`);
+      await page.getByLabel('Test value of apiKey').fill('k-123');
       await page.getByLabel(/^id/).fill('abc');
       await page.getByRole('button', { name: 'Test get_item' }).click();
       const result = page.locator('.builder-test .tool-result.is-ok');
       await result.waitFor({ timeout: 20_000 });
       expect(await result.textContent()).toContain('/items/abc');
+      expect(await result.textContent()).toContain('k-123');
       expect(await page.locator('.builder-test').textContent()).toContain('HTTP status: 200');
+      expect(await page.locator('.field-problems').count()).toBe(0);
+
+      // the advanced JSON view shows the same definition, and edits there reach the form
+      await page.getByLabel('Advanced: show the definition as JSON').check();
+      const json = page.getByLabel('Definition (JSON)');
+      const def = JSON.parse(await json.inputValue()) as {
+        config: unknown[];
+        tools: { headers: unknown; parameters: unknown[]; response: unknown }[];
+      };
+      expect(def.config).toEqual([{ name: 'apiKey', type: 'string', encrypted: true }]);
+      expect(def.tools[0]?.headers).toEqual({ 'X-Api-Key': '{{config.apiKey}}' });
+      expect(def.tools[0]?.parameters).toEqual([{ name: 'id', type: 'string', required: true }]);
+      expect(def.tools[0]?.response).toEqual({ kind: 'json', pointer: '/data' });
+      // a problem no field of the form stands for is listed at the top
+      await json.fill(JSON.stringify({ ...def, format: 2 }));
+      await page.getByRole('button', { name: 'Save plugin' }).click();
+      const unmatched = page.locator('table.problems');
+      await unmatched.waitFor();
+      expect(await unmatched.textContent()).toContain('/format');
+      await json.fill(JSON.stringify({ ...def, name: 'No-code items' }));
+      expect(await page.getByLabel('Plugin name').inputValue()).toBe('No-code items');
       await checkA11y('builder');
       await shot('builder');
 
@@ -472,6 +507,7 @@ describe.skipIf(missing !== undefined)(
         .waitFor();
       await page.getByRole('status').getByRole('link', { name: 'nocode-items' }).click();
       await page.getByRole('heading', { name: 'No-code items', level: 1 }).waitFor();
+      await page.getByLabel(/^apiKey/).fill('k-456');
       await page.getByRole('button', { name: 'Enable with this configuration' }).click();
       await page.getByText('Plugin enabled').waitFor();
       await page.getByLabel(/^id/).fill('xyz');
@@ -479,6 +515,7 @@ describe.skipIf(missing !== undefined)(
       const ran = page.locator('.tool-result.is-ok');
       await ran.waitFor({ timeout: 30_000 });
       expect(await ran.textContent()).toContain('/items/xyz');
+      expect(await ran.textContent()).toContain('k-456');
     });
 
     it('lists catalog entries with a catalog badge; installing one opens its plugin page', async () => {
