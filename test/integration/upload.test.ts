@@ -102,6 +102,7 @@ describe('POST /v1/plugins/upload', () => {
       toolName: 'echo',
       arguments: { message: 'x', count: 1 },
     });
+    expect(call.error).toBeUndefined();
     expect(toolJson(call.data)).toMatchObject({ echoed: 'x' });
 
     const forward = await trpc(url, 'plugins.rollback', org.adminKey, { pluginId: 'my-probe' });
