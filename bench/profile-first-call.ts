@@ -4,6 +4,7 @@
 // second `plugins.invokeTool` over tRPC and counts the database statements each issues, listing the
 // statements of the first calls by their text. Counts are repeatable on a loaded machine where times are not.
 import os from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { PGlite } from '@electric-sql/pglite';
 import { checkEcho, PLUGIN_ID, startBenchHost, unwrapTrpc } from './lib/host-fixture.js';
 import { median } from './lib/stats.js';
@@ -35,6 +36,17 @@ for (const method of ['query', 'exec', 'transaction'] as const) {
     return original.apply(this, args);
   };
 }
+
+// garbage collections (count and ms) that overlap the counted calls
+let gcCount = 0;
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  if (!counting) return;
+  for (const e of list.getEntries()) {
+    gcCount++;
+    gcMs += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 async function main(): Promise<void> {
   const h = await startBenchHost();
@@ -91,6 +103,8 @@ async function main(): Promise<void> {
     const firstFront: number[] = [];
     const firstAfterControl: number[] = [];
     let firstStatements = 0;
+    let firstGc = 0;
+    let firstGcMs = 0;
     let secondStatements = 0;
     for (let i = 0; i < ORGS; i++) {
       const o = await h.newOrgWithPlugin(`first-${i}`);
@@ -112,6 +126,8 @@ async function main(): Promise<void> {
         controlFront.push(performance.now() - t0);
       }
       statementCount = 0;
+      gcCount = 0;
+      gcMs = 0;
       counting = true;
       t0 = performance.now();
       await call(o.apiKey, 'first');
@@ -119,6 +135,9 @@ async function main(): Promise<void> {
       first.push(performance.now() - t0);
       firstStatements += statementCount;
       counting = false;
+      await new Promise((resolve) => setImmediate(resolve));
+      firstGc += gcCount;
+      firstGcMs += gcMs;
       take(firstSpans);
       const firstList = new Map(statements);
       statements.clear();
@@ -151,6 +170,8 @@ async function main(): Promise<void> {
         firstOverSteady: r(median(first) / median(steady)),
         dbStatementsPerFirstCall: r(firstStatements / ORGS),
         dbStatementsPerSecondCall: r(secondStatements / ORGS),
+        gcPerFirstCall: r(firstGc / ORGS),
+        gcMsPerFirstCall: r(firstGcMs / ORGS),
         firstSpansMsMedian: Object.fromEntries(Object.entries(firstSpans).map(([k, v]) => [k, r(median(v))])),
         secondSpansMsMedian: Object.fromEntries(
           Object.entries(secondSpans).map(([k, v]) => [k, r(median(v))]),
