@@ -29,6 +29,7 @@ import type {
   ServerRequestRelay,
   Tool,
 } from '../runtime/ports.js';
+import { isSharedSpec, SHARED_INSTANCE_ORG } from '../runtime/ports.js';
 import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
 import type { KeyScopes } from '../tenancy/organizations.js';
@@ -167,7 +168,8 @@ export class PluginService {
         void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'configuration changed');
     });
     deps.instances.on('toolsChanged', (e) => {
-      deps.cache.invalidate(e.pluginKey, e.orgId);
+      // a shared instance's list is every organization's: their cached results go with it
+      deps.cache.invalidate(e.pluginKey, e.orgId === SHARED_INSTANCE_ORG ? undefined : e.orgId);
       const p = deps.registry.getByKey(e.pluginKey);
       if (p) deps.validator.forget(versionKey(e.orgId, p));
     });
@@ -340,7 +342,7 @@ export class PluginService {
             );
           toolLabel = tool.name;
           this.d.validator.validate(
-            versionKey(orgId, plugin),
+            versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
             tool.name,
             tool.inputSchema ?? declared?.input_schema,
             input.arguments,
@@ -831,6 +833,10 @@ export class PluginService {
   }
 }
 
+/**
+ * Names one instance's tool list for the argument validators: per organization, except a shared instance
+ * (orgId SHARED_INSTANCE_ORG), whose one list serves every organization, so they share its validators.
+ */
 function versionKey(orgId: string, p: RegisteredPlugin): string {
   return `${orgId}:${p.key}:${p.checksum}`;
 }

@@ -23,6 +23,7 @@ describe('bench and loadtest (tiny)', () => {
         BENCH_WARMUP: '5',
         BENCH_LOAD_CALLS: '200',
         BENCH_COLD_RUNS: '1',
+        BENCH_WARM_FIRST_RUNS: '2',
         BENCH_DISCOVERY_PLUGINS: '10',
         BENCH_SANDBOX: '0',
         BENCH_BURST_ORGS: '5',
@@ -44,6 +45,8 @@ describe('bench and loadtest (tiny)', () => {
       'throughputRatio',
       'coldStartRatio',
       'warmFirstCallRatio',
+      'warmFirstControlMs',
+      'warmFirstOverC1',
       'discovery1000Ms',
       'errors',
       'overheadRatioTrpc',
@@ -58,6 +61,7 @@ describe('bench and loadtest (tiny)', () => {
     expect(result.errors).toBe(0);
     expect(result).toMatchObject({ burstOrgs: 5, burstErrors: 0 });
     expect(stdout).toContain('(j) burst: 5 orgs');
+    expect(stdout).toContain('(g0) the same position');
     expect(result.growth).toMatchObject([
       { orgs: 2, pluginsPerOrg: 1, errors: 0 },
       { orgs: 1, pluginsPerOrg: 2, errors: 0, processes: 2 },
