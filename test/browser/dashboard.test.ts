@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -17,7 +17,9 @@ import { buildZip } from '../helpers/zip-writer.js';
  */
 const CHROMIUM = '/usr/bin/chromium';
 const DIST = path.join(REPO_ROOT, 'web', 'dist', 'index.html');
-const missing = !existsSync(CHROMIUM)
+/** A regular file: a path masked by a bind mount of /dev/null (how "not installed" is simulated) is missing too. */
+const isFile = (p: string) => existsSync(p) && statSync(p).isFile();
+const missing = !isFile(CHROMIUM)
   ? `${CHROMIUM} is missing (apt-get install chromium)`
   : !existsSync(DIST)
     ? 'web/dist is not built (npm run build:web)'
