@@ -10,6 +10,7 @@ import type { OrganizationService } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { GatewayCatalog } from './catalog.js';
 import { registerMcpEndpoint } from './endpoint.js';
+import type { McpHostAllowList } from './host-check.js';
 import { InputRounds } from './input-rounds.js';
 import { LegacySessions } from './legacy-sessions.js';
 import { createGatewayServer } from './mcp-server.js';
@@ -27,6 +28,8 @@ export interface GatewayOptions {
   inputRoundTimeoutMs: number;
   /** Messages kept per 2025-11-25 session for resuming a dropped SSE stream (Last-Event-ID). */
   maxResumeEventsPerSession: number;
+  /** `Host` / `Origin` names `/mcp` accepts (DNS-rebinding protection), checked before authentication. */
+  allowList: McpHostAllowList;
 }
 
 export interface GatewayDeps {
@@ -195,7 +198,14 @@ export function wireGateway(d: GatewayDeps): Gateway {
       },
     },
     register(app) {
-      registerMcpEndpoint(app, { organizations: d.organizations, audit: d.audit, logger, legacy, modern });
+      registerMcpEndpoint(app, {
+        organizations: d.organizations,
+        audit: d.audit,
+        logger,
+        legacy,
+        modern,
+        allowList: d.options.allowList,
+      });
     },
     start() {
       legacy.start();
