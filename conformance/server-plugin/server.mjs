@@ -1,5 +1,6 @@
 // The features the MCP conformance server suite (conformance 0.1.16, `conformance server`) exercises,
 // as a plain SDK 1.x stdio plugin; conformance/server-host.ts serves it behind the host's /mcp.
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { z } from 'zod';
@@ -135,7 +136,13 @@ server.registerPrompt('test_simple_prompt', { description: 'test_simple_prompt' 
 }));
 server.registerPrompt(
   'test_prompt_with_arguments',
-  { description: 'test_prompt_with_arguments', argsSchema: { arg1: z.string(), arg2: z.string() } },
+  {
+    description: 'test_prompt_with_arguments',
+    argsSchema: {
+      arg1: completable(z.string(), (v) => ['paris', 'park', 'party'].filter((x) => x.startsWith(v))),
+      arg2: z.string(),
+    },
+  },
   ({ arg1, arg2 }) => ({
     messages: [
       {

@@ -3,6 +3,7 @@ import {
   Server,
   type CallToolResult as McpCallToolResult,
   type ClientCapabilities,
+  type CompleteResult as McpCompleteResult,
   type GetPromptResult as McpGetPromptResult,
   type LoggingLevel,
   type Prompt as McpPrompt,
@@ -16,7 +17,7 @@ import { MCP_ERROR } from '../api/error-map.js';
 import { isHayError } from '../errors.js';
 import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
-import type { PluginServerRequest } from '../runtime/ports.js';
+import type { CompletionRequest, PluginServerRequest } from '../runtime/ports.js';
 import type { GatewayCatalog } from './catalog.js';
 import type { InputRounds, RoundOutcome, RoundTarget } from './input-rounds.js';
 import { parseExposedUri, RESOURCE_URI_PREFIX } from './naming.js';
@@ -66,7 +67,8 @@ function refusal(caps: ClientCapabilities | undefined, request: PluginServerRequ
  * catalog under exposed names, tools/call mapped back and run through PluginService.invokeTool (the one
  * invocation path). The request's cancellation reaches the plugin through the call's signal; the
  * plugin's progress reaches the client when the client sent a progress token. HayErrors map through
- * MCP_ERROR: a tool result with isError, or a JSON-RPC error.
+ * MCP_ERROR: a tool result with isError, or a JSON-RPC error. completion/complete maps the exposed
+ * prompt name or `hay://` template back and goes to the owning plugin through PluginService.complete.
  */
 export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Server {
   const server = new Server(
@@ -76,6 +78,7 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
         tools: { listChanged: true },
         resources: { listChanged: true },
         prompts: { listChanged: true },
+        completions: {},
         logging: {},
       },
       instructions:
@@ -208,6 +211,48 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       return result as McpGetPromptResult;
     } catch (err) {
       return mapError(err, ctx.mcpReq.signal, 'prompts/get');
+    }
+  });
+  server.setRequestHandler('completion/complete', async (request, ctx) => {
+    const { ref, argument, context } = request.params;
+    const extras = await d.catalog.extrasForCaller(caller);
+    let pluginId: string;
+    let own: CompletionRequest['ref'];
+    if (ref.type === 'ref/prompt') {
+      const prompt = extras.resolvePrompt(ref.name);
+      if (!prompt) throw new ProtocolError(-32602, `Unknown prompt: ${ref.name.slice(0, 100)}`);
+      pluginId = prompt.pluginId;
+      own = { type: 'ref/prompt', name: prompt.name };
+    } else {
+      const target = parseExposedUri(ref.uri);
+      if (target) {
+        pluginId = target.pluginId;
+        own = { type: 'ref/resource', uri: target.uri };
+      } else {
+        const owner = extras.ownerOfOwnTemplate(ref.uri);
+        if (owner === undefined || owner === 'ambiguous')
+          throw new ProtocolError(
+            -32602,
+            `${owner === undefined ? 'Unknown' : 'Ambiguous'} resource template ${ref.uri.slice(0, 200)}; use the ${RESOURCE_URI_PREFIX}<pluginId>/<uriTemplate> form of resources/templates/list`,
+          );
+        pluginId = owner;
+        own = { type: 'ref/resource', uri: ref.uri };
+      }
+    }
+    try {
+      const result = await d.plugins.complete(
+        caller,
+        pluginId,
+        {
+          ref: own,
+          argument: { name: argument.name, value: argument.value },
+          ...(context?.arguments ? { context: { arguments: context.arguments } } : {}),
+        },
+        ctx.mcpReq.signal,
+      );
+      return result as McpCompleteResult;
+    } catch (err) {
+      return mapError(err, ctx.mcpReq.signal, 'completion/complete');
     }
   });
   return server;

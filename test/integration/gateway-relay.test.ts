@@ -89,6 +89,34 @@ describe.each(['legacy', 'modern'] as const)('%s era', (era) => {
     await expect(client.getPrompt({ name: 'asker__nope', arguments: {} })).rejects.toThrow(/Unknown prompt/);
   });
 
+  it('relays completion/complete for a prompt argument and a template argument, in the plugin’s names', async () => {
+    const client = track(await connect(orgA.apiKey));
+    const prompt = await client.complete({
+      ref: { type: 'ref/prompt', name: 'asker__greet' },
+      argument: { name: 'name', value: 'A' },
+    });
+    expect(prompt.completion.values).toEqual(['Ada', 'Alan']);
+    for (const uri of ['hay://asker/note://b/{id}', 'note://b/{id}']) {
+      const template = await client.complete({
+        ref: { type: 'ref/resource', uri },
+        argument: { name: 'id', value: '4' },
+      });
+      expect(template.completion.values, uri).toEqual(['42']);
+    }
+    await expect(
+      client.complete({
+        ref: { type: 'ref/prompt', name: 'asker__nope' },
+        argument: { name: 'x', value: '' },
+      }),
+    ).rejects.toThrow(/Unknown prompt/);
+    await expect(
+      client.complete({
+        ref: { type: 'ref/resource', uri: 'note://nowhere/{x}' },
+        argument: { name: 'x', value: '' },
+      }),
+    ).rejects.toThrow(/Unknown resource template/);
+  });
+
   it('isolates organizations: B lists none of A’s resources or prompts and cannot read them', async () => {
     const b = track(await connect(orgB.apiKey));
     expect((await b.listResources()).resources).toEqual([]);
@@ -98,6 +126,18 @@ describe.each(['legacy', 'modern'] as const)('%s era', (era) => {
     await expect(b.getPrompt({ name: 'asker__greet', arguments: { name: 'x' } })).rejects.toThrow(
       /Unknown prompt/,
     );
+    await expect(
+      b.complete({
+        ref: { type: 'ref/prompt', name: 'asker__greet' },
+        argument: { name: 'name', value: 'A' },
+      }),
+    ).rejects.toThrow(/Unknown prompt/);
+    await expect(
+      b.complete({
+        ref: { type: 'ref/resource', uri: 'hay://asker/note://b/{id}' },
+        argument: { name: 'id', value: '' },
+      }),
+    ).rejects.toThrow(/not enabled/);
   });
 
   it('forwards the plugin’s sampling and elicitation to a client that answers them', async () => {
@@ -185,6 +225,12 @@ describe('around the relay', () => {
     expect((await client.listResources()).resources).toEqual([]);
     expect((await client.listPrompts()).prompts).toEqual([]);
     await expect(client.readResource({ uri: 'hay://asker/note://a/one' })).rejects.toThrow(/restricted/);
+    await expect(
+      client.complete({
+        ref: { type: 'ref/resource', uri: 'hay://asker/note://b/{id}' },
+        argument: { name: 'id', value: '' },
+      }),
+    ).rejects.toThrow(/restricted/);
     expect((await client.listTools()).tools.map((x) => x.name)).toEqual(['asker__log']);
   });
 });

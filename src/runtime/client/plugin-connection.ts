@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
+  CompleteResultSchema,
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   EmptyResultSchema,
@@ -27,6 +28,8 @@ import type { Logger } from '../../logger.js';
 import type {
   CallOptions,
   CallToolResult,
+  CompleteResult,
+  CompletionRequest,
   ConnectionEnd,
   GetPromptResult,
   PluginConnection,
@@ -431,6 +434,23 @@ export class McpPluginConnection implements PluginConnection {
       ),
     );
     this.checkResultSize(result, `prompts/get "${name}"`);
+    return result;
+  }
+
+  async complete(request: CompletionRequest, options?: CallOptions): Promise<CompleteResult> {
+    if (!this.client.getServerCapabilities()?.completions) return { completion: { values: [] } };
+    const scope = this.scope(options);
+    const result = await this.request(scope, 'complete an argument', () =>
+      this.client.request(
+        {
+          method: 'completion/complete',
+          params: { ...request, ...(options?.meta ? { _meta: options.meta } : {}) },
+        },
+        CompleteResultSchema,
+        { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+      ),
+    );
+    this.checkResultSize(result, 'completion/complete');
     return result;
   }
 

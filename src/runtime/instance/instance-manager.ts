@@ -15,6 +15,8 @@ import {
   type CallMetaProvider,
   type CallOptions,
   type CallToolResult,
+  type CompleteResult,
+  type CompletionRequest,
   type ConnectionEnd,
   type ConnectionFactory,
   type PluginConnection,
@@ -243,6 +245,19 @@ export class InstanceManager {
       if (!live.conn.getPrompt)
         throw new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} does not serve prompts`);
       return live.conn.getPrompt(name, args, await this.withMeta(orgId, live.spec, callOptions));
+    });
+  }
+
+  /** completion/complete on the pair's instance (a shared instance gets the organization in `_meta`). */
+  complete(
+    orgId: string,
+    spec: PluginSpec,
+    request: CompletionRequest,
+    options?: CallOptions,
+  ): Promise<CompleteResult> {
+    return this.useInstance(orgId, spec, 'completion/complete', options, async (live, callOptions) => {
+      if (!live.conn.complete) return { completion: { values: [] } };
+      return live.conn.complete(request, await this.withMeta(orgId, live.spec, callOptions));
     });
   }
 
