@@ -471,6 +471,7 @@ export async function createHost(
       sessionIdleMs: config.mcpSessionIdleMs,
       inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
       maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
+      maxSubscriptionsPerSession: config.mcpMaxSubscriptionsPerSession,
       allowList: mcpHostAllowList({
         listenHost: config.host,
         apiUrl: config.apiUrl,

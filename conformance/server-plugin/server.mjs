@@ -3,6 +3,7 @@
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 const PNG =
@@ -11,8 +12,10 @@ const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const server = new McpServer(
   { name: 'conformance-fixture', version: '1.0.0' },
-  { capabilities: { logging: {} } },
+  { capabilities: { logging: {}, resources: { subscribe: true } } },
 );
+server.server.setRequestHandler(SubscribeRequestSchema, () => ({}));
+server.server.setRequestHandler(UnsubscribeRequestSchema, () => ({}));
 const text = (t) => ({ content: [{ type: 'text', text: t }] });
 
 server.registerTool('test_simple_text', { description: 'test_simple_text' }, async () =>
@@ -112,6 +115,9 @@ server.registerResource('static-text', 'test://static-text', { mimeType: 'text/p
       text: 'This is the content of the static text resource.',
     },
   ],
+}));
+server.registerResource('watched', 'test://watched-resource', { mimeType: 'text/plain' }, async () => ({
+  contents: [{ uri: 'test://watched-resource', mimeType: 'text/plain', text: 'Watched resource content.' }],
 }));
 server.registerResource('static-binary', 'test://static-binary', { mimeType: 'image/png' }, async () => ({
   contents: [{ uri: 'test://static-binary', mimeType: 'image/png', blob: PNG }],

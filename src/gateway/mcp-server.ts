@@ -21,6 +21,7 @@ import type { CompletionRequest, PluginServerRequest } from '../runtime/ports.js
 import type { GatewayCatalog } from './catalog.js';
 import type { InputRounds, RoundOutcome, RoundTarget } from './input-rounds.js';
 import { parseExposedUri, RESOURCE_URI_PREFIX } from './naming.js';
+import type { ResourceSubscriptions } from './subscriptions.js';
 
 /** Progress notifications relayed per call; a plugin sending more is not relayed further. */
 const MAX_RELAYED_PROGRESS = 10_000;
@@ -32,6 +33,8 @@ export interface GatewayServerDeps {
   plugins: PluginService;
   rounds: InputRounds;
   logger: Logger;
+  /** Given for a 2025-11-25 session's server: it offers resources/subscribe (bounded per session). */
+  subscriptions?: { registry: ResourceSubscriptions; maxPerSession: number };
 }
 
 const LOG_LEVELS: readonly LoggingLevel[] = [
@@ -76,7 +79,7 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
     {
       capabilities: {
         tools: { listChanged: true },
-        resources: { listChanged: true },
+        resources: { listChanged: true, ...(d.subscriptions ? { subscribe: true } : {}) },
         prompts: { listChanged: true },
         completions: {},
         logging: {},
@@ -192,6 +195,41 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       return mapError(err, ctx.mcpReq.signal, 'resources/read');
     }
   });
+  if (d.subscriptions) {
+    const { registry, maxPerSession } = d.subscriptions;
+    const mine = registry.session(
+      caller,
+      (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined),
+    );
+    server.onclose = () => mine.close();
+    const targetOfUri = async (asked: string) => {
+      const exposed = parseExposedUri(asked);
+      if (exposed) return exposed;
+      const owner = (await d.catalog.extrasForCaller(caller)).ownerOfOwnUri(asked);
+      if (owner === undefined || owner === 'ambiguous')
+        throw new ProtocolError(
+          -32602,
+          `${owner === undefined ? 'Unknown' : 'Ambiguous'} resource ${asked.slice(0, 200)}; use its ${RESOURCE_URI_PREFIX}<pluginId>/<uri> form`,
+        );
+      return { pluginId: owner, uri: asked };
+    };
+    server.setRequestHandler('resources/subscribe', async (request, ctx) => {
+      const target = await targetOfUri(request.params.uri);
+      try {
+        if (!(await mine.subscribe(target.pluginId, target.uri, request.params.uri)))
+          throw new ProtocolError(-32602, `At most ${maxPerSession} resource subscriptions per session`);
+      } catch (err) {
+        if (err instanceof ProtocolError) throw err;
+        return mapError(err, ctx.mcpReq.signal, 'resources/subscribe');
+      }
+      return {};
+    });
+    server.setRequestHandler('resources/unsubscribe', async (request) => {
+      const target = await targetOfUri(request.params.uri);
+      await mine.unsubscribe(target.pluginId, target.uri);
+      return {};
+    });
+  }
   server.setRequestHandler('prompts/list', async () => {
     const extras = await d.catalog.extrasForCaller(caller);
     return { prompts: extras.prompts as McpPrompt[] };

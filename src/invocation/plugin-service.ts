@@ -557,6 +557,18 @@ export class PluginService {
     );
   }
 
+  /**
+   * resources/subscribe or unsubscribe of a plugin's own URI, with the guarantees of complete (no audit
+   * row). The plugin's subscription lasts as long as its instance.
+   */
+  subscribeResource(caller: Caller, pluginId: string, uri: string, subscribe: boolean): Promise<void> {
+    return this.pluginRequest(caller, pluginId, 'resources', undefined, (orgId, spec) =>
+      this.d.instances.subscribeResource(orgId, spec, uri, subscribe, {
+        timeoutMs: this.d.options.callTimeoutMs,
+      }),
+    );
+  }
+
   private async pluginRequest<T>(
     caller: Caller,
     pluginId: string,

@@ -248,6 +248,11 @@ export interface PluginConnection {
   getPrompt?(name: string, args: Record<string, string>, options?: CallOptions): Promise<GetPromptResult>;
   /** An empty completion when the server does not declare the `completions` capability. */
   complete?(request: CompletionRequest, options?: CallOptions): Promise<CompleteResult>;
+  /** resources/subscribe; refused with INSTANCE_FAILED when the server does not declare `resources.subscribe`. */
+  subscribeResource?(uri: string, options?: CallOptions): Promise<void>;
+  unsubscribeResource?(uri: string, options?: CallOptions): Promise<void>;
+  /** Fires on notifications/resources/updated with the plugin's own URI. */
+  onResourceUpdated?(listener: (uri: string) => void): void;
   /** Fires on resources/list_changed or prompts/list_changed. */
   onExtrasChanged?(listener: () => void): void;
   /** Fires once when the session ends for any reason other than close(). */

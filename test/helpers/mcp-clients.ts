@@ -114,9 +114,17 @@ export const ASKER_SERVER = `
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
-const server = new McpServer({ name: 'asker', version: '1.0.0' }, { capabilities: { logging: {} } });
+const server = new McpServer({ name: 'asker', version: '1.0.0' }, { capabilities: { logging: {}, resources: { subscribe: true } } });
+const subscribed = new Set();
+server.server.setRequestHandler(SubscribeRequestSchema, (req) => { subscribed.add(req.params.uri); return {}; });
+server.server.setRequestHandler(UnsubscribeRequestSchema, (req) => { subscribed.delete(req.params.uri); return {}; });
+server.registerTool('touch', {}, async () => {
+  for (const uri of subscribed) await server.server.sendResourceUpdated({ uri });
+  return { content: [{ type: 'text', text: JSON.stringify([...subscribed]) }] };
+});
 const text = (t) => ({ content: [{ type: 'text', text: t }] });
 const attempt = async (fn) => { try { return text(await fn()); } catch (e) { return text('error: ' + e.message); } };
 server.registerTool('sample', { inputSchema: { prompt: z.string() } }, ({ prompt }) =>

@@ -4,6 +4,7 @@ import path from 'node:path';
 import {
   LoggingMessageNotificationSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
@@ -213,6 +214,39 @@ describe('around the relay', () => {
       async () => (await modern.listResources()).resources.some((r) => r.uri === 'hay://asker/note://a/two'),
       'the new resource in the list',
     );
+  });
+
+  it('relays resources/subscribe to the plugin once and resources/updated to the subscribed session only', async () => {
+    const one = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const two = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const other = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const updates = { one: [] as string[], two: [] as string[], other: [] as string[] };
+    for (const [name, c] of [
+      ['one', one],
+      ['two', two],
+      ['other', other],
+    ] as const)
+      c.setNotificationHandler(
+        ResourceUpdatedNotificationSchema,
+        (n) => void updates[name].push(n.params.uri),
+      );
+    await one.subscribeResource({ uri: 'hay://asker/note://a/one' });
+    await two.subscribeResource({ uri: 'note://a/one' });
+    const touch = async () => textOf(await other.callTool({ name: 'asker__touch', arguments: {} }));
+    // one plugin-side subscription for the two sessions
+    expect(await touch()).toBe('["note://a/one"]');
+    await waitFor(() => updates.one.length >= 1 && updates.two.length >= 1, 'resources/updated to both');
+    expect(updates.one).toEqual(['hay://asker/note://a/one']);
+    expect(updates.two).toEqual(['note://a/one']);
+    expect(updates.other).toEqual([]);
+    await one.unsubscribeResource({ uri: 'hay://asker/note://a/one' });
+    expect(await touch()).toBe('["note://a/one"]');
+    await waitFor(() => updates.two.length >= 2, 'the second update to the remaining session');
+    expect(updates.one).toHaveLength(1);
+    // the last session leaving (DELETE /mcp ends it) drops the plugin's subscription
+    await (two.transport as unknown as { terminateSession(): Promise<void> }).terminateSession();
+    await waitFor(async () => (await touch()) === '[]', 'the plugin-side unsubscribe');
+    await expect(other.subscribeResource({ uri: 'note://nowhere' })).rejects.toThrow(/Unknown resource/);
   });
 
   it('a key restricted to named tools of a plugin sees none of its resources or prompts', async () => {

@@ -20,6 +20,7 @@ import {
   PromptListChangedNotificationSchema,
   ReadResourceResultSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
@@ -140,6 +141,7 @@ export class McpPluginConnection implements PluginConnection {
   private readonly endListeners: ((end: ConnectionEnd) => void)[] = [];
   private readonly toolsListeners: (() => void)[] = [];
   private readonly extrasListeners: (() => void)[] = [];
+  private readonly updatedListeners: ((uri: string) => void)[] = [];
   /** Options of the tools/call requests in flight (see the class comment). */
   private readonly calls = new Set<CallOptions>();
   private ended: ConnectionEnd | undefined;
@@ -202,6 +204,9 @@ export class McpPluginConnection implements PluginConnection {
     };
     this.client.setNotificationHandler(ResourceListChangedNotificationSchema, extrasChanged);
     this.client.setNotificationHandler(PromptListChangedNotificationSchema, extrasChanged);
+    this.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      for (const listener of this.updatedListeners) this.safely(() => listener(n.params.uri));
+    });
     this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
     this.client.onclose = () => this.onTransportClosed();
     const proc = opts.process;
@@ -452,6 +457,35 @@ export class McpPluginConnection implements PluginConnection {
     );
     this.checkResultSize(result, 'completion/complete');
     return result;
+  }
+
+  subscribeResource(uri: string, options?: CallOptions): Promise<void> {
+    return this.resourceSubscription('resources/subscribe', uri, options);
+  }
+
+  unsubscribeResource(uri: string, options?: CallOptions): Promise<void> {
+    return this.resourceSubscription('resources/unsubscribe', uri, options);
+  }
+
+  onResourceUpdated(listener: (uri: string) => void): void {
+    this.updatedListeners.push(listener);
+  }
+
+  private async resourceSubscription(
+    method: 'resources/subscribe' | 'resources/unsubscribe',
+    uri: string,
+    options?: CallOptions,
+  ): Promise<void> {
+    if (!this.client.getServerCapabilities()?.resources?.subscribe)
+      throw new InstanceError('INSTANCE_FAILED', 'This plugin does not offer resource subscriptions');
+    const scope = this.scope(options);
+    await this.request(scope, method, () =>
+      this.client.request(
+        { method, params: { uri, ...(options?.meta ? { _meta: options.meta } : {}) } },
+        EmptyResultSchema,
+        { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+      ),
+    );
   }
 
   onExtrasChanged(listener: () => void): void {
