@@ -56,7 +56,8 @@ const forwarder = http.createServer((req, res) => {
       port: target.port,
       method: req.method,
       path: req.url,
-      headers: { ...req.headers, host: target.host, authorization: `Bearer ${apiKey}` },
+      // the client's own Host passes through: the suite's dns-rebinding-protection scenario checks it
+      headers: { ...req.headers, authorization: `Bearer ${apiKey}` },
     },
     (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);

@@ -155,6 +155,15 @@ export interface HostConfig {
   mcpInputRoundTimeoutMs: number;
   /** Messages kept per 2025-11-25 /mcp session to resume a dropped SSE stream (Last-Event-ID). */
   mcpResumeEventsPerSession: number;
+  /** resources/subscribe a 2025-11-25 /mcp session may hold at once. */
+  mcpMaxSubscriptionsPerSession: number;
+  /**
+   * Hostnames `/mcp` accepts in the `Host` header (DNS-rebinding protection; `*` turns the check off).
+   * Empty: the listen address (plus localhost names on loopback) and the host of `apiUrl`.
+   */
+  mcpAllowedHosts: string[];
+  /** Hostnames `/mcp` accepts in an `Origin` header (`*`: any). Empty: the same as mcpAllowedHosts. */
+  mcpAllowedOrigins: string[];
   /** Outbox (src/events/): how often due deliveries are looked for, besides the kick on each publish. */
   eventsPollIntervalMs: number;
   /** A claimed delivery is held this long; after it, another node (or the restarted host) retries it. */
@@ -293,6 +302,9 @@ export const DEFAULTS: HostConfig = {
   mcpSessionIdleMs: 30 * 60_000,
   mcpInputRoundTimeoutMs: 10 * 60_000,
   mcpResumeEventsPerSession: 1_000,
+  mcpMaxSubscriptionsPerSession: 100,
+  mcpAllowedHosts: [],
+  mcpAllowedOrigins: [],
   eventsPollIntervalMs: 1_000,
   eventsLeaseMs: 60_000,
   eventsDeliveryTimeoutMs: 15_000,
@@ -428,6 +440,9 @@ const FIELDS: readonly Field[] = [
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
   f('mcpInputRoundTimeoutMs', 'HAY_MCP_INPUT_ROUND_TIMEOUT_MS', 'int', { min: 100 }),
   f('mcpResumeEventsPerSession', 'HAY_MCP_RESUME_EVENTS_PER_SESSION', 'int', { min: 0 }),
+  f('mcpMaxSubscriptionsPerSession', 'HAY_MCP_MAX_SUBSCRIPTIONS_PER_SESSION', 'int', { min: 1 }),
+  f('mcpAllowedHosts', 'HAY_MCP_ALLOWED_HOSTS', 'list'),
+  f('mcpAllowedOrigins', 'HAY_MCP_ALLOWED_ORIGINS', 'list'),
   f('eventsPollIntervalMs', 'HAY_EVENTS_POLL_INTERVAL_MS', 'int', { min: 10 }),
   f('eventsLeaseMs', 'HAY_EVENTS_LEASE_MS', 'int', { min: 100 }),
   f('eventsDeliveryTimeoutMs', 'HAY_EVENTS_DELIVERY_TIMEOUT_MS', 'int', { min: 10 }),

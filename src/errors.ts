@@ -18,6 +18,7 @@ export type HayErrorCode =
   | 'INPUT_INVALID'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  | 'ORIGIN_NOT_ALLOWED'
   | 'PERMISSION_DENIED'
   | 'CAPACITY'
   | 'RATE_LIMITED'
@@ -119,6 +120,13 @@ export class ValidationError extends HayError {
 export class AuthError extends HayError {
   constructor(code: 'UNAUTHORIZED' | 'FORBIDDEN', message: string) {
     super(code, message);
+  }
+}
+
+/** A request to `/mcp` whose `Host` or `Origin` is not on the operator's allow-list (DNS rebinding). */
+export class OriginNotAllowedError extends HayError {
+  constructor(message: string) {
+    super('ORIGIN_NOT_ALLOWED', message);
   }
 }
 

@@ -24,6 +24,7 @@ import { ManifestValidator, manifestSchemaPath } from './manifest/validator.js';
 import { Metrics } from './observability/metrics.js';
 import { packageRoot } from './paths.js';
 import { wireGateway, type Gateway } from './gateway/wiring.js';
+import { mcpHostAllowList } from './gateway/host-check.js';
 import { wireEvents } from './events/wiring.js';
 import { createEmailApi } from './platform/email-api.js';
 import type { PlatformApi } from './platform/platform-api.js';
@@ -470,6 +471,13 @@ export async function createHost(
       sessionIdleMs: config.mcpSessionIdleMs,
       inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
       maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
+      maxSubscriptionsPerSession: config.mcpMaxSubscriptionsPerSession,
+      allowList: mcpHostAllowList({
+        listenHost: config.host,
+        apiUrl: config.apiUrl,
+        allowedHosts: config.mcpAllowedHosts,
+        allowedOrigins: config.mcpAllowedOrigins,
+      }),
       maxRequestBodyBytes: bodyLimitBytes,
     },
   });

@@ -1,7 +1,9 @@
 // The features the MCP conformance server suite (conformance 0.1.16, `conformance server`) exercises,
 // as a plain SDK 1.x stdio plugin; conformance/server-host.ts serves it behind the host's /mcp.
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 const PNG =
@@ -10,8 +12,10 @@ const WAV = 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const server = new McpServer(
   { name: 'conformance-fixture', version: '1.0.0' },
-  { capabilities: { logging: {} } },
+  { capabilities: { logging: {}, resources: { subscribe: true } } },
 );
+server.server.setRequestHandler(SubscribeRequestSchema, () => ({}));
+server.server.setRequestHandler(UnsubscribeRequestSchema, () => ({}));
 const text = (t) => ({ content: [{ type: 'text', text: t }] });
 
 server.registerTool('test_simple_text', { description: 'test_simple_text' }, async () =>
@@ -112,6 +116,9 @@ server.registerResource('static-text', 'test://static-text', { mimeType: 'text/p
     },
   ],
 }));
+server.registerResource('watched', 'test://watched-resource', { mimeType: 'text/plain' }, async () => ({
+  contents: [{ uri: 'test://watched-resource', mimeType: 'text/plain', text: 'Watched resource content.' }],
+}));
 server.registerResource('static-binary', 'test://static-binary', { mimeType: 'image/png' }, async () => ({
   contents: [{ uri: 'test://static-binary', mimeType: 'image/png', blob: PNG }],
 }));
@@ -135,7 +142,13 @@ server.registerPrompt('test_simple_prompt', { description: 'test_simple_prompt' 
 }));
 server.registerPrompt(
   'test_prompt_with_arguments',
-  { description: 'test_prompt_with_arguments', argsSchema: { arg1: z.string(), arg2: z.string() } },
+  {
+    description: 'test_prompt_with_arguments',
+    argsSchema: {
+      arg1: completable(z.string(), (v) => ['paris', 'park', 'party'].filter((x) => x.startsWith(v))),
+      arg2: z.string(),
+    },
+  },
   ({ arg1, arg2 }) => ({
     messages: [
       {

@@ -31,6 +31,8 @@ export interface CallerExtras {
    * result: 'ambiguous' when several visible plugins list it, undefined when none does.
    */
   ownerOfOwnUri(uri: string): string | 'ambiguous' | undefined;
+  /** The same for a resource template's own (unprefixed) URI template. */
+  ownerOfOwnTemplate(uriTemplate: string): string | 'ambiguous' | undefined;
 }
 
 export interface CatalogTool {
@@ -314,6 +316,7 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
   const resources: Resource[] = [];
   const resourceTemplates: ResourceTemplate[] = [];
   const owners = new Map<string, string | 'ambiguous'>();
+  const templateOwners = new Map<string, string | 'ambiguous'>();
   for (const e of visible) {
     for (const r of e.extras.resources) {
       const uri = exposedUri(e.pluginId, r.uri);
@@ -324,7 +327,13 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
     }
     for (const t of e.extras.resourceTemplates) {
       const uriTemplate = exposedUri(e.pluginId, t.uriTemplate);
-      if (uriTemplate.length <= MAX_RESOURCE_URI_CHARS) resourceTemplates.push({ ...t, uriTemplate });
+      if (uriTemplate.length > MAX_RESOURCE_URI_CHARS) continue;
+      resourceTemplates.push({ ...t, uriTemplate });
+      const prior = templateOwners.get(t.uriTemplate);
+      templateOwners.set(
+        t.uriTemplate,
+        prior === undefined || prior === e.pluginId ? e.pluginId : 'ambiguous',
+      );
     }
   }
   const promptRefs = visible.flatMap((e) =>
@@ -346,6 +355,7 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
       return ref ? { pluginId: ref.pluginId, name: ref.tool } : undefined;
     },
     ownerOfOwnUri: (uri) => owners.get(uri),
+    ownerOfOwnTemplate: (uriTemplate) => templateOwners.get(uriTemplate),
   };
 }
 

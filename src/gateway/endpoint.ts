@@ -2,12 +2,13 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { toWebRequest } from '@modelcontextprotocol/node';
 import { isLegacyRequest } from '@modelcontextprotocol/server';
 import { bearerToken } from '../api/bearer.js';
-import { httpStatusOf } from '../api/error-map.js';
+import { httpStatusOf, MCP_ERROR } from '../api/error-map.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { AuthError, isHayError } from '../errors.js';
+import { AuthError, isHayError, OriginNotAllowedError } from '../errors.js';
 import type { Caller } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
+import { refusedHeaders, type McpHostAllowList } from './host-check.js';
 import type { LegacySessions } from './legacy-sessions.js';
 import { authInfoFor, type ModernHandlers } from './modern-handlers.js';
 
@@ -18,7 +19,9 @@ export const MCP_PATH = '/mcp';
  * the request to the SDK: 2025-era traffic (initialize, Mcp-Session-Id, GET stream, DELETE) to
  * LegacySessions, everything else (the 2026-07-28 envelope, `server/discover`) to ModernHandlers; the
  * split is the SDK's own `isLegacyRequest`. Auth failures answer before any MCP processing, with the
- * status of src/api/error-map.ts and `{error: {code, message}}`.
+ * status of src/api/error-map.ts and `{error: {code, message}}`. Before authentication, a `Host` or
+ * `Origin` off the allow-list (DNS rebinding) is refused with 403 and a JSON-RPC error (id null,
+ * `data.code` ORIGIN_NOT_ALLOWED).
  */
 export function registerMcpEndpoint(
   app: FastifyInstance,
@@ -28,12 +31,15 @@ export function registerMcpEndpoint(
     logger: Logger;
     legacy: LegacySessions;
     modern: ModernHandlers;
+    allowList: McpHostAllowList;
   },
 ): void {
   app.route({
     method: ['GET', 'POST', 'DELETE'],
     url: MCP_PATH,
     handler: async (req, reply) => {
+      const refused = refusedHeaders(d.allowList, req.headers.host, req.headers.origin);
+      if (refused !== undefined) return sendHeaderRefusal(reply, new OriginNotAllowedError(refused));
       let caller: Caller;
       try {
         caller = await authenticate(d, req.headers.authorization, req.ip);
@@ -92,4 +98,17 @@ function sendError(reply: FastifyReply, err: unknown, logger: Logger) {
   return reply
     .status(httpStatusOf(code))
     .send({ error: { code, message: isHayError(err) ? err.message : 'Internal error' } });
+}
+
+function sendHeaderRefusal(reply: FastifyReply, err: OriginNotAllowedError) {
+  const mapping = MCP_ERROR[err.code];
+  return reply.status(httpStatusOf(err.code)).send({
+    jsonrpc: '2.0',
+    id: null,
+    error: {
+      code: mapping.as === 'protocol' ? mapping.code : -32600,
+      message: err.message,
+      data: { code: err.code },
+    },
+  });
 }

@@ -3,6 +3,7 @@ import {
   Server,
   type CallToolResult as McpCallToolResult,
   type ClientCapabilities,
+  type CompleteResult as McpCompleteResult,
   type GetPromptResult as McpGetPromptResult,
   type LoggingLevel,
   type Prompt as McpPrompt,
@@ -16,10 +17,11 @@ import { MCP_ERROR } from '../api/error-map.js';
 import { isHayError } from '../errors.js';
 import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
-import type { PluginServerRequest } from '../runtime/ports.js';
+import type { CompletionRequest, PluginServerRequest } from '../runtime/ports.js';
 import type { GatewayCatalog } from './catalog.js';
 import type { InputRounds, RoundOutcome, RoundTarget } from './input-rounds.js';
 import { parseExposedUri, RESOURCE_URI_PREFIX } from './naming.js';
+import type { ResourceSubscriptions } from './subscriptions.js';
 
 /** Progress notifications relayed per call; a plugin sending more is not relayed further. */
 const MAX_RELAYED_PROGRESS = 10_000;
@@ -31,6 +33,8 @@ export interface GatewayServerDeps {
   plugins: PluginService;
   rounds: InputRounds;
   logger: Logger;
+  /** Given for a 2025-11-25 session's server: it offers resources/subscribe (bounded per session). */
+  subscriptions?: { registry: ResourceSubscriptions; maxPerSession: number };
 }
 
 const LOG_LEVELS: readonly LoggingLevel[] = [
@@ -66,7 +70,8 @@ function refusal(caps: ClientCapabilities | undefined, request: PluginServerRequ
  * catalog under exposed names, tools/call mapped back and run through PluginService.invokeTool (the one
  * invocation path). The request's cancellation reaches the plugin through the call's signal; the
  * plugin's progress reaches the client when the client sent a progress token. HayErrors map through
- * MCP_ERROR: a tool result with isError, or a JSON-RPC error.
+ * MCP_ERROR: a tool result with isError, or a JSON-RPC error. completion/complete maps the exposed
+ * prompt name or `hay://` template back and goes to the owning plugin through PluginService.complete.
  */
 export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Server {
   const server = new Server(
@@ -74,8 +79,9 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
     {
       capabilities: {
         tools: { listChanged: true },
-        resources: { listChanged: true },
+        resources: { listChanged: true, ...(d.subscriptions ? { subscribe: true } : {}) },
         prompts: { listChanged: true },
+        completions: {},
         logging: {},
       },
       instructions:
@@ -189,6 +195,41 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       return mapError(err, ctx.mcpReq.signal, 'resources/read');
     }
   });
+  if (d.subscriptions) {
+    const { registry, maxPerSession } = d.subscriptions;
+    const mine = registry.session(
+      caller,
+      (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined),
+    );
+    server.onclose = () => mine.close();
+    const targetOfUri = async (asked: string) => {
+      const exposed = parseExposedUri(asked);
+      if (exposed) return exposed;
+      const owner = (await d.catalog.extrasForCaller(caller)).ownerOfOwnUri(asked);
+      if (owner === undefined || owner === 'ambiguous')
+        throw new ProtocolError(
+          -32602,
+          `${owner === undefined ? 'Unknown' : 'Ambiguous'} resource ${asked.slice(0, 200)}; use its ${RESOURCE_URI_PREFIX}<pluginId>/<uri> form`,
+        );
+      return { pluginId: owner, uri: asked };
+    };
+    server.setRequestHandler('resources/subscribe', async (request, ctx) => {
+      const target = await targetOfUri(request.params.uri);
+      try {
+        if (!(await mine.subscribe(target.pluginId, target.uri, request.params.uri)))
+          throw new ProtocolError(-32602, `At most ${maxPerSession} resource subscriptions per session`);
+      } catch (err) {
+        if (err instanceof ProtocolError) throw err;
+        return mapError(err, ctx.mcpReq.signal, 'resources/subscribe');
+      }
+      return {};
+    });
+    server.setRequestHandler('resources/unsubscribe', async (request) => {
+      const target = await targetOfUri(request.params.uri);
+      await mine.unsubscribe(target.pluginId, target.uri);
+      return {};
+    });
+  }
   server.setRequestHandler('prompts/list', async () => {
     const extras = await d.catalog.extrasForCaller(caller);
     return { prompts: extras.prompts as McpPrompt[] };
@@ -208,6 +249,48 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       return result as McpGetPromptResult;
     } catch (err) {
       return mapError(err, ctx.mcpReq.signal, 'prompts/get');
+    }
+  });
+  server.setRequestHandler('completion/complete', async (request, ctx) => {
+    const { ref, argument, context } = request.params;
+    const extras = await d.catalog.extrasForCaller(caller);
+    let pluginId: string;
+    let own: CompletionRequest['ref'];
+    if (ref.type === 'ref/prompt') {
+      const prompt = extras.resolvePrompt(ref.name);
+      if (!prompt) throw new ProtocolError(-32602, `Unknown prompt: ${ref.name.slice(0, 100)}`);
+      pluginId = prompt.pluginId;
+      own = { type: 'ref/prompt', name: prompt.name };
+    } else {
+      const target = parseExposedUri(ref.uri);
+      if (target) {
+        pluginId = target.pluginId;
+        own = { type: 'ref/resource', uri: target.uri };
+      } else {
+        const owner = extras.ownerOfOwnTemplate(ref.uri);
+        if (owner === undefined || owner === 'ambiguous')
+          throw new ProtocolError(
+            -32602,
+            `${owner === undefined ? 'Unknown' : 'Ambiguous'} resource template ${ref.uri.slice(0, 200)}; use the ${RESOURCE_URI_PREFIX}<pluginId>/<uriTemplate> form of resources/templates/list`,
+          );
+        pluginId = owner;
+        own = { type: 'ref/resource', uri: ref.uri };
+      }
+    }
+    try {
+      const result = await d.plugins.complete(
+        caller,
+        pluginId,
+        {
+          ref: own,
+          argument: { name: argument.name, value: argument.value },
+          ...(context?.arguments ? { context: { arguments: context.arguments } } : {}),
+        },
+        ctx.mcpReq.signal,
+      );
+      return result as McpCompleteResult;
+    } catch (err) {
+      return mapError(err, ctx.mcpReq.signal, 'completion/complete');
     }
   });
   return server;

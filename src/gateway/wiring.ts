@@ -10,6 +10,8 @@ import type { OrganizationService } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { GatewayCatalog } from './catalog.js';
 import { registerMcpEndpoint } from './endpoint.js';
+import type { McpHostAllowList } from './host-check.js';
+import { ResourceSubscriptions } from './subscriptions.js';
 import { InputRounds } from './input-rounds.js';
 import { LegacySessions } from './legacy-sessions.js';
 import { createGatewayServer } from './mcp-server.js';
@@ -27,6 +29,10 @@ export interface GatewayOptions {
   inputRoundTimeoutMs: number;
   /** Messages kept per 2025-11-25 session for resuming a dropped SSE stream (Last-Event-ID). */
   maxResumeEventsPerSession: number;
+  /** resources/subscribe held at once by one 2025-11-25 session. */
+  maxSubscriptionsPerSession: number;
+  /** `Host` / `Origin` names `/mcp` accepts (DNS-rebinding protection), checked before authentication. */
+  allowList: McpHostAllowList;
 }
 
 export interface GatewayDeps {
@@ -83,8 +89,20 @@ export function wireGateway(d: GatewayDeps): Gateway {
   });
   const buildServer = (caller: Parameters<typeof createGatewayServer>[0]) =>
     createGatewayServer(caller, { catalog, plugins: d.plugins, rounds, logger });
+  const subscriptions = new ResourceSubscriptions({
+    plugins: d.plugins,
+    logger,
+    maxPerSession: d.options.maxSubscriptionsPerSession,
+  });
   const legacy = new LegacySessions({
-    buildServer,
+    buildServer: (caller) =>
+      createGatewayServer(caller, {
+        catalog,
+        plugins: d.plugins,
+        rounds,
+        logger,
+        subscriptions: { registry: subscriptions, maxPerSession: d.options.maxSubscriptionsPerSession },
+      }),
     logger,
     limits: {
       maxSessions: d.options.maxSessions,
@@ -162,6 +180,12 @@ export function wireGateway(d: GatewayDeps): Gateway {
   unsubscribe.push(() => d.settings.off('changed', onSettings));
   unsubscribe.push(d.instances.on('toolsChanged', (e) => refreshThenNotify(e.orgId, e.pluginKey, true)));
   unsubscribe.push(
+    d.instances.on('resourceUpdated', (e) => {
+      const p = d.registry.getByKey(e.pluginKey);
+      if (p) subscriptions.updated(e.orgId, p.pluginId, e.uri);
+    }),
+  );
+  unsubscribe.push(
     d.instances.on('extrasChanged', (e) => refreshExtrasThenNotify(e.orgId, e.pluginKey, true)),
   );
   unsubscribe.push(
@@ -195,7 +219,14 @@ export function wireGateway(d: GatewayDeps): Gateway {
       },
     },
     register(app) {
-      registerMcpEndpoint(app, { organizations: d.organizations, audit: d.audit, logger, legacy, modern });
+      registerMcpEndpoint(app, {
+        organizations: d.organizations,
+        audit: d.audit,
+        logger,
+        legacy,
+        modern,
+        allowList: d.options.allowList,
+      });
     },
     start() {
       legacy.start();

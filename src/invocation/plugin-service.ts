@@ -21,6 +21,8 @@ import type { InstanceInfo } from '../runtime/instance/types.js';
 import { groupUsage } from '../runtime/process/proc-stats.js';
 import type {
   CallToolResult,
+  CompleteResult,
+  CompletionRequest,
   GetPromptResult,
   PluginLogMessage,
   PluginSpec,
@@ -514,7 +516,8 @@ export class PluginService {
     uri: string,
     signal?: AbortSignal,
   ): Promise<ReadResourceResult> {
-    return this.pluginRequest(caller, pluginId, 'resource.read', { uri: uri.slice(0, 200) }, (orgId, spec) =>
+    const audited = { action: 'resource.read', details: { uri: uri.slice(0, 200) } } as const;
+    return this.pluginRequest(caller, pluginId, 'resources', audited, (orgId, spec) =>
       this.d.instances.readResource(orgId, spec, uri, { signal, timeoutMs: this.d.options.callTimeoutMs }),
     );
   }
@@ -527,9 +530,42 @@ export class PluginService {
     args: Record<string, string>,
     signal?: AbortSignal,
   ): Promise<GetPromptResult> {
-    return this.pluginRequest(caller, pluginId, 'prompt.get', { prompt: name.slice(0, 100) }, (orgId, spec) =>
+    const audited = { action: 'prompt.get', details: { prompt: name.slice(0, 100) } } as const;
+    return this.pluginRequest(caller, pluginId, 'prompts', audited, (orgId, spec) =>
       this.d.instances.getPrompt(orgId, spec, name, args, {
         signal,
+        timeoutMs: this.d.options.callTimeoutMs,
+      }),
+    );
+  }
+
+  /**
+   * completion/complete of a plugin's prompt argument or resource template argument, with the guarantees
+   * of readResource except the audit row (completions are asked for while the user types).
+   */
+  complete(
+    caller: Caller,
+    pluginId: string,
+    request: CompletionRequest,
+    signal?: AbortSignal,
+  ): Promise<CompleteResult> {
+    return this.pluginRequest(
+      caller,
+      pluginId,
+      request.ref.type === 'ref/prompt' ? 'prompts' : 'resources',
+      undefined,
+      (orgId, spec) =>
+        this.d.instances.complete(orgId, spec, request, { signal, timeoutMs: this.d.options.callTimeoutMs }),
+    );
+  }
+
+  /**
+   * resources/subscribe or unsubscribe of a plugin's own URI, with the guarantees of complete (no audit
+   * row). The plugin's subscription lasts as long as its instance.
+   */
+  subscribeResource(caller: Caller, pluginId: string, uri: string, subscribe: boolean): Promise<void> {
+    return this.pluginRequest(caller, pluginId, 'resources', undefined, (orgId, spec) =>
+      this.d.instances.subscribeResource(orgId, spec, uri, subscribe, {
         timeoutMs: this.d.options.callTimeoutMs,
       }),
     );
@@ -538,8 +574,8 @@ export class PluginService {
   private async pluginRequest<T>(
     caller: Caller,
     pluginId: string,
-    action: 'resource.read' | 'prompt.get',
-    details: Record<string, unknown>,
+    what: 'resources' | 'prompts',
+    audited: { action: 'resource.read' | 'prompt.get'; details: Record<string, unknown> } | undefined,
     run: (orgId: string, spec: PluginSpec) => Promise<T>,
   ): Promise<T> {
     const orgId = caller.organizationId;
@@ -547,11 +583,19 @@ export class PluginService {
     if (caller.scopes && !caller.scopes.plugins?.includes(pluginId))
       throw new AuthError(
         'FORBIDDEN',
-        `this API key is restricted and may not use plugin ${pluginId}'s ${action === 'resource.read' ? 'resources' : 'prompts'}`,
+        `this API key is restricted and may not use plugin ${pluginId}'s ${what}`,
       );
     const { plugin, spec } = await this.callable(orgId, pluginId);
     this.limitPlugin(caller, plugin);
     await this.awaitInstall(plugin, spec);
+    if (!audited) {
+      try {
+        return await run(orgId, spec);
+      } catch (err) {
+        throw this.installingInstead(plugin, err);
+      }
+    }
+    const { action, details } = audited;
     try {
       const out = await run(orgId, spec);
       this.d.audit.record({

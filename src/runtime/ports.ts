@@ -1,6 +1,7 @@
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type {
   CallToolResult,
+  CompleteResult,
   GetPromptResult,
   Prompt,
   ReadResourceResult,
@@ -11,7 +12,26 @@ import type {
 import type { HayError } from '../errors.js';
 import type { HayPluginManifest, ResourceLimits } from '../manifest/types.js';
 
-export type { CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool };
+export type {
+  CallToolResult,
+  CompleteResult,
+  GetPromptResult,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplate,
+  Tool,
+};
+
+/**
+ * `completion/complete` of a plugin, in the plugin's own names: a prompt name, or a resource template's
+ * URI template as the plugin lists it.
+ */
+export interface CompletionRequest {
+  ref: { type: 'ref/prompt'; name: string } | { type: 'ref/resource'; uri: string };
+  argument: { name: string; value: string };
+  context?: { arguments?: Record<string, string> };
+}
 
 /** What a plugin server offers besides tools: read at connect time from its capabilities, then listed. */
 export interface ServerExtras {
@@ -226,6 +246,13 @@ export interface PluginConnection {
   listExtras?(options?: CallOptions): Promise<ServerExtras>;
   readResource?(uri: string, options?: CallOptions): Promise<ReadResourceResult>;
   getPrompt?(name: string, args: Record<string, string>, options?: CallOptions): Promise<GetPromptResult>;
+  /** An empty completion when the server does not declare the `completions` capability. */
+  complete?(request: CompletionRequest, options?: CallOptions): Promise<CompleteResult>;
+  /** resources/subscribe; refused with INSTANCE_FAILED when the server does not declare `resources.subscribe`. */
+  subscribeResource?(uri: string, options?: CallOptions): Promise<void>;
+  unsubscribeResource?(uri: string, options?: CallOptions): Promise<void>;
+  /** Fires on notifications/resources/updated with the plugin's own URI. */
+  onResourceUpdated?(listener: (uri: string) => void): void;
   /** Fires on resources/list_changed or prompts/list_changed. */
   onExtrasChanged?(listener: () => void): void;
   /** Fires once when the session ends for any reason other than close(). */

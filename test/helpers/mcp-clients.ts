@@ -111,11 +111,20 @@ process.on('SIGTERM', stop);
  * sends resources/list_changed). Prompt: `greet {name}`.
  */
 export const ASKER_SERVER = `
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
-const server = new McpServer({ name: 'asker', version: '1.0.0' }, { capabilities: { logging: {} } });
+const server = new McpServer({ name: 'asker', version: '1.0.0' }, { capabilities: { logging: {}, resources: { subscribe: true } } });
+const subscribed = new Set();
+server.server.setRequestHandler(SubscribeRequestSchema, (req) => { subscribed.add(req.params.uri); return {}; });
+server.server.setRequestHandler(UnsubscribeRequestSchema, (req) => { subscribed.delete(req.params.uri); return {}; });
+server.registerTool('touch', {}, async () => {
+  for (const uri of subscribed) await server.server.sendResourceUpdated({ uri });
+  return { content: [{ type: 'text', text: JSON.stringify([...subscribed]) }] };
+});
 const text = (t) => ({ content: [{ type: 'text', text: t }] });
 const attempt = async (fn) => { try { return text(await fn()); } catch (e) { return text('error: ' + e.message); } };
 server.registerTool('sample', { inputSchema: { prompt: z.string() } }, ({ prompt }) =>
@@ -141,7 +150,8 @@ server.registerTool('log', { inputSchema: { message: z.string() } }, async ({ me
 server.registerResource('one', 'note://a/one', { mimeType: 'text/plain' }, async (uri) => ({
   contents: [{ uri: uri.href, text: 'note one' }],
 }));
-server.registerResource('b', new ResourceTemplate('note://b/{id}', { list: undefined }), {}, async (uri, { id }) => ({
+const ids = { id: (v) => ['1', '12', '42'].filter((x) => x.startsWith(v)) };
+server.registerResource('b', new ResourceTemplate('note://b/{id}', { list: undefined, complete: ids }), {}, async (uri, { id }) => ({
   contents: [{ uri: uri.href, text: 'note b ' + id }],
 }));
 server.registerTool('add-note', {}, async () => {
@@ -150,7 +160,8 @@ server.registerTool('add-note', {}, async () => {
   }));
   return text('added');
 });
-server.registerPrompt('greet', { argsSchema: { name: z.string() } }, ({ name }) => ({
+const names = (v) => ['Ada', 'Alan', 'Grace'].filter((n) => n.startsWith(v));
+server.registerPrompt('greet', { argsSchema: { name: completable(z.string(), names) } }, ({ name }) => ({
   messages: [{ role: 'user', content: { type: 'text', text: 'Hello ' + name } }],
 }));
 await server.connect(new StdioServerTransport());

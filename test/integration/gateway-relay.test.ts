@@ -4,6 +4,7 @@ import path from 'node:path';
 import {
   LoggingMessageNotificationSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
@@ -89,6 +90,34 @@ describe.each(['legacy', 'modern'] as const)('%s era', (era) => {
     await expect(client.getPrompt({ name: 'asker__nope', arguments: {} })).rejects.toThrow(/Unknown prompt/);
   });
 
+  it('relays completion/complete for a prompt argument and a template argument, in the plugin’s names', async () => {
+    const client = track(await connect(orgA.apiKey));
+    const prompt = await client.complete({
+      ref: { type: 'ref/prompt', name: 'asker__greet' },
+      argument: { name: 'name', value: 'A' },
+    });
+    expect(prompt.completion.values).toEqual(['Ada', 'Alan']);
+    for (const uri of ['hay://asker/note://b/{id}', 'note://b/{id}']) {
+      const template = await client.complete({
+        ref: { type: 'ref/resource', uri },
+        argument: { name: 'id', value: '4' },
+      });
+      expect(template.completion.values, uri).toEqual(['42']);
+    }
+    await expect(
+      client.complete({
+        ref: { type: 'ref/prompt', name: 'asker__nope' },
+        argument: { name: 'x', value: '' },
+      }),
+    ).rejects.toThrow(/Unknown prompt/);
+    await expect(
+      client.complete({
+        ref: { type: 'ref/resource', uri: 'note://nowhere/{x}' },
+        argument: { name: 'x', value: '' },
+      }),
+    ).rejects.toThrow(/Unknown resource template/);
+  });
+
   it('isolates organizations: B lists none of A’s resources or prompts and cannot read them', async () => {
     const b = track(await connect(orgB.apiKey));
     expect((await b.listResources()).resources).toEqual([]);
@@ -98,6 +127,18 @@ describe.each(['legacy', 'modern'] as const)('%s era', (era) => {
     await expect(b.getPrompt({ name: 'asker__greet', arguments: { name: 'x' } })).rejects.toThrow(
       /Unknown prompt/,
     );
+    await expect(
+      b.complete({
+        ref: { type: 'ref/prompt', name: 'asker__greet' },
+        argument: { name: 'name', value: 'A' },
+      }),
+    ).rejects.toThrow(/Unknown prompt/);
+    await expect(
+      b.complete({
+        ref: { type: 'ref/resource', uri: 'hay://asker/note://b/{id}' },
+        argument: { name: 'id', value: '' },
+      }),
+    ).rejects.toThrow(/not enabled/);
   });
 
   it('forwards the plugin’s sampling and elicitation to a client that answers them', async () => {
@@ -175,6 +216,39 @@ describe('around the relay', () => {
     );
   });
 
+  it('relays resources/subscribe to the plugin once and resources/updated to the subscribed session only', async () => {
+    const one = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const two = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const other = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const updates = { one: [] as string[], two: [] as string[], other: [] as string[] };
+    for (const [name, c] of [
+      ['one', one],
+      ['two', two],
+      ['other', other],
+    ] as const)
+      c.setNotificationHandler(
+        ResourceUpdatedNotificationSchema,
+        (n) => void updates[name].push(n.params.uri),
+      );
+    await one.subscribeResource({ uri: 'hay://asker/note://a/one' });
+    await two.subscribeResource({ uri: 'note://a/one' });
+    const touch = async () => textOf(await other.callTool({ name: 'asker__touch', arguments: {} }));
+    // one plugin-side subscription for the two sessions
+    expect(await touch()).toBe('["note://a/one"]');
+    await waitFor(() => updates.one.length >= 1 && updates.two.length >= 1, 'resources/updated to both');
+    expect(updates.one).toEqual(['hay://asker/note://a/one']);
+    expect(updates.two).toEqual(['note://a/one']);
+    expect(updates.other).toEqual([]);
+    await one.unsubscribeResource({ uri: 'hay://asker/note://a/one' });
+    expect(await touch()).toBe('["note://a/one"]');
+    await waitFor(() => updates.two.length >= 2, 'the second update to the remaining session');
+    expect(updates.one).toHaveLength(1);
+    // the last session leaving (DELETE /mcp ends it) drops the plugin's subscription
+    await (two.transport as unknown as { terminateSession(): Promise<void> }).terminateSession();
+    await waitFor(async () => (await touch()) === '[]', 'the plugin-side unsubscribe');
+    await expect(other.subscribeResource({ uri: 'note://nowhere' })).rejects.toThrow(/Unknown resource/);
+  });
+
   it('a key restricted to named tools of a plugin sees none of its resources or prompts', async () => {
     const { apiKey } = await t.admin.admin.createApiKey.mutate({
       organizationId: orgA.organizationId,
@@ -185,6 +259,12 @@ describe('around the relay', () => {
     expect((await client.listResources()).resources).toEqual([]);
     expect((await client.listPrompts()).prompts).toEqual([]);
     await expect(client.readResource({ uri: 'hay://asker/note://a/one' })).rejects.toThrow(/restricted/);
+    await expect(
+      client.complete({
+        ref: { type: 'ref/resource', uri: 'hay://asker/note://b/{id}' },
+        argument: { name: 'id', value: '' },
+      }),
+    ).rejects.toThrow(/restricted/);
     expect((await client.listTools()).tools.map((x) => x.name)).toEqual(['asker__log']);
   });
 });

@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
+  CompleteResultSchema,
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   EmptyResultSchema,
@@ -19,6 +20,7 @@ import {
   PromptListChangedNotificationSchema,
   ReadResourceResultSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
@@ -27,6 +29,8 @@ import type { Logger } from '../../logger.js';
 import type {
   CallOptions,
   CallToolResult,
+  CompleteResult,
+  CompletionRequest,
   ConnectionEnd,
   GetPromptResult,
   PluginConnection,
@@ -137,6 +141,7 @@ export class McpPluginConnection implements PluginConnection {
   private readonly endListeners: ((end: ConnectionEnd) => void)[] = [];
   private readonly toolsListeners: (() => void)[] = [];
   private readonly extrasListeners: (() => void)[] = [];
+  private readonly updatedListeners: ((uri: string) => void)[] = [];
   /** Options of the tools/call requests in flight (see the class comment). */
   private readonly calls = new Set<CallOptions>();
   private ended: ConnectionEnd | undefined;
@@ -199,6 +204,9 @@ export class McpPluginConnection implements PluginConnection {
     };
     this.client.setNotificationHandler(ResourceListChangedNotificationSchema, extrasChanged);
     this.client.setNotificationHandler(PromptListChangedNotificationSchema, extrasChanged);
+    this.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      for (const listener of this.updatedListeners) this.safely(() => listener(n.params.uri));
+    });
     this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
     this.client.onclose = () => this.onTransportClosed();
     const proc = opts.process;
@@ -432,6 +440,52 @@ export class McpPluginConnection implements PluginConnection {
     );
     this.checkResultSize(result, `prompts/get "${name}"`);
     return result;
+  }
+
+  async complete(request: CompletionRequest, options?: CallOptions): Promise<CompleteResult> {
+    if (!this.client.getServerCapabilities()?.completions) return { completion: { values: [] } };
+    const scope = this.scope(options);
+    const result = await this.request(scope, 'complete an argument', () =>
+      this.client.request(
+        {
+          method: 'completion/complete',
+          params: { ...request, ...(options?.meta ? { _meta: options.meta } : {}) },
+        },
+        CompleteResultSchema,
+        { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+      ),
+    );
+    this.checkResultSize(result, 'completion/complete');
+    return result;
+  }
+
+  subscribeResource(uri: string, options?: CallOptions): Promise<void> {
+    return this.resourceSubscription('resources/subscribe', uri, options);
+  }
+
+  unsubscribeResource(uri: string, options?: CallOptions): Promise<void> {
+    return this.resourceSubscription('resources/unsubscribe', uri, options);
+  }
+
+  onResourceUpdated(listener: (uri: string) => void): void {
+    this.updatedListeners.push(listener);
+  }
+
+  private async resourceSubscription(
+    method: 'resources/subscribe' | 'resources/unsubscribe',
+    uri: string,
+    options?: CallOptions,
+  ): Promise<void> {
+    if (!this.client.getServerCapabilities()?.resources?.subscribe)
+      throw new InstanceError('INSTANCE_FAILED', 'This plugin does not offer resource subscriptions');
+    const scope = this.scope(options);
+    await this.request(scope, method, () =>
+      this.client.request(
+        { method, params: { uri, ...(options?.meta ? { _meta: options.meta } : {}) } },
+        EmptyResultSchema,
+        { signal: scope.signal, timeout: scope.timeoutMs + 1_000 },
+      ),
+    );
   }
 
   onExtrasChanged(listener: () => void): void {

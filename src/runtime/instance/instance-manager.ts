@@ -15,6 +15,8 @@ import {
   type CallMetaProvider,
   type CallOptions,
   type CallToolResult,
+  type CompleteResult,
+  type CompletionRequest,
   type ConnectionEnd,
   type ConnectionFactory,
   type PluginConnection,
@@ -66,6 +68,7 @@ export class InstanceManager {
     state: new Set(),
     toolsChanged: new Set(),
     extrasChanged: new Set(),
+    resourceUpdated: new Set(),
   };
   private readonly pendingCloses = new Set<Promise<void>>();
   /** Aborted by close(): ends waits (restart backoff) that hold no other handle. */
@@ -243,6 +246,40 @@ export class InstanceManager {
       if (!live.conn.getPrompt)
         throw new InstanceError('INSTANCE_FAILED', `Plugin ${spec.pluginId} does not serve prompts`);
       return live.conn.getPrompt(name, args, await this.withMeta(orgId, live.spec, callOptions));
+    });
+  }
+
+  /** completion/complete on the pair's instance (a shared instance gets the organization in `_meta`). */
+  complete(
+    orgId: string,
+    spec: PluginSpec,
+    request: CompletionRequest,
+    options?: CallOptions,
+  ): Promise<CompleteResult> {
+    return this.useInstance(orgId, spec, 'completion/complete', options, async (live, callOptions) => {
+      if (!live.conn.complete) return { completion: { values: [] } };
+      return live.conn.complete(request, await this.withMeta(orgId, live.spec, callOptions));
+    });
+  }
+
+  /** resources/subscribe (or unsubscribe) on the pair's instance; lost when that instance ends. */
+  subscribeResource(
+    orgId: string,
+    spec: PluginSpec,
+    uri: string,
+    subscribe: boolean,
+    options?: CallOptions,
+  ): Promise<void> {
+    const method = subscribe ? 'resources/subscribe' : 'resources/unsubscribe';
+    return this.useInstance(orgId, spec, method, options, async (live, callOptions) => {
+      const conn = live.conn;
+      if (!conn.subscribeResource || !conn.unsubscribeResource)
+        throw new InstanceError(
+          'INSTANCE_FAILED',
+          `Plugin ${spec.pluginId} does not offer resource subscriptions`,
+        );
+      const meta = await this.withMeta(orgId, live.spec, callOptions);
+      return subscribe ? conn.subscribeResource(uri, meta) : conn.unsubscribeResource(uri, meta);
     });
   }
 
@@ -621,6 +658,10 @@ export class InstanceManager {
     });
     conn.onExtrasChanged?.(() => {
       if (rec.live === live) this.emit('extrasChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey });
+    });
+    conn.onResourceUpdated?.((uri) => {
+      if (rec.live === live)
+        this.emit('resourceUpdated', { orgId: rec.orgId, pluginKey: rec.pluginKey, uri });
     });
     this.transition(
       rec,

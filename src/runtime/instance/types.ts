@@ -102,4 +102,6 @@ export interface InstanceManagerEvents {
   toolsChanged: ToolsChangedEvent;
   /** The plugin announced resources/list_changed or prompts/list_changed. */
   extrasChanged: ToolsChangedEvent;
+  /** The plugin sent notifications/resources/updated for its own `uri`. */
+  resourceUpdated: ToolsChangedEvent & { uri: string };
 }
