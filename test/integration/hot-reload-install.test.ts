@@ -58,3 +58,52 @@ describe('hot reload and the default install step', () => {
     expect(versions.map((v) => [v.version, v.state])).toEqual([['1.0.0', 'ready']]);
   });
 });
+
+/**
+ * An install step that writes into its own folder (outside node_modules and dist) changes the folder's
+ * checksum: staging takes what the step left, so the first call is served instead of waiting for a change
+ * that never comes.
+ */
+describe('an install step that writes into the plugin folder', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/writes-at-install': toolkitPlugin(
+          'writes-at-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node server.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
+          },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('serves the first call from what the install step left', async () => {
+    const org = await h.createOrganization('writes');
+    await org.hay.plugins.enable.mutate({ pluginId: 'writes-at-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'writes-at-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    expect(existsSync(path.join(h.pluginsDir, 'core', 'writes-at-install', 'generated.txt'))).toBe(true);
+    const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'writes-at-install' })).versions;
+    expect(versions.filter((v) => v.state === 'ready').map((v) => v.version)).toEqual(['1.0.0']);
+  });
+});
