@@ -541,16 +541,10 @@ export class VersionService {
     await cp(p.dir, tmp, { recursive: true, verbatimSymlinks: true });
     const copied = await computePluginChecksum(tmp).catch(() => '');
     if (copied !== p.checksum) {
-      // The install or build step may have written into the folder (a lifecycle script's output): the copy
-      // is what it left when the live folder still matches the copy. Otherwise the folder changed while it
-      // was copied, and the next scan stages the newer files.
-      const live = await computePluginChecksum(p.dir).catch(() => '');
-      if (live !== copied) {
-        await rm(tmp, { recursive: true, force: true });
-        log.info('plugin folder changed during staging; waiting for the next change');
-        return;
-      }
-      log.info('the install or build step wrote into the plugin folder; staging what it left');
+      // the folder changed while it was copied; the next scan stages the newer files
+      await rm(tmp, { recursive: true, force: true });
+      log.info('plugin folder changed during staging; waiting for the next change');
+      return;
     }
     await rename(tmp, dir);
     const spec: PluginSpec = { ...source, rootDir: dir };
