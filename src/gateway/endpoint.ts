@@ -1,6 +1,4 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { toWebRequest } from '@modelcontextprotocol/node';
-import { isLegacyRequest } from '@modelcontextprotocol/server';
 import { bearerToken } from '../api/bearer.js';
 import { httpStatusOf, MCP_ERROR } from '../api/error-map.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -8,6 +6,7 @@ import { AuthError, isHayError, OriginNotAllowedError } from '../errors.js';
 import type { Caller } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
+import { isLegacyEra } from './era.js';
 import { refusedHeaders, type McpHostAllowList } from './host-check.js';
 import type { LegacySessions } from './legacy-sessions.js';
 import { authInfoFor, type ModernHandlers } from './modern-handlers.js';
@@ -18,7 +17,7 @@ export const MCP_PATH = '/mcp';
  * `GET|POST|DELETE /mcp`: authenticates the organization API key (`Authorization: Bearer`), then hands
  * the request to the SDK: 2025-era traffic (initialize, Mcp-Session-Id, GET stream, DELETE) to
  * LegacySessions, everything else (the 2026-07-28 envelope, `server/discover`) to ModernHandlers; the
- * split is the SDK's own `isLegacyRequest`. Auth failures answer before any MCP processing, with the
+ * split is the SDK's own classification (`isLegacyEra`, equal to `isLegacyRequest`). Auth failures answer before any MCP processing, with the
  * status of src/api/error-map.ts and `{error: {code, message}}`. Before authentication, a `Host` or
  * `Origin` off the allow-list (DNS rebinding) is refused with 403 and a JSON-RPC error (id null,
  * `data.code` ORIGIN_NOT_ALLOWED).
@@ -50,8 +49,7 @@ export function registerMcpEndpoint(
       const body: unknown = req.body;
       reply.hijack();
       try {
-        const legacy = await isLegacyRequest(await toWebRequest(req.raw, body), body);
-        if (legacy) await d.legacy.handle(caller, raw, reply.raw, body);
+        if (isLegacyEra(req.method, req.headers, body)) await d.legacy.handle(caller, raw, reply.raw, body);
         else await d.modern.handle(caller, raw, reply.raw, body);
       } catch (err) {
         d.logger.error(
