@@ -195,6 +195,22 @@ describe('around the relay', () => {
     expect(JSON.parse(textOf(r))).toEqual([expect.objectContaining({ name: 'data' })]);
   });
 
+  it('reads a URI made from a plugin’s own template unprefixed (listed by no plugin), in both eras', async () => {
+    for (const connect of [legacyMcpClient, modernMcpClient]) {
+      const client = track(await connect(t.url, orgA.apiKey));
+      await waitFor(
+        async () => (await client.listResourceTemplates()).resourceTemplates.length > 0,
+        'the stored template list of the started plugin',
+      );
+      const read = await client.readResource({ uri: 'note://b/12' });
+      expect(read.contents).toEqual([{ uri: 'note://b/12', text: 'note b 12' }]);
+      await expect(client.readResource({ uri: 'note://c/12' })).rejects.toThrow(/not found/i);
+      // org B sees none of A's templates
+      const b = track(await connect(t.url, orgB.apiKey));
+      await expect(b.readResource({ uri: 'note://b/12' })).rejects.toThrow(/not found/i);
+    }
+  });
+
   it('announces resources/list_changed when the plugin’s own list changes, and lists the new one', async () => {
     const legacy = track(await legacyMcpClient(t.url, orgA.apiKey));
     const modern = track(await modernMcpClient(t.url, orgA.apiKey));
