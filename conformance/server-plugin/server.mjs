@@ -107,6 +107,79 @@ server.registerTool(
   },
 );
 
+const elicited = (r) =>
+  text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);
+server.registerTool(
+  'test_elicitation_sep1034_defaults',
+  { description: 'test_elicitation_sep1034_defaults' },
+  async () =>
+    elicited(
+      await server.server.elicitInput({
+        message: 'Please review and update the form fields with defaults',
+        requestedSchema: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', description: 'User name', default: 'John Doe' },
+            age: { type: 'integer', description: 'User age', default: 30 },
+            score: { type: 'number', description: 'User score', default: 95.5 },
+            status: {
+              type: 'string',
+              description: 'User status',
+              enum: ['active', 'inactive', 'pending'],
+              default: 'active',
+            },
+            verified: { type: 'boolean', description: 'Verification status', default: true },
+          },
+          required: [],
+        },
+      }),
+    ),
+);
+server.registerTool(
+  'test_elicitation_sep1330_enums',
+  { description: 'test_elicitation_sep1330_enums' },
+  async () =>
+    elicited(
+      await server.server.elicitInput({
+        message: 'Please select options from the enum fields',
+        requestedSchema: {
+          type: 'object',
+          properties: {
+            untitledSingle: { type: 'string', enum: ['option1', 'option2', 'option3'] },
+            titledSingle: {
+              type: 'string',
+              oneOf: [
+                { const: 'value1', title: 'First Option' },
+                { const: 'value2', title: 'Second Option' },
+                { const: 'value3', title: 'Third Option' },
+              ],
+            },
+            legacyEnum: {
+              type: 'string',
+              enum: ['opt1', 'opt2', 'opt3'],
+              enumNames: ['Option One', 'Option Two', 'Option Three'],
+            },
+            untitledMulti: {
+              type: 'array',
+              items: { type: 'string', enum: ['option1', 'option2', 'option3'] },
+            },
+            titledMulti: {
+              type: 'array',
+              items: {
+                anyOf: [
+                  { const: 'value1', title: 'First Choice' },
+                  { const: 'value2', title: 'Second Choice' },
+                  { const: 'value3', title: 'Third Choice' },
+                ],
+              },
+            },
+          },
+          required: [],
+        },
+      }),
+    ),
+);
+
 server.registerResource('static-text', 'test://static-text', { mimeType: 'text/plain' }, async () => ({
   contents: [
     {

@@ -1,3 +1,4 @@
+import { UriTemplate } from '@modelcontextprotocol/server';
 import type { Counter } from 'prom-client';
 import type { Caller, CatalogPlugin, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
@@ -28,7 +29,8 @@ export interface CallerExtras {
   resolvePrompt(exposed: string): { pluginId: string; name: string } | undefined;
   /**
    * The plugin that listed `uri` as its own (unprefixed) resource URI, e.g. a resource_link in a tool
-   * result: 'ambiguous' when several visible plugins list it, undefined when none does.
+   * result, else whose own resource template matches it (a URI made from a template is listed by none):
+   * 'ambiguous' when several visible plugins list it (or, none listing it, match it), undefined when none.
    */
   ownerOfOwnUri(uri: string): string | 'ambiguous' | undefined;
   /** The same for a resource template's own (unprefixed) URI template. */
@@ -317,6 +319,7 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
   const resourceTemplates: ResourceTemplate[] = [];
   const owners = new Map<string, string | 'ambiguous'>();
   const templateOwners = new Map<string, string | 'ambiguous'>();
+  const ownTemplates: { pluginId: string; uriTemplate: string }[] = [];
   for (const e of visible) {
     for (const r of e.extras.resources) {
       const uri = exposedUri(e.pluginId, r.uri);
@@ -329,6 +332,7 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
       const uriTemplate = exposedUri(e.pluginId, t.uriTemplate);
       if (uriTemplate.length > MAX_RESOURCE_URI_CHARS) continue;
       resourceTemplates.push({ ...t, uriTemplate });
+      ownTemplates.push({ pluginId: e.pluginId, uriTemplate: t.uriTemplate });
       const prior = templateOwners.get(t.uriTemplate);
       templateOwners.set(
         t.uriTemplate,
@@ -346,6 +350,7 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
       const name = names.exposedName({ pluginId: e.pluginId, tool: p.name });
       if (name !== undefined) prompts.push({ ...p, name });
     }
+  let matchers: ((uri: string) => string | 'ambiguous' | undefined) | undefined;
   return {
     resources,
     resourceTemplates,
@@ -354,8 +359,42 @@ function buildExtrasView(caller: Caller, entries: CatalogExtras[], settings: Gat
       const ref = names.resolve(exposed);
       return ref ? { pluginId: ref.pluginId, name: ref.tool } : undefined;
     },
-    ownerOfOwnUri: (uri) => owners.get(uri),
+    ownerOfOwnUri: (uri) => owners.get(uri) ?? (matchers ??= compileTemplates(ownTemplates))(uri),
     ownerOfOwnTemplate: (uriTemplate) => templateOwners.get(uriTemplate),
+  };
+}
+
+/**
+ * The plugin whose own URI template (RFC 6570, the SDK's UriTemplate) matches a URI: 'ambiguous' when
+ * templates of two plugins do. A template the SDK refuses (too long, malformed) matches nothing; a URI
+ * past MAX_RESOURCE_URI_CHARS is not matched.
+ */
+export function compileTemplates(
+  templates: readonly { pluginId: string; uriTemplate: string }[],
+): (uri: string) => string | 'ambiguous' | undefined {
+  const compiled: { pluginId: string; template: UriTemplate }[] = [];
+  for (const t of templates) {
+    try {
+      compiled.push({ pluginId: t.pluginId, template: new UriTemplate(t.uriTemplate) });
+    } catch {
+      // not a template the SDK can match
+    }
+  }
+  return (uri) => {
+    if (uri.length > MAX_RESOURCE_URI_CHARS) return undefined;
+    let owner: string | undefined;
+    for (const c of compiled) {
+      let matched: boolean;
+      try {
+        matched = c.template.match(uri) !== null;
+      } catch {
+        matched = false;
+      }
+      if (!matched || owner === c.pluginId) continue;
+      if (owner !== undefined) return 'ambiguous';
+      owner = c.pluginId;
+    }
+    return owner;
   };
 }
 

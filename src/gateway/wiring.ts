@@ -6,6 +6,7 @@ import type { PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
 import type { PluginRegistry } from '../registry/plugin-registry.js';
 import type { InstanceManager } from '../runtime/instance/index.js';
+import { SHARED_INSTANCE_ORG } from '../runtime/ports.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import { GatewayCatalog } from './catalog.js';
@@ -193,6 +194,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
       if (e.to !== 'running') return;
       refreshThenNotify(e.orgId, e.pluginKey, false);
       refreshExtrasThenNotify(e.orgId, e.pluginKey, false);
+      void subscriptions.renew(e.orgId === SHARED_INSTANCE_ORG ? undefined : e.orgId, e.pluginId);
     }),
   );
   const onRegistry = () => {

@@ -195,6 +195,22 @@ describe('around the relay', () => {
     expect(JSON.parse(textOf(r))).toEqual([expect.objectContaining({ name: 'data' })]);
   });
 
+  it('reads a URI made from a plugin’s own template unprefixed (listed by no plugin), in both eras', async () => {
+    for (const connect of [legacyMcpClient, modernMcpClient]) {
+      const client = track(await connect(t.url, orgA.apiKey));
+      await waitFor(
+        async () => (await client.listResourceTemplates()).resourceTemplates.length > 0,
+        'the stored template list of the started plugin',
+      );
+      const read = await client.readResource({ uri: 'note://b/12' });
+      expect(read.contents).toEqual([{ uri: 'note://b/12', text: 'note b 12' }]);
+      await expect(client.readResource({ uri: 'note://c/12' })).rejects.toThrow(/not found/i);
+      // org B sees none of A's templates
+      const b = track(await connect(t.url, orgB.apiKey));
+      await expect(b.readResource({ uri: 'note://b/12' })).rejects.toThrow(/not found/i);
+    }
+  });
+
   it('announces resources/list_changed when the plugin’s own list changes, and lists the new one', async () => {
     const legacy = track(await legacyMcpClient(t.url, orgA.apiKey));
     const modern = track(await modernMcpClient(t.url, orgA.apiKey));
@@ -266,5 +282,43 @@ describe('around the relay', () => {
       }),
     ).rejects.toThrow(/restricted/);
     expect((await client.listTools()).tools.map((x) => x.name)).toEqual(['asker__log']);
+  });
+});
+
+describe('resource subscriptions of a 2025-11-25 session across plugin instances', () => {
+  it('are renewed on the new instance after a restart and after a crash', async () => {
+    const client = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const other = track(await legacyMcpClient(t.url, orgA.apiKey));
+    const updates: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    await client.subscribeResource({ uri: 'hay://asker/note://a/one' });
+    // `touch` answers the plugin's own subscriptions and notifies each of them
+    const touch = async () => textOf(await other.callTool({ name: 'asker__touch', arguments: {} }));
+    expect(await touch()).toBe('["note://a/one"]');
+    await waitFor(() => updates.length === 1, 'resources/updated from the first instance');
+    const pidOf = () =>
+      t.host.services.instances
+        .listInstances({ orgId: orgA.organizationId })
+        .find((i) => i.pluginId === 'asker' && i.state === 'running')?.pid;
+    const first = pidOf();
+
+    await orgA.hay.plugins.restartInstance.mutate({ pluginId: 'asker' });
+    await waitFor(
+      async () => (await touch()) === '["note://a/one"]',
+      'the subscription on the restarted instance',
+    );
+    await waitFor(() => updates.length >= 2, 'resources/updated from the restarted instance');
+    const second = pidOf();
+    expect(second).toBeDefined();
+    expect(second).not.toBe(first);
+
+    process.kill(second as number, 'SIGKILL');
+    await waitFor(() => pidOf() !== second, 'the crashed instance to be noticed');
+    await waitFor(
+      async () => (await touch().catch(() => '')) === '["note://a/one"]',
+      'the subscription on the instance started after the crash',
+    );
+    await waitFor(() => updates.length >= 3, 'resources/updated from the instance after the crash');
+    expect(new Set(updates)).toEqual(new Set(['hay://asker/note://a/one']));
   });
 });

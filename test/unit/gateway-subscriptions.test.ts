@@ -43,4 +43,48 @@ describe('ResourceSubscriptions', () => {
     expect(subs.count()).toBe(0);
     expect(calls.filter((c) => c.includes('unsub'))).toHaveLength(3);
   });
+
+  it('renews held subscriptions on a running-again instance: its organization only, or every one when shared', async () => {
+    const { calls, subs } = setup(3);
+    const a = subs.session(caller('A'), () => undefined);
+    const a2 = subs.session(caller('A'), () => undefined);
+    const b = subs.session(caller('B'), () => undefined);
+    await a.subscribe('p', 'x://1', 'x://1');
+    await a2.subscribe('p', 'x://1', 'x://1');
+    await a.subscribe('p', 'x://2', 'x://2');
+    await a.subscribe('q', 'y://1', 'y://1');
+    await b.subscribe('p', 'x://1', 'x://1');
+    await a.unsubscribe('p', 'x://2');
+    calls.length = 0;
+    await subs.renew('A', 'p');
+    // one plugin-side subscription per URI however many sessions hold it; nothing for a dropped URI
+    expect(calls).toEqual(['A sub p x://1']);
+    calls.length = 0;
+    await subs.renew(undefined, 'p');
+    expect(calls.sort()).toEqual(['A sub p x://1', 'B sub p x://1']);
+    a.close();
+    a2.close();
+    b.close();
+  });
+
+  it('a failed renewal leaves the sessions subscribed and does not reject', async () => {
+    let up = true;
+    const plugins = {
+      subscribeResource: () => (up ? Promise.resolve() : Promise.reject(new Error('gone'))),
+    } as unknown as PluginService;
+    const subs = new ResourceSubscriptions({
+      plugins,
+      logger: createLogger({ level: 'silent' }),
+      maxPerSession: 2,
+    });
+    const got: string[] = [];
+    const a = subs.session(caller('A'), (u) => got.push(u));
+    await a.subscribe('p', 'x://1', 'x://1');
+    up = false;
+    await expect(subs.renew('A', 'p')).resolves.toBeUndefined();
+    expect(subs.count()).toBe(1);
+    subs.updated('A', 'p', 'x://1');
+    expect(got).toEqual(['x://1']);
+    a.close();
+  });
 });
