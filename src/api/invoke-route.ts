@@ -51,7 +51,9 @@ export function registerInvokeRoute(
         keyId: principal.keyId,
         ...(principal.scopes ? { scopes: principal.scopes } : {}),
       };
-      return await deps.plugins.invokeTool(caller, parsed.data, controller.signal);
+      return await deps.plugins.invokeTool(caller, parsed.data, controller.signal, {
+        signalPerRequest: true,
+      });
     } catch (err) {
       const code = isHayError(err) ? err.code : 'INTERNAL';
       if (!isHayError(err)) deps.logger.error({ err }, 'POST /v1/invoke failed');

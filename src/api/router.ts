@@ -32,12 +32,15 @@ function auditQuery(i: {
   };
 }
 
+/** ApiContext.signal is made per HTTP request (createContext in src/api/http-server.ts). */
+const PER_REQUEST = { signalPerRequest: true } as const;
+
 /** plugins.invokeTool. The tRPC fast path (trpc-fast-path.ts) calls this same function. */
 export function invokeToolResolver(opts: {
   ctx: { services: ApiServices; caller: Caller; signal: AbortSignal | undefined };
   input: ToolCallInput;
 }): Promise<CallToolResult> {
-  return opts.ctx.services.plugins.invokeTool(opts.ctx.caller, opts.input, opts.ctx.signal);
+  return opts.ctx.services.plugins.invokeTool(opts.ctx.caller, opts.input, opts.ctx.signal, PER_REQUEST);
 }
 
 const adminRouter = router({

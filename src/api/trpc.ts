@@ -54,6 +54,7 @@ export interface ApiContext {
   token: string | undefined;
   /** Without a bearer token: the dashboard session cookie and the request's X-Hay-CSRF header. */
   session?: { id: string; csrf: string | undefined } | undefined;
+  /** Made for this HTTP request and dropped with it; aborted when the client goes away first. */
   signal: AbortSignal | undefined;
   ip: string;
 }

@@ -61,6 +61,8 @@ export interface InvokeOptions {
   onServerRequest?: ServerRequestRelay;
   /** The plugin's log notifications of this call. */
   onLog?: (message: PluginLogMessage) => void;
+  /** `signal` is one API request's and dies with it (see CallOptions.signalPerRequest). */
+  signalPerRequest?: boolean;
 }
 
 /** What a catalog (the /mcp gateway) needs of one enabled plugin, read without starting it. */
@@ -331,6 +333,7 @@ export class PluginService {
         {
           signal,
           timeoutMs: this.d.options.callTimeoutMs,
+          ...(options?.signalPerRequest ? { signalPerRequest: true } : {}),
           ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
           ...(relay ? { onServerRequest: relay } : {}),
           ...(options?.onLog ? { onLog: options.onLog } : {}),

@@ -4,6 +4,7 @@ import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { ConfigError, ManifestError } from '../errors.js';
+import { packageRoot } from '../paths.js';
 import { findJsonSyntaxProblem } from './json-syntax.js';
 import { isDraft2020, pluginSchemaAjv, unsupportedPatternIn } from './linear-regexp.js';
 import { semanticProblems, type RuntimeCeilings } from './semantic-checks.js';
@@ -47,6 +48,9 @@ export class ManifestValidator {
       strictRequired: false,
       allowUnionTypes: true,
       verbose: true,
+      // the schema this package ships is checked against its meta-schema by a test, not at each start
+      // (compiling the draft 2020-12 meta-schema is about half of the compile); any other is checked here
+      validateSchema: !isBundledSchema(schema),
     };
     const ajv = schemaObject['$schema'] === DRAFT_2020_12 ? new Ajv2020(options) : new Ajv(options);
     addFormats(ajv);
@@ -95,6 +99,17 @@ export class ManifestValidator {
       throw new ManifestError([`${file}: invalid JSON at ${detail}`]);
     }
     return this.validate(raw, file);
+  }
+}
+
+/** True when `schema` is a path to a file with exactly the text of the package's own manifest schema. */
+function isBundledSchema(schema: string | Record<string, unknown>): boolean {
+  if (typeof schema !== 'string') return false;
+  try {
+    const bundled = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
+    return readFileSync(schema, 'utf8') === readFileSync(bundled, 'utf8');
+  } catch {
+    return false;
   }
 }
 

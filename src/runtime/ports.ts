@@ -193,10 +193,20 @@ export interface CallOptions {
   timeoutMs?: number;
   /**
    * The caller owns the deadline: `signal` is fresh for this one request and is aborted by the caller when
-   * `timeoutMs` passes (the instance manager's callWithDeadline). The connection then adds no timer or
-   * signal of its own (the SDK's own request timeout, slightly later, stays as a backstop).
+   * `timeoutMs` passes (the instance manager's callWithDeadline), or, with `signalPerRequest`, is the API
+   * request's own signal and the caller fails the call and stops the instance at its deadline. The
+   * connection then adds no timer or signal of its own (the SDK's own request timeout, slightly later,
+   * stays as a backstop).
    */
   deadlineOwned?: boolean;
+  /**
+   * `signal` is made for one API request of at most LIMITS.batchCalls calls and dropped with it, so the
+   * instance manager hands it to the connection as is instead of a fresh signal per call (the SDK adds a
+   * listener per request to the signal it is given and never removes it; an AbortSignal costs ~8 µs to
+   * create on Node 20). At the deadline the call fails with TimeoutError and its instance is stopped, which
+   * ends the request at the plugin. Never set it for a signal that outlives the request.
+   */
+  signalPerRequest?: boolean;
   /** tools/call only: the server's progress notifications for this request (a progress token is sent). */
   onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
   /** tools/call only: sent as the request's `_meta` (shared instances: the calling organization). */

@@ -72,10 +72,12 @@ class FakeConnection implements PluginConnection {
   }
 
   readonly metas: (Record<string, unknown> | undefined)[] = [];
+  readonly signals: (AbortSignal | undefined)[] = [];
 
   callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<CallToolResult> {
     this.calls++;
     this.metas.push(options?.meta);
+    this.signals.push(options?.signal);
     if (this.closed || this.ended) return Promise.reject(new Error('Not connected'));
     switch (name) {
       case 'echo':
@@ -477,6 +479,51 @@ describe('InstanceManager crashes and backoff', () => {
     await waitFor(() => stateOf(manager, 'org-a') === 'stopped', 'stopped state');
     expect(await manager.callTool('org-a', spec, 'echo', { text: 'fresh' })).toEqual(text('fresh'));
     expect(factory.connectCalls).toBe(2);
+  });
+});
+
+describe('InstanceManager request signals (CallOptions.signalPerRequest)', () => {
+  it('hands the request signal to the connection as is; without the flag each call gets a fresh one', async () => {
+    const { manager, factory } = setup();
+    const spec = makeSpec();
+    const request = new AbortController();
+    await manager.callTool('org-a', spec, 'echo', {}, { signal: request.signal, signalPerRequest: true });
+    await manager.callTool('org-a', spec, 'echo', {}, { signal: request.signal });
+    const [own, fresh] = factory.connections[0]?.signals ?? [];
+    expect(own).toBe(request.signal);
+    expect(fresh).toBeDefined();
+    expect(fresh).not.toBe(request.signal);
+  });
+
+  it('a caller abort rejects with its reason; a deadline fails with TimeoutError and stops the instance', async () => {
+    const { manager, factory } = setup({ callTimeoutMs: 5_000 });
+    const spec = makeSpec();
+    const aborted = new AbortController();
+    const call = manager.callTool(
+      'org-a',
+      spec,
+      'hang',
+      {},
+      { signal: aborted.signal, signalPerRequest: true },
+    );
+    await waitFor(() => factory.connections[0]?.calls === 1, 'the call to reach the connection');
+    aborted.abort(new Error('client went away'));
+    expect(((await rejection(call)) as Error).message).toBe('client went away');
+    const request = new AbortController();
+    const err = await rejection(
+      manager.callTool(
+        'org-a',
+        spec,
+        'hang',
+        {},
+        { signal: request.signal, signalPerRequest: true, timeoutMs: 30 },
+      ),
+    );
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(request.signal.aborted).toBe(false);
+    expect(factory.connections[0]?.closed).toBe(true);
+    await waitFor(() => stateOf(manager, 'org-a') === 'stopped', 'stopped state');
+    expect(await manager.callTool('org-a', spec, 'echo', { text: 'fresh' })).toEqual(text('fresh'));
   });
 });
 

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, ManifestError } from '../../src/errors.js';
@@ -340,5 +342,31 @@ describe('ManifestValidator', () => {
         problemsOf(() => validator.parse('{"id":"x","name":"X","version":"1.0.0","type":[]}', FILE)),
       ).toEqual([`${FILE}: /type must NOT have fewer than 1 items`]);
     });
+  });
+});
+
+describe('the manifest schema against its meta-schema', () => {
+  it('the bundled schema is valid draft 2020-12 (the host skips this check at start for that file)', async () => {
+    const { Ajv2020 } = await import('ajv/dist/2020.js');
+    const ajv = new Ajv2020({ strict: false });
+    const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
+    expect(ajv.validateSchema(schema), JSON.stringify(ajv.errors)).toBe(true);
+  });
+
+  it('any other schema is still checked against the meta-schema', () => {
+    const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
+    const broken = {
+      ...schema,
+      properties: { ...(schema.properties as object), type: { type: 'array', minItems: -1 } },
+    };
+    expect(() => new ManifestValidator(broken)).toThrow(ConfigError);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hay-schema-'));
+    try {
+      const file = path.join(dir, 'plugin-manifest.schema.json');
+      writeFileSync(file, JSON.stringify(broken));
+      expect(() => new ManifestValidator(file)).toThrow(/cannot compile the manifest schema/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,6 +5,7 @@ import { approxBytes } from '../json-size.js';
 import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
+import { ConnectionEnds, errorText } from './connection-end.js';
 import { HOST_CLIENT_INFO, type ResponseLimits } from './plugin-connection.js';
 
 /** Upper bound on tools/list pages, against servers that never stop returning a cursor. */
@@ -31,11 +32,10 @@ export function isUnsupportedProtocol(err: unknown): boolean {
 export class ModernPluginConnection implements PluginConnection {
   readonly transport = 'stdio' as const;
   private readonly client: Client;
-  private readonly endListeners: ((end: ConnectionEnd) => void)[] = [];
   private readonly toolsListeners: (() => void)[] = [];
-  private ended: ConnectionEnd | undefined;
   private closing: Promise<void> | undefined;
   private opened = false;
+  private readonly ends: ConnectionEnds;
 
   constructor(
     private readonly opts: {
@@ -46,9 +46,10 @@ export class ModernPluginConnection implements PluginConnection {
       limits?: ResponseLimits;
     },
   ) {
+    this.ends = new ConnectionEnds(opts.logger);
     this.client = new Client({ ...HOST_CLIENT_INFO }, { versionNegotiation: { mode: 'auto' } });
     this.client.setNotificationHandler('notifications/tools/list_changed', () => {
-      for (const l of this.toolsListeners) this.safely(l);
+      for (const l of this.toolsListeners) this.ends.safely(l);
     });
     this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
     void opts.process.exited.then((exit) => {
@@ -144,9 +145,7 @@ export class ModernPluginConnection implements PluginConnection {
   }
 
   onEnd(listener: (end: ConnectionEnd) => void): void {
-    this.endListeners.push(listener);
-    const ended = this.ended;
-    if (ended) queueMicrotask(() => this.safely(() => listener(ended)));
+    this.ends.onEnd(listener);
   }
 
   onToolsChanged(listener: () => void): void {
@@ -164,7 +163,7 @@ export class ModernPluginConnection implements PluginConnection {
   private scope(options: CallOptions | undefined): CallScope {
     if (this.closing)
       throw new InstanceError('INSTANCE_FAILED', `The connection to plugin ${this.opts.pluginId} is closed`);
-    if (this.ended)
+    if (this.ends.ended)
       throw new InstanceError('INSTANCE_CRASHED', `Plugin ${this.opts.pluginId} is not running`);
     return callScope(options, this.opts.callTimeoutMs);
   }
@@ -176,7 +175,7 @@ export class ModernPluginConnection implements PluginConnection {
       const plugin = `Plugin ${this.opts.pluginId}`;
       if (scope.callerAborted()) throw abortReason(scope.signal);
       if (scope.timedOut()) throw new TimeoutError(`${plugin} did not ${what} within ${scope.timeoutMs} ms`);
-      if (this.ended || this.opts.process.currentState === 'stopped')
+      if (this.ends.ended || this.opts.process.currentState === 'stopped')
         throw new InstanceError('INSTANCE_CRASHED', `${plugin} stopped while it was asked to ${what}`);
       if (err instanceof ProtocolError && err.code === -32602)
         throw new ValidationError(
@@ -188,21 +187,6 @@ export class ModernPluginConnection implements PluginConnection {
   }
 
   private end(end: ConnectionEnd): void {
-    if (this.ended || this.closing) return;
-    this.ended = end;
-    this.opts.logger.info({ end }, 'plugin connection ended');
-    for (const l of this.endListeners) this.safely(() => l(end));
+    if (!this.closing) this.ends.end(end);
   }
-
-  private safely(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.opts.logger.error({ err: errorText(err) }, 'plugin connection listener threw');
-    }
-  }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

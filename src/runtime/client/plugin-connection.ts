@@ -42,6 +42,7 @@ import type {
 import type { ManagedProcess } from '../process/managed-process.js';
 import { groupUsage } from '../process/proc-stats.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
+import { ConnectionEnds, errorText } from './connection-end.js';
 import { DEFAULT_ROOTS_SETTLE_MS, type ClientRoot } from './roots.js';
 
 export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
@@ -138,13 +139,12 @@ function deferResponses(transport: Transport): void {
 export class McpPluginConnection implements PluginConnection {
   readonly transport: TransportKind;
   private readonly client: Client;
-  private readonly endListeners: ((end: ConnectionEnd) => void)[] = [];
+  private readonly ends: ConnectionEnds;
   private readonly toolsListeners: (() => void)[] = [];
   private readonly extrasListeners: (() => void)[] = [];
   private readonly updatedListeners: ((uri: string) => void)[] = [];
   /** Options of the tools/call requests in flight (see the class comment). */
   private readonly calls = new Set<CallOptions>();
-  private ended: ConnectionEnd | undefined;
   private closing: Promise<void> | undefined;
   private opened = false;
   private rootsListed = false;
@@ -157,6 +157,7 @@ export class McpPluginConnection implements PluginConnection {
 
   constructor(private readonly opts: McpPluginConnectionOptions) {
     this.transport = opts.transport;
+    this.ends = new ConnectionEnds(opts.logger);
     const roots = opts.roots;
     this.client = new Client(
       { ...HOST_CLIENT_INFO },
@@ -499,7 +500,7 @@ export class McpPluginConnection implements PluginConnection {
    * every pending request gets `err` and onEnd fires.
    */
   failRequests(err: HayError, requestIds: readonly (string | number)[]): void {
-    if (this.closing || this.ended) return;
+    if (this.closing || this.ends.ended) return;
     const dispatch = this.transportRef?.onmessage;
     if (requestIds.length > 0 && dispatch) {
       for (const id of requestIds) {
@@ -522,9 +523,7 @@ export class McpPluginConnection implements PluginConnection {
 
   /** Fires once when the session ends other than by close(); a listener added after the end fires at once. */
   onEnd(listener: (end: ConnectionEnd) => void): void {
-    this.endListeners.push(listener);
-    const ended = this.ended;
-    if (ended) queueMicrotask(() => this.safely(() => listener(ended)));
+    this.ends.onEnd(listener);
   }
 
   onToolsChanged(listener: () => void): void {
@@ -639,7 +638,7 @@ export class McpPluginConnection implements PluginConnection {
   private scope(options: CallOptions | undefined): CallScope {
     if (this.closing)
       throw new InstanceError('INSTANCE_FAILED', `The connection to plugin ${this.opts.pluginId} is closed`);
-    if (this.ended) throw this.endedError(this.ended);
+    if (this.ends.ended) throw this.endedError(this.ends.ended);
     return callScope(options, this.opts.callTimeoutMs);
   }
 
@@ -726,21 +725,10 @@ export class McpPluginConnection implements PluginConnection {
   }
 
   private end(end: ConnectionEnd): void {
-    if (this.ended || this.closing) return;
-    this.ended = end;
-    this.opts.logger.info({ end }, 'plugin connection ended');
-    for (const listener of this.endListeners) this.safely(() => listener(end));
+    if (!this.closing) this.ends.end(end);
   }
 
   private safely(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.opts.logger.error({ err: errorText(err) }, 'plugin connection listener threw');
-    }
+    this.ends.safely(fn);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -801,7 +801,9 @@ export class InstanceManager {
     const callerSignal = options?.signal;
     if (callerSignal?.aborted) return Promise.reject(callerSignal.reason);
     if (live.gone) return Promise.reject(live.gone);
-    const controller = new AbortController();
+    // the connection's signal: the request's own (see CallOptions.signalPerRequest) or one per call
+    const controller = options?.signalPerRequest && callerSignal ? undefined : new AbortController();
+    const signal = controller?.signal ?? (callerSignal as AbortSignal);
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const settle = (fn: () => void) => {
@@ -815,7 +817,7 @@ export class InstanceManager {
       const onGone = (err: HayError) => settle(() => reject(err));
       const onAbort = () => {
         settle(() => reject(callerSignal?.reason));
-        controller.abort(callerSignal?.reason);
+        controller?.abort(callerSignal?.reason);
       };
       const timer = setTimeout(() => {
         const err = new TimeoutError(
@@ -823,7 +825,7 @@ export class InstanceManager {
             `and will be replaced on the next call.`,
         );
         settle(() => reject(err));
-        controller.abort(err);
+        controller?.abort(err);
         this.onWedged(rec, live, what, timeoutMs);
       }, timeoutMs);
       timer.unref();
@@ -831,9 +833,9 @@ export class InstanceManager {
       live.goneListeners.add(onGone);
       let pending: Promise<T>;
       try {
-        // this call's own signal, aborted by the timer above: the connection adds no deadline of its own
+        // aborted by the timer above, or the request's own: the connection adds no deadline of its own
         pending = run(live, {
-          signal: controller.signal,
+          signal,
           timeoutMs: timeoutMs + INNER_TIMEOUT_MARGIN_MS,
           deadlineOwned: true,
         });
