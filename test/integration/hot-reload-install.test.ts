@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
@@ -56,5 +56,62 @@ describe('hot reload and the default install step', () => {
     await h.admin.admin.rescanPlugins.mutate();
     const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'with-deps' })).versions;
     expect(versions.map((v) => [v.version, v.state])).toEqual([['1.0.0', 'ready']]);
+  });
+});
+
+/**
+ * An install step that writes into its own folder (outside node_modules and dist) changes the folder's
+ * checksum: staging takes what the step left, so the version the first call ran becomes ready instead of
+ * staging waiting for a change that never comes (the watcher is off here, as in the test host default).
+ */
+describe('an install step that writes into the plugin folder', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/writes-at-install': toolkitPlugin(
+          'writes-at-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node server.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
+          },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('serves the first call and makes the version it ran ready', async () => {
+    const org = await h.createOrganization('writes');
+    await org.hay.plugins.enable.mutate({ pluginId: 'writes-at-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'writes-at-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    expect(existsSync(path.join(h.pluginsDir, 'core', 'writes-at-install', 'generated.txt'))).toBe(true);
+    // the first call ran the registry's folder; staging it starts once the instance runs and ends later
+    const readyVersions = async () =>
+      (await h.admin.admin.pluginVersions.query({ pluginId: 'writes-at-install' })).versions
+        .filter((v) => v.state === 'ready')
+        .map((v) => v.version);
+    await waitFor(async () => (await readyVersions()).length > 0, 'a ready version of writes-at-install');
+    expect(await readyVersions()).toEqual(['1.0.0']);
+    // the kept copy holds what the install step left
+    const kept = readdirSync(path.join(h.dataDir, 'plugin-versions'), { recursive: true, encoding: 'utf8' });
+    expect(kept.filter((f) => path.basename(f) === 'generated.txt')).toHaveLength(1);
   });
 });
