@@ -541,13 +541,14 @@ export class VersionService {
     await cp(p.dir, tmp, { recursive: true, verbatimSymlinks: true });
     const copied = await computePluginChecksum(tmp).catch(() => '');
     // The install or build step (a custom command or a package.json lifecycle script) may have written
-    // into the folder outside node_modules and dist: the copy is what it left when the live folder still
-    // matches the copy. Otherwise the folder changed while it was copied; the next scan stages the newer
-    // files.
+    // into the folder outside node_modules and dist: the copy is what it left when it has the checksum
+    // that step left and the live folder still has it too. Otherwise the folder changed while it was
+    // copied (an edit, an upload, a rollback); the next scan stages the newer files.
     const leftByStep = copied !== p.checksum;
     if (leftByStep) {
-      const live = await computePluginChecksum(p.dir).catch(() => '');
-      if (copied === '' || live !== copied) {
+      const left = this.d.installer.checksumLeftBySteps?.(p.key, p.checksum);
+      const live = left === copied ? await computePluginChecksum(p.dir).catch(() => '') : '';
+      if (left === undefined || left !== copied || live !== copied) {
         await rm(tmp, { recursive: true, force: true });
         log.info('plugin folder changed during staging; waiting for the next change');
         return;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PreconditionError } from '../errors.js';
 import { redactHostPaths } from '../invocation/sanitize.js';
 import type { Logger } from '../logger.js';
+import { computePluginChecksum } from '../manifest/checksum.js';
 import { parseCommandLine } from '../manifest/command.js';
 import type { ResourceLimits } from '../manifest/types.js';
 import type { LaunchSpec, PluginPreparer, PluginSpec, PreparedLaunch } from '../runtime/ports.js';
@@ -92,6 +93,8 @@ export class PluginInstaller implements PluginPreparer {
     string,
     { phase: 'install' | 'build'; startedAt: number; tail: StderrTail }
   >();
+  /** pluginKey -> the source checksum of its last run and the folder checksum that run left (one each). */
+  private readonly leftBySteps = new Map<string, { checksum: string; after: string }>();
 
   constructor(options: InstallerOptions) {
     this.opts = options;
@@ -108,6 +111,11 @@ export class PluginInstaller implements PluginPreparer {
     if (failedAt !== undefined && Date.now() - failedAt < this.opts.retryFailedAfterMs)
       this.throwStored(plugin);
     return this.share(runKey, () => this.prepare(plugin));
+  }
+
+  checksumLeftBySteps(key: string, checksum: string): string | undefined {
+    const left = this.leftBySteps.get(key);
+    return left?.checksum === checksum ? left.after : undefined;
   }
 
   /** The step running for plugin `key`, if any. */
@@ -157,6 +165,8 @@ export class PluginInstaller implements PluginPreparer {
   private async prepare(plugin: RegisteredPlugin): Promise<void> {
     const steps = await this.steps(plugin);
     const { registry } = this.opts;
+    this.leftBySteps.delete(plugin.key);
+    const ran = (!plugin.installed && steps.install) || (!plugin.built && steps.build);
     if (!plugin.installed) {
       if (steps.install) {
         const result = await this.run(plugin, 'install', steps.install, this.opts.installTimeoutMs);
@@ -187,6 +197,11 @@ export class PluginInstaller implements PluginPreparer {
       }
       await registry.setInstallState(plugin.key, plugin.checksum, { built: true, buildError: null });
     }
+    if (!ran) return;
+    // what the steps left, so staging tells their writes (taken) from a concurrent change (waited for)
+    const after = await computePluginChecksum(plugin.dir).catch(() => undefined);
+    if (after !== undefined && after !== plugin.checksum)
+      this.leftBySteps.set(plugin.key, { checksum: plugin.checksum, after });
   }
 
   private async run(

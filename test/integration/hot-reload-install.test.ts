@@ -115,3 +115,59 @@ describe('an install step that writes into the plugin folder', () => {
     expect(kept.filter((f) => path.basename(f) === 'generated.txt')).toHaveLength(1);
   });
 });
+
+/**
+ * Only what the host's own install/build step left is taken: a write into the folder by anything else
+ * (here the plugin's own process, once started from the registry's folder) is a change of the plugin,
+ * never recorded under the checksum the folder had before it.
+ */
+describe('a plugin folder changed after its install step', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/changes-after-install': toolkitPlugin(
+          'changes-after-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node start.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
+            'start.mjs':
+              "import { writeFileSync } from 'node:fs';\ntry { writeFileSync('started.txt', 'x'); } catch {}\nawait import('./server.mjs');\n",
+          },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('stages the changed folder under its own checksum, not the one before the change', async () => {
+    const org = await h.createOrganization('changes');
+    await org.hay.plugins.enable.mutate({ pluginId: 'changes-after-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'changes-after-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    // the rescan sees the changed folder and resolves once every stage (the one the call started too) ends
+    await h.admin.admin.rescanPlugins.mutate();
+    const current = h.host.services.registry.get(null, 'changes-after-install')?.checksum;
+    const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'changes-after-install' }))
+      .versions;
+    expect(versions.filter((v) => v.state === 'ready').map((v) => [v.version, v.checksum])).toEqual([
+      ['1.0.0', current],
+    ]);
+  });
+});
