@@ -118,6 +118,14 @@ export class PluginInstaller implements PluginPreparer {
     return left?.checksum === checksum ? left.after : undefined;
   }
 
+  /**
+   * True when folder checksum `found` of plugin `key` at source `checksum` is the host's own doing: a run
+   * of its install/build steps is in progress, or `found` is what the last run left.
+   */
+  writtenBySteps(key: string, checksum: string, found: string): boolean {
+    return this.running.has(`${key}:${checksum}`) || this.checksumLeftBySteps(key, checksum) === found;
+  }
+
   /** The step running for plugin `key`, if any. */
   progress(key: string): InstallProgress | undefined {
     const c = this.current.get(key);

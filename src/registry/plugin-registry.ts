@@ -81,6 +81,11 @@ export interface PluginRegistryOptions {
    * whoever awaits `scan()` sees its effects.
    */
   afterScan?: () => Promise<void>;
+  /**
+   * True when folder checksum `found` of plugin `key` recorded at `checksum` comes from the host's own
+   * install/build step (running, or what it left): the row keeps `checksum` and its install state.
+   */
+  writtenBySteps?: (key: string, checksum: string, found: string) => boolean;
 }
 
 type InstallPatch = Partial<Pick<PluginRegistryRow, 'installed' | 'built' | 'installError' | 'buildError'>>;
@@ -258,6 +263,12 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
         continue;
       }
       matched.add(prev.id);
+      if (
+        prev.checksum !== w.row.checksum &&
+        w.row.status === 'ok' &&
+        this.opts.writtenBySteps?.(prev.id, prev.checksum, w.row.checksum) === true
+      )
+        w.row = { ...w.row, checksum: prev.checksum };
       const checksumChanged = prev.checksum !== w.row.checksum;
       const same =
         !checksumChanged &&

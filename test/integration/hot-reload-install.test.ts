@@ -171,3 +171,58 @@ describe('a plugin folder changed after its install step', () => {
     ]);
   });
 });
+
+/**
+ * With the watcher on, an install step that writes something new into the folder on every run (a
+ * timestamp) must not look like a change of the plugin: otherwise each install triggers a rescan, a new
+ * checksum and another install, and the first call fails with "kept changing state".
+ */
+describe('hot reload and an install step that writes into the plugin folder', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/stamps-at-install': toolkitPlugin(
+          'stamps-at-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node server.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs':
+              "import { writeFileSync } from 'node:fs';\nwriteFileSync('stamp.txt', `${Date.now()} ${Math.random()}`);\n",
+          },
+        ),
+      },
+      config: { hotReload: 'on', watchDebounceMs: 100 },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('serves the first call and keeps one version under the checksum of the source', async () => {
+    const org = await h.createOrganization('stamps');
+    const registered = h.host.services.registry.get(null, 'stamps-at-install')?.checksum;
+    await org.hay.plugins.enable.mutate({ pluginId: 'stamps-at-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'stamps-at-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    expect(existsSync(path.join(h.pluginsDir, 'core', 'stamps-at-install', 'stamp.txt'))).toBe(true);
+    // a rescan resolves once every stage ends; the step's own write is not a change
+    await h.admin.admin.rescanPlugins.mutate();
+    expect(h.host.services.registry.get(null, 'stamps-at-install')?.checksum).toBe(registered);
+    const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'stamps-at-install' })).versions;
+    expect(versions.map((v) => [v.version, v.state, v.checksum])).toEqual([['1.0.0', 'ready', registered]]);
+  });
+});
