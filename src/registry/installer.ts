@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PreconditionError } from '../errors.js';
 import { redactHostPaths } from '../invocation/sanitize.js';
@@ -93,8 +94,11 @@ export class PluginInstaller implements PluginPreparer {
     string,
     { phase: 'install' | 'build'; startedAt: number; tail: StderrTail }
   >();
-  /** pluginKey -> the source checksum of its last run and the folder checksum that run left (one each). */
-  private readonly leftBySteps = new Map<string, { checksum: string; after: string }>();
+  /**
+   * pluginKey -> its run in progress or last run (one each): the source checksum, the folder's inode (an
+   * upload or rollback renames another folder into place) and, once done, the folder checksum it left.
+   */
+  private readonly stepRuns = new Map<string, { checksum: string; ino: number; after: string | undefined }>();
 
   constructor(options: InstallerOptions) {
     this.opts = options;
@@ -114,8 +118,8 @@ export class PluginInstaller implements PluginPreparer {
   }
 
   checksumLeftBySteps(key: string, checksum: string): string | undefined {
-    const left = this.leftBySteps.get(key);
-    return left?.checksum === checksum ? left.after : undefined;
+    const run = this.stepRuns.get(key);
+    return run?.checksum === checksum && this.sameFolder(key, run.ino) ? run.after : undefined;
   }
 
   /**
@@ -123,7 +127,20 @@ export class PluginInstaller implements PluginPreparer {
    * of its install/build steps is in progress, or `found` is what the last run left.
    */
   writtenBySteps(key: string, checksum: string, found: string): boolean {
-    return this.running.has(`${key}:${checksum}`) || this.checksumLeftBySteps(key, checksum) === found;
+    const run = this.stepRuns.get(key);
+    if (run?.checksum !== checksum || !this.sameFolder(key, run.ino)) return false;
+    return run.after === undefined ? this.running.has(`${key}:${checksum}`) : run.after === found;
+  }
+
+  /** Whether plugin `key`'s folder is still the directory with inode `ino`. */
+  private sameFolder(key: string, ino: number): boolean {
+    const dir = this.opts.registry.getByKey(key)?.dir;
+    if (dir === undefined) return false;
+    try {
+      return statSync(dir).ino === ino;
+    } catch {
+      return false;
+    }
   }
 
   /** The step running for plugin `key`, if any. */
@@ -172,9 +189,33 @@ export class PluginInstaller implements PluginPreparer {
 
   private async prepare(plugin: RegisteredPlugin): Promise<void> {
     const steps = await this.steps(plugin);
-    const { registry } = this.opts;
-    this.leftBySteps.delete(plugin.key);
+    this.stepRuns.delete(plugin.key);
     const ran = (!plugin.installed && steps.install) || (!plugin.built && steps.build);
+    const ino = ran
+      ? await stat(plugin.dir).then(
+          (st) => st.ino,
+          () => undefined,
+        )
+      : undefined;
+    const run: { checksum: string; ino: number; after: string | undefined } | undefined =
+      ino === undefined ? undefined : { checksum: plugin.checksum, ino, after: undefined };
+    if (run) this.stepRuns.set(plugin.key, run);
+    try {
+      await this.runSteps(plugin, steps);
+    } catch (err) {
+      if (this.stepRuns.get(plugin.key) === run) this.stepRuns.delete(plugin.key);
+      throw err;
+    }
+    if (!run) return;
+    // what the steps left, so staging and scans tell their writes (taken) from a change (waited for)
+    const after = await computePluginChecksum(plugin.dir).catch(() => undefined);
+    if (this.stepRuns.get(plugin.key) !== run) return;
+    if (after === undefined || after === plugin.checksum) this.stepRuns.delete(plugin.key);
+    else run.after = after;
+  }
+
+  private async runSteps(plugin: RegisteredPlugin, steps: Steps): Promise<void> {
+    const { registry } = this.opts;
     if (!plugin.installed) {
       if (steps.install) {
         const result = await this.run(plugin, 'install', steps.install, this.opts.installTimeoutMs);
@@ -205,11 +246,6 @@ export class PluginInstaller implements PluginPreparer {
       }
       await registry.setInstallState(plugin.key, plugin.checksum, { built: true, buildError: null });
     }
-    if (!ran) return;
-    // what the steps left, so staging tells their writes (taken) from a concurrent change (waited for)
-    const after = await computePluginChecksum(plugin.dir).catch(() => undefined);
-    if (after !== undefined && after !== plugin.checksum)
-      this.leftBySteps.set(plugin.key, { checksum: plugin.checksum, after });
   }
 
   private async run(
