@@ -130,6 +130,9 @@ export async function createHost(
     crossCheck: dependencyProblems,
     // staging of changed versions finishes before a scan resolves (lifecycle is built below)
     afterScan: () => lifecycle.versions.afterScan(),
+    // the host's own install/build writes are no change of the plugin (the installer is built below)
+    writtenBySteps: (key: string, checksum: string, found: string): boolean =>
+      installer.writtenBySteps(key, checksum, found),
   });
   const audit = new AuditLog(db, logger.child({ component: 'audit' }), {
     flushIntervalMs: 500,

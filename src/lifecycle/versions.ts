@@ -540,11 +540,20 @@ export class VersionService {
     await rm(dir, { recursive: true, force: true });
     await cp(p.dir, tmp, { recursive: true, verbatimSymlinks: true });
     const copied = await computePluginChecksum(tmp).catch(() => '');
-    if (copied !== p.checksum) {
-      // the folder changed while it was copied; the next scan stages the newer files
-      await rm(tmp, { recursive: true, force: true });
-      log.info('plugin folder changed during staging; waiting for the next change');
-      return;
+    // The install or build step (a custom command or a package.json lifecycle script) may have written
+    // into the folder outside node_modules and dist: the copy is what it left when it has the checksum
+    // that step left and the live folder still has it too. Otherwise the folder changed while it was
+    // copied (an edit, an upload, a rollback); the next scan stages the newer files.
+    const leftByStep = copied !== p.checksum;
+    if (leftByStep) {
+      const left = this.d.installer.checksumLeftBySteps?.(p.key, p.checksum);
+      const live = left === copied ? await computePluginChecksum(p.dir).catch(() => '') : '';
+      if (left === undefined || left !== copied || live !== copied) {
+        await rm(tmp, { recursive: true, force: true });
+        log.info('plugin folder changed during staging; waiting for the next change');
+        return;
+      }
+      log.info('the install or build step wrote into the plugin folder; staging what it left');
     }
     await rename(tmp, dir);
     const spec: PluginSpec = { ...source, rootDir: dir };
@@ -579,7 +588,9 @@ export class VersionService {
     await this.reload();
     log.info({ version: p.version }, 'plugin version ready');
     // after routing: other nodes need it only once it is ready here
-    if (!readyElsewhere)
+    // an archive is checked against the row's checksum when unpacked, which files left by a step do not
+    // match: other nodes stage such a version from their own plugins folder
+    if (!readyElsewhere && !leftByStep)
       await this.storeArchive(p.key, p.checksum, dir, log).catch((err: unknown) =>
         log.warn({ err: publicMessage(err) }, 'could not store the version for other nodes'),
       );

@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PreconditionError } from '../errors.js';
 import { redactHostPaths } from '../invocation/sanitize.js';
 import type { Logger } from '../logger.js';
+import { computePluginChecksum } from '../manifest/checksum.js';
 import { parseCommandLine } from '../manifest/command.js';
 import type { ResourceLimits } from '../manifest/types.js';
 import type { LaunchSpec, PluginPreparer, PluginSpec, PreparedLaunch } from '../runtime/ports.js';
@@ -92,6 +94,11 @@ export class PluginInstaller implements PluginPreparer {
     string,
     { phase: 'install' | 'build'; startedAt: number; tail: StderrTail }
   >();
+  /**
+   * pluginKey -> its run in progress or last run (one each): the source checksum, the folder's inode (an
+   * upload or rollback renames another folder into place) and, once done, the folder checksum it left.
+   */
+  private readonly stepRuns = new Map<string, { checksum: string; ino: number; after: string | undefined }>();
 
   constructor(options: InstallerOptions) {
     this.opts = options;
@@ -108,6 +115,32 @@ export class PluginInstaller implements PluginPreparer {
     if (failedAt !== undefined && Date.now() - failedAt < this.opts.retryFailedAfterMs)
       this.throwStored(plugin);
     return this.share(runKey, () => this.prepare(plugin));
+  }
+
+  checksumLeftBySteps(key: string, checksum: string): string | undefined {
+    const run = this.stepRuns.get(key);
+    return run?.checksum === checksum && this.sameFolder(key, run.ino) ? run.after : undefined;
+  }
+
+  /**
+   * True when folder checksum `found` of plugin `key` at source `checksum` is the host's own doing: a run
+   * of its install/build steps is in progress, or `found` is what the last run left.
+   */
+  writtenBySteps(key: string, checksum: string, found: string): boolean {
+    const run = this.stepRuns.get(key);
+    if (run?.checksum !== checksum || !this.sameFolder(key, run.ino)) return false;
+    return run.after === undefined ? this.running.has(`${key}:${checksum}`) : run.after === found;
+  }
+
+  /** Whether plugin `key`'s folder is still the directory with inode `ino`. */
+  private sameFolder(key: string, ino: number): boolean {
+    const dir = this.opts.registry.getByKey(key)?.dir;
+    if (dir === undefined) return false;
+    try {
+      return statSync(dir).ino === ino;
+    } catch {
+      return false;
+    }
   }
 
   /** The step running for plugin `key`, if any. */
@@ -156,6 +189,32 @@ export class PluginInstaller implements PluginPreparer {
 
   private async prepare(plugin: RegisteredPlugin): Promise<void> {
     const steps = await this.steps(plugin);
+    this.stepRuns.delete(plugin.key);
+    const ran = (!plugin.installed && steps.install) || (!plugin.built && steps.build);
+    const ino = ran
+      ? await stat(plugin.dir).then(
+          (st) => st.ino,
+          () => undefined,
+        )
+      : undefined;
+    const run: { checksum: string; ino: number; after: string | undefined } | undefined =
+      ino === undefined ? undefined : { checksum: plugin.checksum, ino, after: undefined };
+    if (run) this.stepRuns.set(plugin.key, run);
+    try {
+      await this.runSteps(plugin, steps);
+    } catch (err) {
+      if (this.stepRuns.get(plugin.key) === run) this.stepRuns.delete(plugin.key);
+      throw err;
+    }
+    if (!run) return;
+    // what the steps left, so staging and scans tell their writes (taken) from a change (waited for)
+    const after = await computePluginChecksum(plugin.dir).catch(() => undefined);
+    if (this.stepRuns.get(plugin.key) !== run) return;
+    if (after === undefined || after === plugin.checksum) this.stepRuns.delete(plugin.key);
+    else run.after = after;
+  }
+
+  private async runSteps(plugin: RegisteredPlugin, steps: Steps): Promise<void> {
     const { registry } = this.opts;
     if (!plugin.installed) {
       if (steps.install) {

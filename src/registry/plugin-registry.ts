@@ -81,6 +81,11 @@ export interface PluginRegistryOptions {
    * whoever awaits `scan()` sees its effects.
    */
   afterScan?: () => Promise<void>;
+  /**
+   * True when folder checksum `found` of plugin `key` recorded at `checksum` comes from the host's own
+   * install/build step (running, or what it left): the row keeps `checksum` and its install state.
+   */
+  writtenBySteps?: (key: string, checksum: string, found: string) => boolean;
 }
 
 type InstallPatch = Partial<Pick<PluginRegistryRow, 'installed' | 'built' | 'installError' | 'buildError'>>;
@@ -96,6 +101,7 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
   /** Rows sharing a plugin id (one core and/or one per organization); rebuilt with byKey. */
   private byPluginId = new Map<string, RegisteredPlugin[]>();
   private scanning: Promise<ScanReport> | undefined;
+  private queuedScan: Promise<ScanReport> | undefined;
 
   constructor(options: PluginRegistryOptions) {
     super();
@@ -103,17 +109,37 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /**
-   * Scans the plugins directory and reconciles the database. Concurrent calls share one scan. An invalid
-   * or unreadable plugin is recorded with its error and never stops the scan.
+   * Scans the plugins directory and reconciles the database; calls made while a scan runs share one scan
+   * after it, so every caller sees the folders as they were when it called. An invalid or unreadable
+   * plugin is recorded with its error and never stops the scan.
    */
   scan(): Promise<ScanReport> {
-    this.scanning ??= this.doScan().finally(() => {
-      this.scanning = undefined;
-    });
-    return this.scanning.then(async (report) => {
+    return this.scanAfterNow().then(async (report) => {
       await this.opts.afterScan?.();
       return report;
     });
+  }
+
+  /**
+   * A scan that reads the folders after this call: a new one when none runs, else the one queued after
+   * the running scan (shared by every request made meanwhile).
+   */
+  private scanAfterNow(): Promise<ScanReport> {
+    const running = this.scanning;
+    if (!running) {
+      const run = this.doScan().finally(() => {
+        if (this.scanning === run) this.scanning = undefined;
+      });
+      this.scanning = run;
+      return run;
+    }
+    this.queuedScan ??= running
+      .catch(() => undefined)
+      .then(() => {
+        this.queuedScan = undefined;
+        return this.scanAfterNow();
+      });
+    return this.queuedScan;
   }
 
   /** The plugin `pluginId` as seen by `orgId`: a core plugin, or that organization's own custom plugin. */
@@ -258,6 +284,12 @@ export class PluginRegistry extends EventEmitter<RegistryEvents> {
         continue;
       }
       matched.add(prev.id);
+      if (
+        prev.checksum !== w.row.checksum &&
+        w.row.status === 'ok' &&
+        this.opts.writtenBySteps?.(prev.id, prev.checksum, w.row.checksum) === true
+      )
+        w.row = { ...w.row, checksum: prev.checksum };
       const checksumChanged = prev.checksum !== w.row.checksum;
       const same =
         !checksumChanged &&

@@ -181,6 +181,11 @@ export interface RemoteEndpoint {
 /** Makes sure a plugin is installed and built before its first start. Concurrent calls share one run. */
 export interface PluginPreparer {
   ensureReady(spec: PluginSpec): Promise<void>;
+  /**
+   * The folder checksum that the last successful install/build run of plugin `key` at source `checksum`
+   * left behind, when its steps wrote into the folder outside node_modules/dist; undefined otherwise.
+   */
+  checksumLeftBySteps?(key: string, checksum: string): string | undefined;
 }
 
 /** Persists last activity timestamps in batches (never on each call). */

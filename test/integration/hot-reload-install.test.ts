@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
@@ -56,5 +56,173 @@ describe('hot reload and the default install step', () => {
     await h.admin.admin.rescanPlugins.mutate();
     const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'with-deps' })).versions;
     expect(versions.map((v) => [v.version, v.state])).toEqual([['1.0.0', 'ready']]);
+  });
+});
+
+/**
+ * An install step that writes into its own folder (outside node_modules and dist) changes the folder's
+ * checksum: staging takes what the step left, so the version the first call ran becomes ready instead of
+ * staging waiting for a change that never comes (the watcher is off here, as in the test host default).
+ */
+describe('an install step that writes into the plugin folder', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/writes-at-install': toolkitPlugin(
+          'writes-at-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node server.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
+          },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('serves the first call and makes the version it ran ready', async () => {
+    const org = await h.createOrganization('writes');
+    await org.hay.plugins.enable.mutate({ pluginId: 'writes-at-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'writes-at-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    expect(existsSync(path.join(h.pluginsDir, 'core', 'writes-at-install', 'generated.txt'))).toBe(true);
+    // the first call ran the registry's folder; staging it starts once the instance runs and ends later
+    const readyVersions = async () =>
+      (await h.admin.admin.pluginVersions.query({ pluginId: 'writes-at-install' })).versions
+        .filter((v) => v.state === 'ready')
+        .map((v) => v.version);
+    await waitFor(async () => (await readyVersions()).length > 0, 'a ready version of writes-at-install');
+    expect(await readyVersions()).toEqual(['1.0.0']);
+    // the kept copy holds what the install step left
+    const kept = readdirSync(path.join(h.dataDir, 'plugin-versions'), { recursive: true, encoding: 'utf8' });
+    expect(kept.filter((f) => path.basename(f) === 'generated.txt')).toHaveLength(1);
+  });
+});
+
+/**
+ * Only what the host's own install/build step left is taken: a write into the folder by anything else
+ * (here the plugin's own process, once started from the registry's folder) is a change of the plugin,
+ * never recorded under the checksum the folder had before it.
+ */
+describe('a plugin folder changed after its install step', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/changes-after-install': toolkitPlugin(
+          'changes-after-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node start.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
+            'start.mjs':
+              "import { writeFileSync } from 'node:fs';\ntry { writeFileSync('started.txt', 'x'); } catch {}\nawait import('./server.mjs');\n",
+          },
+        ),
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('stages the changed folder under its own checksum, not the one before the change', async () => {
+    const org = await h.createOrganization('changes');
+    await org.hay.plugins.enable.mutate({ pluginId: 'changes-after-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'changes-after-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    // the rescan sees the changed folder and resolves once every stage (the one the call started too) ends
+    await h.admin.admin.rescanPlugins.mutate();
+    const current = h.host.services.registry.get(null, 'changes-after-install')?.checksum;
+    const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'changes-after-install' }))
+      .versions;
+    expect(versions.filter((v) => v.state === 'ready').map((v) => [v.version, v.checksum])).toEqual([
+      ['1.0.0', current],
+    ]);
+  });
+});
+
+/**
+ * With the watcher on, an install step that writes something new into the folder on every run (a
+ * timestamp) must not look like a change of the plugin: otherwise each install triggers a rescan, a new
+ * checksum and another install, and the first call fails with "kept changing state".
+ */
+describe('hot reload and an install step that writes into the plugin folder', () => {
+  let h: TestHost;
+  beforeAll(async () => {
+    h = await startTestHost({
+      plugins: {
+        'core/stamps-at-install': toolkitPlugin(
+          'stamps-at-install',
+          {
+            version: '1.0.0',
+            capabilities: {
+              mcp: {
+                transport: 'stdio',
+                startCommand: 'node server.mjs',
+                installCommand: 'node install.mjs',
+              },
+            },
+          },
+          {
+            'install.mjs':
+              "import { writeFileSync } from 'node:fs';\nwriteFileSync('stamp.txt', `${Date.now()} ${Math.random()}`);\n",
+          },
+        ),
+      },
+      config: { hotReload: 'on', watchDebounceMs: 100 },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+  });
+
+  it('serves the first call and keeps one version under the checksum of the source', async () => {
+    const org = await h.createOrganization('stamps');
+    const registered = h.host.services.registry.get(null, 'stamps-at-install')?.checksum;
+    await org.hay.plugins.enable.mutate({ pluginId: 'stamps-at-install', configuration: {} });
+    const r = await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'stamps-at-install',
+      toolName: 'echo',
+      arguments: { message: 'hi' },
+    });
+    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    expect(existsSync(path.join(h.pluginsDir, 'core', 'stamps-at-install', 'stamp.txt'))).toBe(true);
+    // a rescan resolves once every stage ends; the step's own write is not a change
+    await h.admin.admin.rescanPlugins.mutate();
+    expect(h.host.services.registry.get(null, 'stamps-at-install')?.checksum).toBe(registered);
+    const versions = (await h.admin.admin.pluginVersions.query({ pluginId: 'stamps-at-install' })).versions;
+    expect(versions.map((v) => [v.version, v.state, v.checksum])).toEqual([['1.0.0', 'ready', registered]]);
   });
 });

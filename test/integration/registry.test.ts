@@ -272,3 +272,52 @@ describe.each(DB_KINDS)('plugin registry (%s)', (kind) => {
     });
   });
 });
+
+/**
+ * A scan requested while one runs must see the folders as they are when it was requested (an upload or
+ * rollback renames folders, then awaits a scan, while the watcher's scan may already be reading them).
+ */
+describe.each(DB_KINDS)('a scan requested during a scan (%s)', (kind) => {
+  let t: TestDatabase;
+  let pluginsDir: string;
+  beforeAll(async () => {
+    t = await createTestDatabase(kind);
+    pluginsDir = mkdtempSync(path.join(os.tmpdir(), 'hay-reg-'));
+    cpSync(path.join(ROOT, 'plugins/base'), path.join(pluginsDir, 'base'), { recursive: true });
+    writePlugin(path.join(pluginsDir, 'core/alpha'), manifest('alpha'), { 'index.js': '// one' });
+  });
+  afterAll(async () => {
+    await t.dispose();
+    rmSync(pluginsDir, { recursive: true, force: true });
+  });
+
+  it('runs after the running scan instead of sharing its stale view', async () => {
+    let during: Promise<unknown> | undefined;
+    let changeNow = false;
+    const registry: PluginRegistry = new PluginRegistry({
+      db: t.database.db,
+      logger,
+      pluginsDir,
+      validator,
+      defaultMaxConcurrentInstances: 10,
+      // runs inside a scan once every folder was read: the change and the new request come after that
+      crossCheck: () => {
+        if (changeNow) {
+          changeNow = false;
+          writeFileSync(path.join(pluginsDir, 'core/alpha/index.js'), '// two');
+          during = registry.scan();
+        }
+        return new Map();
+      },
+    });
+    await registry.scan();
+    const before = registry.get(null, 'alpha')?.checksum;
+    changeNow = true;
+    await registry.scan();
+    expect(during).toBeDefined();
+    await during;
+    const after = registry.get(null, 'alpha')?.checksum;
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+  });
+});

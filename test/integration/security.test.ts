@@ -867,8 +867,7 @@ describe.each(variants)('tenant install, build and start $name', ({ hide, skip }
         `  victim: tryRead(${JSON.stringify(path.join(h.pluginsDir, 'custom', other.id, 'victim', 'manifest.json'))}),`,
         `  outside: tryWrite(${JSON.stringify(path.join(h.pluginsDir, 'pwned.txt'))}),`,
         '  uid: process.getuid(), envKeys: Object.keys(process.env), marker: JSON.stringify(process.env).includes("host-env-secret") };',
-        // node_modules is outside the plugin's checksum: the report does not make the folder look changed
-        "fs.mkdirSync('node_modules', { recursive: true }); fs.writeFileSync('node_modules/report.json', JSON.stringify(report));",
+        "fs.writeFileSync('report.json', JSON.stringify(report));",
       ].join('\n');
       const res = await uploadAndCall('evil-lifecycle', {}, [
         {
@@ -885,19 +884,14 @@ describe.each(variants)('tenant install, build and start $name', ({ hide, skip }
       ]);
       if (refused) {
         expectRefused(res);
-        expect(
-          existsSync(
-            path.join(h.pluginsDir, 'custom', o.id, 'evil-lifecycle', 'node_modules', 'report.json'),
-          ),
-        ).toBe(false);
+        expect(existsSync(path.join(h.pluginsDir, 'custom', o.id, 'evil-lifecycle', 'report.json'))).toBe(
+          false,
+        );
       } else {
         // the install itself works inside the sandbox; the script saw nothing of the host
         expect(res.error, res.raw).toBeUndefined();
         const report = JSON.parse(
-          await readFile(
-            path.join(h.pluginsDir, 'custom', o.id, 'evil-lifecycle', 'node_modules', 'report.json'),
-            'utf8',
-          ),
+          await readFile(path.join(h.pluginsDir, 'custom', o.id, 'evil-lifecycle', 'report.json'), 'utf8'),
         ) as Record<string, unknown>;
         expect(report).toMatchObject({ token: 'ENOENT', key: 'ENOENT', victim: 'ENOENT', marker: false });
         expect(['ENOENT', 'EROFS', 'EACCES']).toContain(report.outside);
