@@ -1,10 +1,50 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { HostConfig } from '../../src/config.js';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 
 vi.setConfig({ testTimeout: 120_000 });
+
+/** A test host with one core stdio plugin whose install step (and, optionally, start) is `files`. */
+function hostWithInstallStep(
+  id: string,
+  files: Record<string, string>,
+  opts: { startCommand?: string; config?: Partial<HostConfig> } = {},
+): Promise<TestHost> {
+  return startTestHost({
+    plugins: {
+      [`core/${id}`]: toolkitPlugin(
+        id,
+        {
+          version: '1.0.0',
+          capabilities: {
+            mcp: {
+              transport: 'stdio',
+              startCommand: opts.startCommand ?? 'node server.mjs',
+              installCommand: 'node install.mjs',
+            },
+          },
+        },
+        files,
+      ),
+    },
+    ...(opts.config ? { config: opts.config } : {}),
+  });
+}
+
+/** A new organization enables `id`, and its first echo call answers. */
+async function enableAndEcho(h: TestHost, orgName: string, id: string) {
+  const org = await h.createOrganization(orgName);
+  await org.hay.plugins.enable.mutate({ pluginId: id, configuration: {} });
+  const r = await org.hay.plugins.invokeTool.mutate({
+    pluginId: id,
+    toolName: 'echo',
+    arguments: { message: 'hi' },
+  });
+  expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+}
 
 /**
  * With the watcher on (the product default), the host's own install step must not look like a change of
@@ -41,14 +81,7 @@ describe('hot reload and the default install step', () => {
   });
 
   it('installs without writing package-lock.json and keeps one version', async () => {
-    const org = await h.createOrganization('deps');
-    await org.hay.plugins.enable.mutate({ pluginId: 'with-deps', configuration: {} });
-    const r = await org.hay.plugins.invokeTool.mutate({
-      pluginId: 'with-deps',
-      toolName: 'echo',
-      arguments: { message: 'hi' },
-    });
-    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    await enableAndEcho(h, 'deps', 'with-deps');
     const dir = path.join(h.pluginsDir, 'core', 'with-deps');
     expect(existsSync(path.join(dir, 'node_modules', 'local-dep'))).toBe(true);
     expect(existsSync(path.join(dir, 'package-lock.json'))).toBe(false);
@@ -67,25 +100,8 @@ describe('hot reload and the default install step', () => {
 describe('an install step that writes into the plugin folder', () => {
   let h: TestHost;
   beforeAll(async () => {
-    h = await startTestHost({
-      plugins: {
-        'core/writes-at-install': toolkitPlugin(
-          'writes-at-install',
-          {
-            version: '1.0.0',
-            capabilities: {
-              mcp: {
-                transport: 'stdio',
-                startCommand: 'node server.mjs',
-                installCommand: 'node install.mjs',
-              },
-            },
-          },
-          {
-            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
-          },
-        ),
-      },
+    h = await hostWithInstallStep('writes-at-install', {
+      'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
     });
   });
   afterAll(async () => {
@@ -94,14 +110,7 @@ describe('an install step that writes into the plugin folder', () => {
   });
 
   it('serves the first call and makes the version it ran ready', async () => {
-    const org = await h.createOrganization('writes');
-    await org.hay.plugins.enable.mutate({ pluginId: 'writes-at-install', configuration: {} });
-    const r = await org.hay.plugins.invokeTool.mutate({
-      pluginId: 'writes-at-install',
-      toolName: 'echo',
-      arguments: { message: 'hi' },
-    });
-    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    await enableAndEcho(h, 'writes', 'writes-at-install');
     expect(existsSync(path.join(h.pluginsDir, 'core', 'writes-at-install', 'generated.txt'))).toBe(true);
     // the first call ran the registry's folder; staging it starts once the instance runs and ends later
     const readyVersions = async () =>
@@ -124,28 +133,15 @@ describe('an install step that writes into the plugin folder', () => {
 describe('a plugin folder changed after its install step', () => {
   let h: TestHost;
   beforeAll(async () => {
-    h = await startTestHost({
-      plugins: {
-        'core/changes-after-install': toolkitPlugin(
-          'changes-after-install',
-          {
-            version: '1.0.0',
-            capabilities: {
-              mcp: {
-                transport: 'stdio',
-                startCommand: 'node start.mjs',
-                installCommand: 'node install.mjs',
-              },
-            },
-          },
-          {
-            'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
-            'start.mjs':
-              "import { writeFileSync } from 'node:fs';\ntry { writeFileSync('started.txt', 'x'); } catch {}\nawait import('./server.mjs');\n",
-          },
-        ),
+    h = await hostWithInstallStep(
+      'changes-after-install',
+      {
+        'install.mjs': "import { writeFileSync } from 'node:fs';\nwriteFileSync('generated.txt', 'x');\n",
+        'start.mjs':
+          "import { writeFileSync } from 'node:fs';\ntry { writeFileSync('started.txt', 'x'); } catch {}\nawait import('./server.mjs');\n",
       },
-    });
+      { startCommand: 'node start.mjs' },
+    );
   });
   afterAll(async () => {
     await h.close();
@@ -153,14 +149,7 @@ describe('a plugin folder changed after its install step', () => {
   });
 
   it('stages the changed folder under its own checksum, not the one before the change', async () => {
-    const org = await h.createOrganization('changes');
-    await org.hay.plugins.enable.mutate({ pluginId: 'changes-after-install', configuration: {} });
-    const r = await org.hay.plugins.invokeTool.mutate({
-      pluginId: 'changes-after-install',
-      toolName: 'echo',
-      arguments: { message: 'hi' },
-    });
-    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    await enableAndEcho(h, 'changes', 'changes-after-install');
     // the rescan sees the changed folder and resolves once every stage (the one the call started too) ends
     await h.admin.admin.rescanPlugins.mutate();
     const current = h.host.services.registry.get(null, 'changes-after-install')?.checksum;
@@ -180,28 +169,14 @@ describe('a plugin folder changed after its install step', () => {
 describe('hot reload and an install step that writes into the plugin folder', () => {
   let h: TestHost;
   beforeAll(async () => {
-    h = await startTestHost({
-      plugins: {
-        'core/stamps-at-install': toolkitPlugin(
-          'stamps-at-install',
-          {
-            version: '1.0.0',
-            capabilities: {
-              mcp: {
-                transport: 'stdio',
-                startCommand: 'node server.mjs',
-                installCommand: 'node install.mjs',
-              },
-            },
-          },
-          {
-            'install.mjs':
-              "import { writeFileSync } from 'node:fs';\nwriteFileSync('stamp.txt', `${Date.now()} ${Math.random()}`);\n",
-          },
-        ),
+    h = await hostWithInstallStep(
+      'stamps-at-install',
+      {
+        'install.mjs':
+          "import { writeFileSync } from 'node:fs';\nwriteFileSync('stamp.txt', `${Date.now()} ${Math.random()}`);\n",
       },
-      config: { hotReload: 'on', watchDebounceMs: 100 },
-    });
+      { config: { hotReload: 'on', watchDebounceMs: 100 } },
+    );
   });
   afterAll(async () => {
     await h.close();
@@ -209,15 +184,8 @@ describe('hot reload and an install step that writes into the plugin folder', ()
   });
 
   it('serves the first call and keeps one version under the checksum of the source', async () => {
-    const org = await h.createOrganization('stamps');
     const registered = h.host.services.registry.get(null, 'stamps-at-install')?.checksum;
-    await org.hay.plugins.enable.mutate({ pluginId: 'stamps-at-install', configuration: {} });
-    const r = await org.hay.plugins.invokeTool.mutate({
-      pluginId: 'stamps-at-install',
-      toolName: 'echo',
-      arguments: { message: 'hi' },
-    });
-    expect(r).toMatchObject({ content: [{ type: 'text', text: 'hi' }] });
+    await enableAndEcho(h, 'stamps', 'stamps-at-install');
     expect(existsSync(path.join(h.pluginsDir, 'core', 'stamps-at-install', 'stamp.txt'))).toBe(true);
     // a rescan resolves once every stage ends; the step's own write is not a change
     await h.admin.admin.rescanPlugins.mutate();
