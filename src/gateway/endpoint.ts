@@ -17,8 +17,8 @@ export const MCP_PATH = '/mcp';
  * `GET|POST|DELETE /mcp`: authenticates the organization API key (`Authorization: Bearer`), then hands
  * the request to the SDK: 2025-era traffic (initialize, Mcp-Session-Id, GET stream, DELETE) to
  * LegacySessions, everything else (the 2026-07-28 envelope, `server/discover`) to ModernHandlers; the
- * split is the SDK's own classification (`isLegacyEra`, equal to `isLegacyRequest`). Auth failures answer before any MCP processing, with the
- * status of src/api/error-map.ts and `{error: {code, message}}`. Before authentication, a `Host` or
+ * split is the SDK's own classification (`isLegacyEra`, equal to `isLegacyRequest`). Auth failures
+ * answer before any MCP processing, with the status of src/api/error-map.ts and `{error: {code, message}}`. Before authentication, a `Host` or
  * `Origin` off the allow-list (DNS rebinding) is refused with 403 and a JSON-RPC error (id null,
  * `data.code` ORIGIN_NOT_ALLOWED).
  */

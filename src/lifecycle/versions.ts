@@ -546,9 +546,10 @@ export class VersionService {
     // copied (an edit, an upload, a rollback); the next scan stages the newer files.
     const leftByStep = copied !== p.checksum;
     if (leftByStep) {
-      const left = this.d.installer.checksumLeftBySteps?.(p.key, p.checksum);
-      const live = left === copied ? await computePluginChecksum(p.dir).catch(() => '') : '';
-      if (left === undefined || left !== copied || live !== copied) {
+      const taken =
+        this.d.installer.checksumLeftBySteps?.(p.key, p.checksum) === copied &&
+        (await computePluginChecksum(p.dir).catch(() => '')) === copied;
+      if (!taken) {
         await rm(tmp, { recursive: true, force: true });
         log.info('plugin folder changed during staging; waiting for the next change');
         return;

@@ -107,6 +107,7 @@ function isBundledSchema(schema: string | Record<string, unknown>): boolean {
   if (typeof schema !== 'string') return false;
   try {
     const bundled = manifestSchemaPath(path.join(packageRoot(), 'plugins'));
+    if (path.resolve(schema) === bundled) return true;
     return readFileSync(schema, 'utf8') === readFileSync(bundled, 'utf8');
   } catch {
     return false;
