@@ -212,7 +212,10 @@ export class AuditLog {
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     if (this.authFailures.size === 0) return;
-    for (const a of this.authFailures.values())
+    // emptied before recording: record() may flush, and flush() closes the window again
+    const closing = [...this.authFailures.values()];
+    this.authFailures.clear();
+    for (const a of closing)
       this.record({
         organizationId: null,
         actor: `ip:${a.ip}`,
@@ -227,7 +230,6 @@ export class AuditLog {
           ...(a.route !== undefined ? { route: a.route } : {}),
         },
       });
-    this.authFailures.clear();
   }
 
   record(entry: AuditEntry): void {

@@ -89,6 +89,34 @@ describe.each(DB_KINDS)('audit log batch writes (%s)', (kind) => {
     expect(page.nextCursor).not.toBeNull();
   });
 
+  it('a full buffer while auth failures are open writes each aggregate once (it recursed until the stack overflowed)', async () => {
+    // found 2026-12-02: one failed authentication on a host whose buffer fills (any load) threw RangeError
+    // from record() on every later call and from the flush timer, and never wrote the rows
+    const small = new AuditLog(t.database.db, pino({ level: 'silent' }), {
+      flushIntervalMs: 60_000,
+      maxBuffered: 3,
+    });
+    try {
+      small.recordAuthFailure({ ip: '10.0.0.1', token: 'wrong', reason: 'invalid or revoked API key' });
+      small.recordAuthFailure({ ip: '10.0.0.2', token: 'wrong', reason: 'invalid or revoked API key' });
+      small.recordAuthFailure({ ip: '10.0.0.2', token: 'wrong', reason: 'invalid or revoked API key' });
+      for (let i = 0; i < 7; i++)
+        small.record({ organizationId: ORG, actor: 'key:a', action: 'tool.invoke', outcome: 'ok', details: { i } });
+      small.recordAuthFailure({ ip: '10.0.0.3', token: undefined, reason: 'missing bearer token' });
+      await small.flush();
+    } finally {
+      await small.close();
+    }
+    const rows = await t.database.db.select().from(auditLog).orderBy(auditLog.id);
+    expect(rows.filter((r) => r.action === 'tool.invoke').map((r) => (r.details as { i: number }).i)).toEqual([
+      0, 1, 2, 3, 4, 5, 6,
+    ]);
+    const failed = rows
+      .filter((r) => r.action === 'auth.failed')
+      .map((r) => `${r.actor}:${(r.details as { count: number }).count}`);
+    expect(failed.sort()).toEqual(['ip:10.0.0.1:1', 'ip:10.0.0.2:2', 'ip:10.0.0.3:1']);
+  });
+
   it('keeps the timestamp of each record to the millisecond', async () => {
     audit.record({ organizationId: ORG, actor: 'a', action: 'org.create', outcome: 'ok' });
     const buffered = (audit as unknown as { buffer: { at: Date }[] }).buffer.map((r) => r.at.getTime());
