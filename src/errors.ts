@@ -15,6 +15,7 @@ export type HayErrorCode =
   | 'BUILD_FAILED'
   | 'CONFIGURATION_INVALID'
   | 'ARGUMENTS_INVALID'
+  | 'TOOL_OUTPUT_INVALID'
   | 'INPUT_INVALID'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
@@ -214,6 +215,16 @@ export class EgressError extends HayError {
 export class EgressDeniedError extends EgressError {
   constructor(message: string) {
     super('EGRESS_DENIED', message);
+  }
+}
+
+/**
+ * A plugin answered a tool call with a result that breaks the tool's own `outputSchema` (structuredContent
+ * missing or not matching). The message names the plugin, the tool and the first mismatching paths.
+ */
+export class ToolOutputError extends HayError {
+  constructor(message: string) {
+    super('TOOL_OUTPUT_INVALID', message);
   }
 }
 

@@ -315,6 +315,7 @@ export class PluginService {
           ? this.d.cache.key(orgId, plugin.key, spec.checksum, input.toolName, input.arguments)
           : undefined;
       let cached = false;
+      let outputSchema: Record<string, unknown> | undefined;
       // a result made with the client's input (sampling, elicitation, roots) is that client's: not cached
       let askedClient = false;
       const onServerRequest = options?.onServerRequest;
@@ -346,6 +347,7 @@ export class PluginService {
               `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
             );
           toolLabel = tool.name;
+          outputSchema = tool.outputSchema;
           this.d.validator.validate(
             versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
             tool.name,
@@ -363,6 +365,13 @@ export class PluginService {
         outcome = 'cached';
         return result;
       }
+      this.d.validator.validateOutput(
+        versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
+        plugin.pluginId,
+        toolLabel,
+        outputSchema,
+        result,
+      );
       if (cacheKey && !askedClient) this.d.cache.set(cacheKey, result, ttl);
       outcome = result.isError ? 'tool_error' : 'ok';
       return result;
