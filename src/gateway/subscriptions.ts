@@ -1,5 +1,6 @@
 import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
+import { SHARED_INSTANCE_ORG } from '../runtime/ports.js';
 
 interface Subscriber {
   /** The session's caller: renewing on a restarted instance goes through PluginService as this caller. */
@@ -22,16 +23,35 @@ export interface SessionSubscriptions {
  * (organization, plugin, URI) however many sessions hold it (the plugin's is dropped with the last).
  * notifications/resources/updated of a plugin reaches only the sessions of that organization that
  * subscribed to that URI. A plugin's subscription lasts as long as its instance: renew() subscribes
- * again on an instance that is running again (after a crash, an idle stop, a restart or an update).
+ * again on an instance that is running again (after a crash, an eviction, a restart or an update); while
+ * one is held the instance is not stopped for being idle.
+ *
+ * A shared instance (one process for every organization) gets each organization's subscribe with that
+ * organization in `_meta`, and an unsubscribe only when no organization holds the URI any more (a plugin
+ * that ignores `_meta` keeps serving the others). Its resources/updated reaches every organization holding
+ * the URI, or only the one it names in `_meta["hay/orgId"]`.
  */
 export class ResourceSubscriptions {
   private readonly byResource = new Map<string, Set<Subscriber>>();
+  /** `<pluginId>\u0000<uri>` -> organizations holding it (for a shared instance's notifications). */
+  private readonly orgsByResource = new Map<string, Set<string>>();
+  /** Keys whose plugin-side subscription was made on a shared instance. */
+  private readonly onShared = new Set<string>();
 
   constructor(private readonly d: { plugins: PluginService; logger: Logger; maxPerSession: number }) {}
 
-  /** For the organization's plugin instance's notifications/resources/updated of its own `uri`. */
-  updated(orgId: string, pluginId: string, uri: string): void {
-    for (const s of this.byResource.get(key(orgId, pluginId, uri)) ?? []) s.notify(s.asked);
+  /**
+   * For an instance's notifications/resources/updated of its own `uri`: `orgId` is the instance's
+   * organization, SHARED_INSTANCE_ORG for a shared one (then `forOrgId`, if set, narrows it to that one).
+   */
+  updated(orgId: string, pluginId: string, uri: string, forOrgId?: string): void {
+    const orgs =
+      orgId !== SHARED_INSTANCE_ORG
+        ? [orgId]
+        : forOrgId !== undefined
+          ? [forOrgId]
+          : [...(this.orgsByResource.get(resourceKey(pluginId, uri)) ?? [])];
+    for (const o of orgs) for (const s of this.byResource.get(key(o, pluginId, uri)) ?? []) s.notify(s.asked);
   }
 
   /**
@@ -80,6 +100,13 @@ export class ResourceSubscriptions {
       set?.delete(held.sub);
       if (set && set.size === 0) {
         this.byResource.delete(k);
+        const rk = resourceKey(held.pluginId, held.uri);
+        const orgs = this.orgsByResource.get(rk);
+        orgs?.delete(orgId);
+        if (orgs?.size === 0) this.orgsByResource.delete(rk);
+        const shared = this.onShared.delete(k);
+        // a shared instance's subscription stays while another organization holds the URI
+        if (shared && orgs !== undefined && orgs.size > 0) return;
         await this.d.plugins
           .subscribeResource(caller, held.pluginId, held.uri, false)
           .catch((err: unknown) => {
@@ -97,11 +124,17 @@ export class ResourceSubscriptions {
         if (mine.size >= this.d.maxPerSession) return false;
         const sub: Subscriber = { caller, asked, notify };
         let set = this.byResource.get(k);
-        const first = !set;
-        if (first) await this.d.plugins.subscribeResource(caller, pluginId, uri, true);
+        if (!set) {
+          const { shared } = await this.d.plugins.subscribeResource(caller, pluginId, uri, true);
+          if (shared) this.onShared.add(k);
+        }
         set = this.byResource.get(k) ?? new Set();
         this.byResource.set(k, set);
         set.add(sub);
+        const rk = resourceKey(pluginId, uri);
+        let orgs = this.orgsByResource.get(rk);
+        if (!orgs) this.orgsByResource.set(rk, (orgs = new Set()));
+        orgs.add(orgId);
         mine.set(k, { pluginId, uri, sub });
         return true;
       },
@@ -115,4 +148,8 @@ export class ResourceSubscriptions {
 
 function key(orgId: string, pluginId: string, uri: string): string {
   return `${orgId}\u0000${pluginId}\u0000${uri}`;
+}
+
+function resourceKey(pluginId: string, uri: string): string {
+  return `${pluginId}\u0000${uri}`;
 }

@@ -183,7 +183,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
   unsubscribe.push(
     d.instances.on('resourceUpdated', (e) => {
       const p = d.registry.getByKey(e.pluginKey);
-      if (p) subscriptions.updated(e.orgId, p.pluginId, e.uri);
+      if (p) subscriptions.updated(e.orgId, p.pluginId, e.uri, e.forOrgId);
     }),
   );
   unsubscribe.push(

@@ -575,7 +575,13 @@ export class PluginService {
    * resources/subscribe or unsubscribe of a plugin's own URI, with the guarantees of complete (no audit
    * row). The plugin's subscription lasts as long as its instance.
    */
-  subscribeResource(caller: Caller, pluginId: string, uri: string, subscribe: boolean): Promise<void> {
+  /** See InstanceManager.subscribeResource; `shared`: the plugin's instance serves every organization. */
+  subscribeResource(
+    caller: Caller,
+    pluginId: string,
+    uri: string,
+    subscribe: boolean,
+  ): Promise<{ shared: boolean }> {
     return this.pluginRequest(caller, pluginId, 'resources', undefined, (orgId, spec) =>
       this.d.instances.subscribeResource(orgId, spec, uri, subscribe, {
         timeoutMs: this.d.options.callTimeoutMs,

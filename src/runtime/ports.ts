@@ -266,8 +266,11 @@ export interface PluginConnection {
   /** resources/subscribe; refused with INSTANCE_FAILED when the server does not declare `resources.subscribe`. */
   subscribeResource?(uri: string, options?: CallOptions): Promise<void>;
   unsubscribeResource?(uri: string, options?: CallOptions): Promise<void>;
-  /** Fires on notifications/resources/updated with the plugin's own URI. */
-  onResourceUpdated?(listener: (uri: string) => void): void;
+  /**
+   * Fires on notifications/resources/updated with the plugin's own URI, and the organization the plugin
+   * named in the notification's `_meta["hay/orgId"]` (a shared instance's way to address one organization).
+   */
+  onResourceUpdated?(listener: (uri: string, forOrgId?: string) => void): void;
   /** Fires on resources/list_changed or prompts/list_changed. */
   onExtrasChanged?(listener: () => void): void;
   /** Fires once when the session ends for any reason other than close(). */

@@ -1,5 +1,6 @@
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppRouter } from '../../src/api/router.js';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { modernMcpClient } from '../helpers/mcp-clients.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
@@ -87,8 +88,8 @@ async function failure(mode: string): Promise<{ code: unknown; status: unknown; 
       (e: unknown) => e,
     );
   expect(err).toBeInstanceOf(TRPCClientError);
-  const e = err as TRPCClientError<never>;
-  const data = e.data as { hayCode?: unknown; httpStatus?: unknown };
+  const e = err as TRPCClientError<AppRouter>;
+  const data = e.data as unknown as { hayCode?: unknown; httpStatus?: unknown };
   return { code: data.hayCode, status: data.httpStatus, message: e.message };
 }
 

@@ -10,7 +10,7 @@ function setup(maxPerSession = 2) {
   const plugins = {
     subscribeResource: (c: Caller, pluginId: string, uri: string, on: boolean) => {
       calls.push(`${c.organizationId} ${on ? 'sub' : 'unsub'} ${pluginId} ${uri}`);
-      return Promise.resolve();
+      return Promise.resolve({ shared: false });
     },
   } as unknown as PluginService;
   const subs = new ResourceSubscriptions({
@@ -70,7 +70,7 @@ describe('ResourceSubscriptions', () => {
   it('a failed renewal leaves the sessions subscribed and does not reject', async () => {
     let up = true;
     const plugins = {
-      subscribeResource: () => (up ? Promise.resolve() : Promise.reject(new Error('gone'))),
+      subscribeResource: () => (up ? Promise.resolve({ shared: false }) : Promise.reject(new Error('gone'))),
     } as unknown as PluginService;
     const subs = new ResourceSubscriptions({
       plugins,

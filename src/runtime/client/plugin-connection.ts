@@ -142,7 +142,7 @@ export class McpPluginConnection implements PluginConnection {
   private readonly ends: ConnectionEnds;
   private readonly toolsListeners: (() => void)[] = [];
   private readonly extrasListeners: (() => void)[] = [];
-  private readonly updatedListeners: ((uri: string) => void)[] = [];
+  private readonly updatedListeners: ((uri: string, forOrgId?: string) => void)[] = [];
   /** Options of the tools/call requests in flight (see the class comment). */
   private readonly calls = new Set<CallOptions>();
   private closing: Promise<void> | undefined;
@@ -206,7 +206,9 @@ export class McpPluginConnection implements PluginConnection {
     this.client.setNotificationHandler(ResourceListChangedNotificationSchema, extrasChanged);
     this.client.setNotificationHandler(PromptListChangedNotificationSchema, extrasChanged);
     this.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
-      for (const listener of this.updatedListeners) this.safely(() => listener(n.params.uri));
+      const forOrg = n.params._meta?.['hay/orgId'];
+      for (const listener of this.updatedListeners)
+        this.safely(() => listener(n.params.uri, typeof forOrg === 'string' ? forOrg : undefined));
     });
     this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
     this.client.onclose = () => this.onTransportClosed();
@@ -468,7 +470,7 @@ export class McpPluginConnection implements PluginConnection {
     return this.resourceSubscription('resources/unsubscribe', uri, options);
   }
 
-  onResourceUpdated(listener: (uri: string) => void): void {
+  onResourceUpdated(listener: (uri: string, forOrgId?: string) => void): void {
     this.updatedListeners.push(listener);
   }
 

@@ -263,13 +263,18 @@ export class InstanceManager {
   }
 
   /** resources/subscribe (or unsubscribe) on the pair's instance; lost when that instance ends. */
+  /**
+   * resources/subscribe or resources/unsubscribe on the organization's instance (started if needed). A
+   * subscription is held by that connection (see LiveConnection.subscriptions) until unsubscribed or the
+   * connection ends. Resolves with whether the instance is shared (one process for every organization).
+   */
   subscribeResource(
     orgId: string,
     spec: PluginSpec,
     uri: string,
     subscribe: boolean,
     options?: CallOptions,
-  ): Promise<void> {
+  ): Promise<{ shared: boolean }> {
     const method = subscribe ? 'resources/subscribe' : 'resources/unsubscribe';
     return this.useInstance(orgId, spec, method, options, async (live, callOptions) => {
       const conn = live.conn;
@@ -279,7 +284,14 @@ export class InstanceManager {
           `Plugin ${spec.pluginId} does not offer resource subscriptions`,
         );
       const meta = await this.withMeta(orgId, live.spec, callOptions);
-      return subscribe ? conn.subscribeResource(uri, meta) : conn.unsubscribeResource(uri, meta);
+      if (subscribe) {
+        await conn.subscribeResource(uri, meta);
+        live.subscriptions.add(uri);
+      } else {
+        live.subscriptions.delete(uri);
+        await conn.unsubscribeResource(uri, meta);
+      }
+      return { shared: isSharedSpec(live.spec) };
     });
   }
 
@@ -320,7 +332,8 @@ export class InstanceManager {
 
   /**
    * One idle sweep now: stops running instances idle longer than their idle timeout (manifest
-   * runtime.idleTimeoutMs, else idleTimeoutMs) that have no call in flight and no caller waiting, and forgets
+   * runtime.idleTimeoutMs, else idleTimeoutMs) that have no call in flight, no caller waiting and no resource
+   * subscription held, and forgets
    * settled records. Resolves when those instances are stopped.
    */
   async cleanupInactiveInstances(): Promise<void> {
@@ -330,6 +343,7 @@ export class InstanceManager {
       if (this.busy(rec)) continue;
       const live = rec.live;
       if (rec.state.kind === 'running' && live) {
+        if (live.subscriptions.size > 0) continue;
         const idleLimit = live.spec.manifest.runtime?.idleTimeoutMs ?? this.opts.idleTimeoutMs;
         const idleFor = now - (rec.lastActivityAt ?? live.startedAt);
         if (idleFor > idleLimit) {
@@ -646,6 +660,7 @@ export class InstanceManager {
       tools: undefined,
       toolsLoad: undefined,
       toolsVersion: 0,
+      subscriptions: new Set(),
     };
     rec.live = live;
     rec.lastActivityAt = now;
@@ -659,9 +674,16 @@ export class InstanceManager {
     conn.onExtrasChanged?.(() => {
       if (rec.live === live) this.emit('extrasChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey });
     });
-    conn.onResourceUpdated?.((uri) => {
-      if (rec.live === live)
-        this.emit('resourceUpdated', { orgId: rec.orgId, pluginKey: rec.pluginKey, uri });
+    conn.onResourceUpdated?.((uri, forOrgId) => {
+      if (rec.live !== live) return;
+      // only a shared instance may address an organization; an organization's own instance speaks for it
+      const shared = rec.orgId === SHARED_INSTANCE_ORG && forOrgId !== undefined;
+      this.emit('resourceUpdated', {
+        orgId: rec.orgId,
+        pluginKey: rec.pluginKey,
+        uri,
+        ...(shared ? { forOrgId } : {}),
+      });
     });
     this.transition(
       rec,

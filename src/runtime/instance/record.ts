@@ -23,6 +23,11 @@ export interface LiveConnection {
   toolsLoad: Promise<Tool[]> | undefined;
   /** Bumped on tools/list_changed so a load that started earlier is not cached. */
   toolsVersion: number;
+  /**
+   * URIs of the resource subscriptions this connection holds: while any is held the idle sweep
+   * leaves the instance running (an LRU eviction for waiting callers may still stop it).
+   */
+  readonly subscriptions: Set<string>;
 }
 
 export interface StartOperation {

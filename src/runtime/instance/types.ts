@@ -102,6 +102,9 @@ export interface InstanceManagerEvents {
   toolsChanged: ToolsChangedEvent;
   /** The plugin announced resources/list_changed or prompts/list_changed. */
   extrasChanged: ToolsChangedEvent;
-  /** The plugin sent notifications/resources/updated for its own `uri`. */
-  resourceUpdated: ToolsChangedEvent & { uri: string };
+  /**
+   * The plugin sent notifications/resources/updated for its own `uri`. `forOrgId`: a shared instance
+   * (orgId SHARED_INSTANCE_ORG) addressed one organization (`_meta["hay/orgId"]`); unset, every one.
+   */
+  resourceUpdated: ToolsChangedEvent & { uri: string; forOrgId?: string };
 }
