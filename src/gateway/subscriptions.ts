@@ -24,7 +24,8 @@ export interface SessionSubscriptions {
  * notifications/resources/updated of a plugin reaches only the sessions of that organization that
  * subscribed to that URI. A plugin's subscription lasts as long as its instance: renew() subscribes
  * again on an instance that is running again (after a crash, an eviction, a restart or an update); while
- * one is held the instance is not stopped for being idle.
+ * one is held the instance is not stopped for being idle, and the gateway renews at once after a crash
+ * (which starts the instance again).
  *
  * A shared instance (one process for every organization) gets each organization's subscribe with that
  * organization in `_meta`, and an unsubscribe only when no organization holds the URI any more (a plugin
@@ -37,6 +38,8 @@ export class ResourceSubscriptions {
   private readonly orgsByResource = new Map<string, Set<string>>();
   /** Keys whose plugin-side subscription was made on a shared instance. */
   private readonly onShared = new Set<string>();
+  /** `<orgId or SHARED_INSTANCE_ORG>\u0000<pluginId>` -> the renewal running on that instance. */
+  private readonly renewing = new Map<string, Promise<void>>();
 
   constructor(private readonly d: { plugins: PluginService; logger: Logger; maxPerSession: number }) {}
 
@@ -61,6 +64,10 @@ export class ResourceSubscriptions {
    * subscribed (the next running instance is asked again). Never rejects.
    */
   renew(orgId: string | undefined, pluginId: string): Promise<void> {
+    // a renewal in flight for the same instance (e.g. one that restarted it after a crash) covers this one
+    const instance = `${orgId ?? SHARED_INSTANCE_ORG}\u0000${pluginId}`;
+    const running = this.renewing.get(instance);
+    if (running) return running;
     const held: { orgId: string; uri: string; caller: Caller }[] = [];
     for (const [k, set] of this.byResource) {
       const [o = '', p, ...rest] = k.split('\u0000');
@@ -68,7 +75,8 @@ export class ResourceSubscriptions {
       if (p !== pluginId || (orgId !== undefined && o !== orgId) || first.done) continue;
       held.push({ orgId: o, uri: rest.join('\u0000'), caller: first.value.caller });
     }
-    return (async () => {
+    if (held.length === 0) return Promise.resolve();
+    const renewal = (async () => {
       for (const h of held) {
         // dropped by its last session meanwhile
         if (!this.byResource.has(key(h.orgId, pluginId, h.uri))) continue;
@@ -79,7 +87,18 @@ export class ResourceSubscriptions {
           );
         });
       }
-    })();
+    })().finally(() => this.renewing.delete(instance));
+    this.renewing.set(instance, renewal);
+    return renewal;
+  }
+
+  /** Whether a session holds a subscription on the plugin's instance for `orgId` (undefined: shared). */
+  holds(orgId: string | undefined, pluginId: string): boolean {
+    for (const k of this.byResource.keys()) {
+      const [o, p] = k.split('\u0000');
+      if (p === pluginId && (orgId === undefined || o === orgId)) return true;
+    }
+    return false;
   }
 
   /** Subscriptions currently held, across sessions (for tests and metrics). */

@@ -8,8 +8,8 @@ import { descendantPids, waitFor } from '../helpers/processes.js';
  * Resource subscriptions of `/mcp` sessions and the instances that hold them: a held subscription keeps
  * an instance from the idle sweep, and a shared instance's subscriptions and updates reach every
  * organization holding the URI (or the one the plugin names in `_meta["hay/orgId"]`).
- * Both tests failed before the fix: the sweep stopped the subscribed instance, and a shared instance's
- * resources/updated reached no session.
+ * Both tests failed before the fix: the sweep stopped the subscribed instance (and a crashed one stayed
+ * down), and a shared instance's resources/updated reached no session.
  */
 const SUBS_SERVER = `
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -122,6 +122,14 @@ describe('a held resource subscription and the idle sweep', () => {
     expect(textOf(await other.callTool({ name: 'subs__touch', arguments: {} }))).toBe('["note://one"]');
     await waitFor(() => updates.length === 1, 'resources/updated');
     expect(running()).toBe(pid);
+
+    // a crash: the held subscription starts the instance again and is renewed on it, with no call
+    process.kill(pid as number, 'SIGKILL');
+    await waitFor(() => (running() ?? pid) !== pid, 'a new instance after the crash');
+    const seen = async () => textOf(await other.callTool({ name: 'subs__seen', arguments: {} }));
+    await waitFor(async () => (await seen()) === '["none"]', 'the subscription renewed on the new instance');
+    expect(textOf(await other.callTool({ name: 'subs__touch', arguments: {} }))).toBe('["note://one"]');
+    await waitFor(() => updates.length === 2, 'resources/updated from the new instance');
 
     await client.unsubscribeResource({ uri: 'hay://subs/note://one' });
     await sweep();
