@@ -815,6 +815,45 @@ describe('InstanceManager tools, activity, usage', () => {
     expect(factory.last().listToolsCalls).toBe(2);
   });
 
+  it('a storm of tools/list_changed is one event at once and one at the window end (it was one per announcement)', async () => {
+    // found 2026-12-02: each announcement made the gateway re-list the plugin, read the stored list and
+    // notify every session; a plugin looping on list_changed made the host do that thousands of times a second
+    const { manager, factory } = setup({ listChangedWindowMs: 30 });
+    const spec = makeSpec();
+    const changed: number[] = [];
+    manager.on('toolsChanged', () => changed.push(Date.now()));
+    await manager.listTools('org-a', spec);
+    const conn = factory.last();
+    for (let i = 0; i < 1000; i++) conn.announceToolsChanged();
+    expect(changed).toHaveLength(1);
+    // the cached list is dropped on every announcement, not only on the events
+    conn.tools = [...conn.tools, { name: 'later', inputSchema: { type: 'object' } }];
+    conn.announceToolsChanged();
+    expect((await manager.listTools('org-a', spec)).map((t) => t.name)).toContain('later');
+    await waitFor(() => changed.length === 2, 'the trailing event');
+    // the trailing event opened a new window: another storm waits for its end
+    for (let i = 0; i < 100; i++) conn.announceToolsChanged();
+    expect(changed).toHaveLength(2);
+    await waitFor(() => changed.length === 3, 'the next trailing event');
+    await manager.close();
+    expect(changed).toHaveLength(3);
+  });
+
+  it('a trailing list_changed event owed by a connection that ended is dropped with its timer', async () => {
+    const { manager, factory } = setup({ listChangedWindowMs: 20 });
+    const spec = makeSpec();
+    const changed: string[] = [];
+    manager.on('toolsChanged', (e) => changed.push(e.orgId));
+    await manager.listTools('org-a', spec);
+    factory.last().announceToolsChanged();
+    factory.last().announceToolsChanged();
+    expect(changed).toEqual(['org-a']);
+    await manager.close();
+    // an absence: three windows pass without the owed event
+    await new Promise((r) => setTimeout(r, 60));
+    expect(changed).toEqual(['org-a']);
+  });
+
   it('writes activity in batches, never once per call, and flushes the rest on close', async () => {
     const { manager, activity } = setup({ activityFlushIntervalMs: 20 });
     manager.start();

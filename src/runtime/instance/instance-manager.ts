@@ -31,7 +31,13 @@ import { ActivityBuffer } from './activity.js';
 import { raceSignal, sleep, withDeadline } from './deadline.js';
 import { describeEnd, errorText } from './describe.js';
 import { SlotPool } from './pool.js';
-import { instanceKey, type InstanceRecord, type LiveConnection, type StartOperation } from './record.js';
+import {
+  instanceKey,
+  type Announcement,
+  type InstanceRecord,
+  type LiveConnection,
+  type StartOperation,
+} from './record.js';
 import { backoffDelay, canTransition, holdsSlot, type InstanceState } from './state.js';
 import type {
   InstanceInfo,
@@ -90,6 +96,7 @@ export class InstanceManager {
       shutdownDrainMs: o.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs,
       pingTimeoutMs: o.pingTimeoutMs ?? Math.min(o.callTimeoutMs, 10_000),
       crashReportGraceMs: o.crashReportGraceMs ?? 500,
+      listChangedWindowMs: o.listChangedWindowMs ?? 250,
     };
     this.pool = new SlotPool(this.now);
     this.activity = new ActivityBuffer(deps.activity, this.logger, o.activityFlushIntervalMs);
@@ -661,6 +668,10 @@ export class InstanceManager {
       toolsLoad: undefined,
       toolsVersion: 0,
       subscriptions: new Set(),
+      announcements: {
+        tools: { until: 0, trailing: undefined },
+        extras: { until: 0, trailing: undefined },
+      },
     };
     rec.live = live;
     rec.lastActivityAt = now;
@@ -669,10 +680,15 @@ export class InstanceManager {
       if (rec.live !== live) return;
       live.tools = undefined;
       live.toolsVersion++;
-      this.emit('toolsChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey });
+      this.announce(rec, live, live.announcements.tools, () =>
+        this.emit('toolsChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey }),
+      );
     });
     conn.onExtrasChanged?.(() => {
-      if (rec.live === live) this.emit('extrasChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey });
+      if (rec.live !== live) return;
+      this.announce(rec, live, live.announcements.extras, () =>
+        this.emit('extrasChanged', { orgId: rec.orgId, pluginKey: rec.pluginKey }),
+      );
     });
     conn.onResourceUpdated?.((uri, forOrgId) => {
       if (rec.live !== live) return;
@@ -970,7 +986,36 @@ export class InstanceManager {
     this.trackClose(live.conn, rec.logger);
   }
 
+  /**
+   * Emits a plugin's list_changed announcement now, or, within the window after the last one, once at the
+   * window's end however many arrive (a plugin cannot make the host re-list it faster than that).
+   */
+  private announce(rec: InstanceRecord, live: LiveConnection, a: Announcement, emit: () => void): void {
+    const now = Date.now();
+    const windowMs = this.opts.listChangedWindowMs;
+    if (now >= a.until && a.trailing === undefined) {
+      a.until = now + windowMs;
+      emit();
+      return;
+    }
+    if (a.trailing !== undefined) return;
+    a.trailing = setTimeout(
+      () => {
+        a.trailing = undefined;
+        if (rec.live !== live) return;
+        a.until = Date.now() + windowMs;
+        emit();
+      },
+      Math.max(0, a.until - now),
+    );
+    a.trailing.unref();
+  }
+
   private detach(rec: InstanceRecord, live: LiveConnection, err: HayError): void {
+    for (const a of [live.announcements.tools, live.announcements.extras]) {
+      if (a.trailing) clearTimeout(a.trailing);
+      a.trailing = undefined;
+    }
     if (rec.live === live) rec.live = undefined;
     const lines = live.conn.logLines?.() ?? [];
     if (lines.length > 0) rec.lastLogLines = lines;

@@ -28,6 +28,15 @@ export interface LiveConnection {
    * leaves the instance running (an LRU eviction for waiting callers may still stop it).
    */
   readonly subscriptions: Set<string>;
+  /** The rate bound of the plugin's list_changed announcements (InstanceManagerOptions.listChangedWindowMs). */
+  readonly announcements: { tools: Announcement; extras: Announcement };
+}
+
+/** One kind of list_changed announcement of a connection: its window and a trailing event owed. */
+export interface Announcement {
+  /** Before this time (ms) a new announcement only marks the trailing event. */
+  until: number;
+  trailing: NodeJS.Timeout | undefined;
 }
 
 export interface StartOperation {

@@ -29,6 +29,12 @@ export interface InstanceManagerOptions {
    * code, signal, limit) so the caller gets the crash reason. Default 500.
    */
   crashReportGraceMs?: number;
+  /**
+   * A plugin's tools/list_changed (and resources/prompts list_changed) announcements become at most one
+   * event per this window per instance: the first at once, later ones as one event at the window's end
+   * (each event makes the host re-list the plugin and notify MCP sessions). Default 250.
+   */
+  listChangedWindowMs?: number;
 }
 
 export interface InstanceManagerDeps {
