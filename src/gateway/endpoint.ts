@@ -7,7 +7,7 @@ import type { Caller } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
 import type { OrganizationService } from '../tenancy/organizations.js';
 import { isLegacyEra } from './era.js';
-import { refusedHeaders, type McpHostAllowList } from './host-check.js';
+import { headerCheck, type McpHostAllowList } from './host-check.js';
 import type { LegacySessions } from './legacy-sessions.js';
 import { authInfoFor, type ModernHandlers } from './modern-handlers.js';
 
@@ -33,11 +33,12 @@ export function registerMcpEndpoint(
     allowList: McpHostAllowList;
   },
 ): void {
+  const refusedHeaders = headerCheck(d.allowList);
   app.route({
     method: ['GET', 'POST', 'DELETE'],
     url: MCP_PATH,
     handler: async (req, reply) => {
-      const refused = refusedHeaders(d.allowList, req.headers.host, req.headers.origin);
+      const refused = refusedHeaders(req.headers.host, req.headers.origin);
       if (refused !== undefined) return sendHeaderRefusal(reply, new OriginNotAllowedError(refused));
       let caller: Caller;
       try {

@@ -51,6 +51,32 @@ export function refusedHeaders(
   return undefined;
 }
 
+/** Distinct `Host` + `Origin` pairs whose verdict a header check keeps; past it, the memory starts over. */
+export const MAX_REMEMBERED_HEADER_PAIRS = 256;
+/** Longer `Host` + `Origin` pairs are checked every time, never kept. */
+const MAX_REMEMBERED_PAIR_CHARS = 512;
+
+/**
+ * refusedHeaders over one allow-list, remembering the verdict of the last MAX_REMEMBERED_HEADER_PAIRS
+ * distinct pairs (a client sends the same `Host` and `Origin` on every request; the SDK's parsing of
+ * them is then done once). Same answers as refusedHeaders.
+ */
+export function headerCheck(
+  list: McpHostAllowList,
+): (host: string | undefined, origin: string | undefined) => string | undefined {
+  const verdicts = new Map<string, string | undefined>();
+  return (host, origin) => {
+    const key = `${host === undefined ? '\u0000' : `h${host}`}\n${origin === undefined ? '\u0000' : `o${origin}`}`;
+    if (verdicts.has(key)) return verdicts.get(key);
+    const verdict = refusedHeaders(list, host, origin);
+    if (key.length <= MAX_REMEMBERED_PAIR_CHARS) {
+      if (verdicts.size >= MAX_REMEMBERED_HEADER_PAIRS) verdicts.clear();
+      verdicts.set(key, verdict);
+    }
+    return verdict;
+  };
+}
+
 function fromSetting(entries: readonly string[]): readonly string[] | 'any' {
   if (entries.includes('*')) return 'any';
   return [...new Set(entries.map(hostnameOf).filter((h): h is string => h !== undefined))];

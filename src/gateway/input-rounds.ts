@@ -33,7 +33,8 @@ interface Pending {
 }
 
 interface RoundCall<T> {
-  id: string;
+  /** The requestState: drawn when the call first waits for input (most calls never do). */
+  id: string | undefined;
   orgId: string;
   keyId: string;
   controller: AbortController;
@@ -84,7 +85,7 @@ export class InputRounds {
     }) => Promise<T>,
   ): Promise<RoundOutcome<T>> {
     const call: RoundCall<T> = {
-      id: randomBytes(16).toString('base64url'),
+      id: undefined,
       orgId: caller.organizationId,
       keyId: caller.keyId,
       controller: new AbortController(),
@@ -170,7 +171,7 @@ export class InputRounds {
   }
 
   private async round<T>(call: RoundCall<T>, target: RoundTarget): Promise<RoundOutcome<T>> {
-    this.calls.delete(call.id);
+    if (call.id !== undefined) this.calls.delete(call.id);
     call.target = target;
     const onAbort = () => call.controller.abort(target.signal.reason);
     if (target.signal.aborted) onAbort();
@@ -192,13 +193,13 @@ export class InputRounds {
             inputRequests[key] = p.request;
           }
           if (Object.keys(inputRequests).length > 0) {
-            this.wait(call);
+            const requestState = this.wait(call);
             return {
               kind: 'input',
               result: {
                 resultType: 'input_required',
                 inputRequests: inputRequests as InputRequiredResult['inputRequests'],
-                requestState: call.id,
+                requestState,
               },
             };
           }
@@ -216,13 +217,15 @@ export class InputRounds {
   }
 
   /** Parks the call until its client retries, bounded by roundTimeoutMs. */
-  private wait<T>(call: RoundCall<T>): void {
-    this.calls.set(call.id, call as RoundCall<unknown>);
+  private wait<T>(call: RoundCall<T>): string {
+    const id = (call.id ??= randomBytes(16).toString('base64url'));
+    this.calls.set(id, call as RoundCall<unknown>);
     call.expiry = setTimeout(() => {
-      if (this.calls.get(call.id) !== call) return;
-      this.calls.delete(call.id);
+      if (this.calls.get(id) !== call) return;
+      this.calls.delete(id);
       call.controller.abort(new Error('the client did not answer the input request in time'));
     }, this.limits.roundTimeoutMs);
     call.expiry.unref();
+    return id;
   }
 }

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { mcpHostAllowList, refusedHeaders } from '../../src/gateway/host-check.js';
+import {
+  headerCheck,
+  MAX_REMEMBERED_HEADER_PAIRS,
+  mcpHostAllowList,
+  refusedHeaders,
+} from '../../src/gateway/host-check.js';
 
 describe('mcpHostAllowList', () => {
   it('defaults to the loopback names and the HAY_API_URL host when bound to loopback', () => {
@@ -48,5 +53,32 @@ describe('mcpHostAllowList', () => {
     });
     expect(l.hosts).toContain('[::1]');
     expect(refusedHeaders(l, undefined, undefined)).toMatch(/Missing Host/);
+  });
+});
+
+describe('headerCheck', () => {
+  it('answers as refusedHeaders for every pair, asked again, and past its memory bound', () => {
+    const l = mcpHostAllowList({
+      listenHost: '127.0.0.1',
+      apiUrl: undefined,
+      allowedHosts: [],
+      allowedOrigins: ['https://app.example.com'],
+    });
+    const check = headerCheck(l);
+    const pairs: [string | undefined, string | undefined][] = [
+      ['localhost:3000', undefined],
+      ['localhost:3000', ''],
+      ['evil.example', undefined],
+      [undefined, undefined],
+      ['', undefined],
+      ['localhost', 'https://app.example.com'],
+      ['localhost', 'https://evil.example'],
+      [`localhost:3000${'x'.repeat(600)}`, undefined],
+    ];
+    for (let i = 0; i < MAX_REMEMBERED_HEADER_PAIRS + 10; i++) pairs.push([`h${i}.example`, undefined]);
+    for (let round = 0; round < 2; round++)
+      for (const [host, origin] of pairs) expect(check(host, origin)).toBe(refusedHeaders(l, host, origin));
+    expect(check('localhost:3000', undefined)).toBeUndefined();
+    expect(check('evil.example', undefined)).toMatch(/Invalid Host/);
   });
 });

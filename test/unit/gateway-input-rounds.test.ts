@@ -46,6 +46,30 @@ describe('InputRounds (server-to-client requests of /mcp calls as multi round-tr
     rounds.close();
   });
 
+  it('draws one requestState per waiting call, kept across its rounds, and none for a call that never waits', async () => {
+    const rounds = new InputRounds({ maxWaitingPerOrg: 10, roundTimeoutMs: 60_000 });
+    expect(await rounds.begin(alice, target(), () => Promise.resolve('at once'))).toEqual({
+      kind: 'done',
+      value: 'at once',
+    });
+    expect(rounds.waiting()).toBe(0);
+    const asksTwice = (hooks: Parameters<Parameters<InputRounds['begin']>[2]>[0]) =>
+      hooks
+        .onServerRequest(sampling, new AbortController().signal)
+        .then(() => hooks.onServerRequest(sampling, new AbortController().signal));
+    const first = await rounds.begin(alice, target(), asksTwice);
+    const other = await rounds.begin(alice, target(), asksTwice);
+    if (first.kind !== 'input' || other.kind !== 'input') throw new Error('expected input');
+    const state = first.result.requestState ?? '';
+    expect(other.result.requestState).not.toBe(state);
+    const [key] = Object.keys(first.result.inputRequests ?? {});
+    const second = await rounds.resume(alice, state, { [key ?? '']: { ok: 1 } }, target());
+    if (second?.kind !== 'input') throw new Error('expected a second input round');
+    expect(second.result.requestState).toBe(state);
+    expect(rounds.waiting('org-a')).toBe(2);
+    rounds.close();
+  });
+
   it('refuses at once what the client cannot answer, with the reason, and the call goes on', async () => {
     const rounds = new InputRounds({ maxWaitingPerOrg: 10, roundTimeoutMs: 60_000 });
     const out = await rounds.begin(alice, target('no sampling here'), async (hooks) => {
