@@ -1,0 +1,18 @@
+/**
+ * PostgreSQL's text and jsonb refuse NUL, and jsonb refuses an unpaired UTF-16 surrogate escape (a string cut
+ * in the middle of a pair). These make tenant-given strings storable; each such character becomes U+FFFD.
+ */
+
+/** `text` as a text column accepts it (the driver encodes unpaired surrogates as U+FFFD itself). */
+export function storableText(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
+}
+
+/** JSON.stringify writes NUL and unpaired surrogates as `\u` escapes; these are the ones not preceded by an escaping backslash. */
+const UNSTORABLE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g;
+
+/** JSON text (as JSON.stringify writes it) that PostgreSQL's jsonb accepts: same value, strings fixed. */
+export function storableJsonText(json: string): string {
+  UNSTORABLE_ESCAPE.lastIndex = 0;
+  return UNSTORABLE_ESCAPE.test(json) ? json.replace(UNSTORABLE_ESCAPE, '$1\\ufffd') : json;
+}
