@@ -16,3 +16,11 @@ export function storableJsonText(json: string): string {
   UNSTORABLE_ESCAPE.lastIndex = 0;
   return UNSTORABLE_ESCAPE.test(json) ? json.replace(UNSTORABLE_ESCAPE, '$1\\ufffd') : json;
 }
+
+/** `value` as jsonb accepts it: itself when already storable, else a copy with those strings fixed. */
+export function storableJson<T>(value: T): T {
+  const text = JSON.stringify(value) as string | undefined;
+  if (text === undefined) return value;
+  const fixed = storableJsonText(text);
+  return fixed === text ? value : (JSON.parse(fixed) as T);
+}

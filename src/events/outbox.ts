@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { alias } from 'drizzle-orm/pg-core';
 import { and, desc, eq, inArray, isNull, lt, lte, notExists, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
-import { storableText } from '../db/storable.js';
+import { storableJson, storableText } from '../db/storable.js';
 import { eventDeliveries, events, type EventDeliveryRow } from '../db/schema-events.js';
 import { sourcesOf, type DeliveryStatus } from './delivery-state.js';
 
@@ -79,7 +79,8 @@ export class OutboxStore {
           organizationId: event.organizationId,
           type: event.type,
           source: event.source,
-          payload: event.payload,
+          // an inbound request's body or query may hold NUL (binary data, a JSON \u0000)
+          payload: storableJson(event.payload),
           idempotencyKey: event.idempotencyKey ?? null,
         })
         .onConflictDoNothing()
