@@ -1,6 +1,7 @@
 import { UriTemplate } from '@modelcontextprotocol/server';
 import type { Counter } from 'prom-client';
 import type { Caller, CatalogPlugin, PluginService } from '../invocation/plugin-service.js';
+import { storableJsonText } from '../db/storable.js';
 import type { Logger } from '../logger.js';
 import { mapLimit } from '../registry/discovery.js';
 import type { Prompt, Resource, ResourceTemplate, ServerExtras, Tool } from '../runtime/ports.js';
@@ -144,8 +145,7 @@ export class GatewayCatalog {
     const extras = await this.d.plugins.instanceExtras(orgId, pluginId);
     if (!extras) return false;
     const stored = (await this.d.store.extrasLists(orgId)).get(pluginKey);
-    if (stored && stored.checksum === checksum && JSON.stringify(stored.extras) === JSON.stringify(extras))
-      return false;
+    if (stored && stored.checksum === checksum && sameAsStored(stored.extras, extras)) return false;
     await this.d.store.saveExtras(orgId, pluginKey, checksum, extras);
     this.invalidate(orgId);
     return true;
@@ -159,7 +159,7 @@ export class GatewayCatalog {
     const tools = await this.d.plugins.instanceTools(orgId, pluginId, { start: false });
     if (!tools) return false;
     const stored = (await this.d.store.toolLists(orgId)).get(pluginKey);
-    if (stored && stored.checksum === checksum && sameTools(stored.tools, tools)) return false;
+    if (stored && stored.checksum === checksum && sameAsStored(stored.tools, tools)) return false;
     await this.d.store.saveToolList(orgId, pluginKey, checksum, tools);
     this.invalidate(orgId);
     return true;
@@ -216,11 +216,7 @@ export class GatewayCatalog {
         if (p.running) {
           const live = await this.d.plugins.instanceExtras(orgId, p.pluginId);
           if (live) {
-            if (
-              !known ||
-              known.checksum !== p.checksum ||
-              JSON.stringify(known.extras) !== JSON.stringify(live)
-            )
+            if (!known || known.checksum !== p.checksum || !sameAsStored(known.extras, live))
               await this.d.store.saveExtras(orgId, p.pluginKey, p.checksum, live);
             return live;
           }
@@ -264,7 +260,7 @@ export class GatewayCatalog {
       if (p.running) {
         const live = await this.d.plugins.instanceTools(orgId, p.pluginId, { start: false });
         if (live) {
-          if (!stored || stored.checksum !== p.checksum || !sameTools(stored.tools, live))
+          if (!stored || stored.checksum !== p.checksum || !sameAsStored(stored.tools, live))
             await this.d.store.saveToolList(orgId, p.pluginKey, p.checksum, live);
           return live;
         }
@@ -398,6 +394,7 @@ export function compileTemplates(
   };
 }
 
-function sameTools(a: readonly Tool[], b: readonly Tool[]): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** Whether `live` (a plugin's list) is what the store holds for it: the store keeps its storable form. */
+function sameAsStored(stored: unknown, live: unknown): boolean {
+  return JSON.stringify(stored) === storableJsonText(JSON.stringify(live));
 }
