@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
+import { descendantPids, waitFor } from '../helpers/processes.js';
+
+/** Configuration strings become jsonb values and environment variables: neither takes NUL. */
+let t: TestHost;
+
+beforeAll(async () => {
+  t = await startTestHost({
+    plugins: {
+      'core/conf': toolkitPlugin('conf', {
+        configSchema: {
+          label: { type: 'string' },
+          token: { type: 'string', encrypted: true, env: 'CONF_TOKEN' },
+        },
+      }),
+    },
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await waitFor(() => descendantPids().length === 0, 'every plugin process to exit');
+});
+
+it('a configuration string with NUL is refused naming the field; nothing is enabled', async () => {
+  // found 2026-12-02: a plain field answered 500 INTERNAL (jsonb refused the value); an encrypted one was
+  // stored, and every start then failed (an environment variable cannot hold NUL)
+  const org = await t.createOrganization('nul');
+  for (const configuration of [{ label: 'a\u0000b' }, { token: 'sec\u0000ret' }]) {
+    const field = Object.keys(configuration)[0] ?? '';
+    await expect(org.hay.plugins.enable.mutate({ pluginId: 'conf', configuration })).rejects.toMatchObject({
+      data: { code: 'BAD_REQUEST', hayCode: 'CONFIGURATION_INVALID' },
+      message: `configuration.${field} must not contain NUL characters`,
+    });
+  }
+  expect((await org.hay.plugins.get.query({ pluginId: 'conf' })).enabled).toBe(false);
+  await org.hay.plugins.enable.mutate({ pluginId: 'conf', configuration: { label: 'ok', token: 'fine' } });
+  const result = await org.hay.plugins.invokeTool.mutate({
+    pluginId: 'conf',
+    toolName: 'echo',
+    arguments: { message: 'up' },
+  });
+  expect(result.content).toEqual([{ type: 'text', text: 'up' }]);
+});
