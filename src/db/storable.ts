@@ -24,3 +24,15 @@ export function storableJson<T>(value: T): T {
   const fixed = storableJsonText(text);
   return fixed === text ? value : (JSON.parse(fixed) as T);
 }
+
+/** SQLSTATEs of the database refusing text: NUL in text (22021), NUL or an unpaired surrogate in jsonb (22P05). */
+const UNSTORABLE_TEXT = new Set(['22021', '22P05']);
+
+/** Whether `err` (a query error, or one it wraps as `cause`) is the database refusing a string it was given. */
+export function isUnstorableTextError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNSTORABLE_TEXT.has(code)) return true;
+  }
+  return false;
+}

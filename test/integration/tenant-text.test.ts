@@ -2,7 +2,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, type TestHost } from '../helpers/host.js';
 import { descendantPids, waitFor } from '../helpers/processes.js';
 
-/** Configuration strings become jsonb values and environment variables: neither takes NUL. */
+/**
+ * Tenant text with NUL against what stores it: jsonb and text columns refuse NUL, environment variables too.
+ * Configuration strings become jsonb values and environment variables.
+ */
 let t: TestHost;
 
 beforeAll(async () => {
@@ -41,4 +44,13 @@ it('a configuration string with NUL is refused naming the field; nothing is enab
     arguments: { message: 'up' },
   });
   expect(result.content).toEqual([{ type: 'text', text: 'up' }]);
+});
+
+it('a query filter with NUL is a validation error, not an internal one', async () => {
+  // found 2026-12-02: the database refused the parameter and the caller got 500 INTERNAL_SERVER_ERROR
+  const org = await t.createOrganization('filters');
+  const invalid = { data: { code: 'BAD_REQUEST', hayCode: 'INPUT_INVALID' } };
+  await expect(org.hay.audit.list.query({ action: 'tool.invoke\u0000' })).rejects.toMatchObject(invalid);
+  await expect(org.hay.events.deliveries.query({ target: 'x\u0000' })).rejects.toMatchObject(invalid);
+  expect((await org.hay.audit.list.query({ action: 'tool.invoke' })).entries).toEqual([]);
 });
