@@ -14,7 +14,7 @@ const UNSTORABLE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g;
 /** JSON text (as JSON.stringify writes it) that PostgreSQL's jsonb accepts: same value, strings fixed. */
 export function storableJsonText(json: string): string {
   UNSTORABLE_ESCAPE.lastIndex = 0;
-  return UNSTORABLE_ESCAPE.test(json) ? json.replace(UNSTORABLE_ESCAPE, '$1\\ufffd') : json;
+  return UNSTORABLE_ESCAPE.test(json) ? json.replace(UNSTORABLE_ESCAPE, '$1\ufffd') : json;
 }
 
 /** `value` as jsonb accepts it: itself when already storable, else a copy with those strings fixed. */

@@ -1,6 +1,7 @@
 import { UriTemplate } from '@modelcontextprotocol/server';
 import type { Counter } from 'prom-client';
 import type { Caller, CatalogPlugin, PluginService } from '../invocation/plugin-service.js';
+import { canonicalJson } from '../invocation/tool-cache.js';
 import { storableJsonText } from '../db/storable.js';
 import type { Logger } from '../logger.js';
 import { mapLimit } from '../registry/discovery.js';
@@ -394,7 +395,10 @@ export function compileTemplates(
   };
 }
 
-/** Whether `live` (a plugin's list) is what the store holds for it: the store keeps its storable form. */
+/**
+ * Whether `live` (a plugin's list) is what the store holds for it. Key order aside (jsonb keeps its own):
+ * compared as canonical JSON; the store keeps the storable form of strings.
+ */
 function sameAsStored(stored: unknown, live: unknown): boolean {
-  return JSON.stringify(stored) === storableJsonText(JSON.stringify(live));
+  return canonicalJson(stored) === storableJsonText(canonicalJson(live));
 }

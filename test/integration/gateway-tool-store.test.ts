@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestHost, toolkitPlugin, TOOLKIT_SERVER, type TestHost } from '../helpers/host.js';
 import { legacyMcpClient } from '../helpers/mcp-clients.js';
@@ -43,4 +44,24 @@ it('a tools/list with NUL or a lone surrogate in a description is listed on /mcp
   expect(stored.map((l) => l.tools.find((x) => x.name === 'echo')?.description)).toEqual([
     'line\ufffdbreak \ufffd',
   ]);
+});
+
+it('an unchanged tools/list is not written again when the catalog is rebuilt', async () => {
+  // found 2026-12-02: jsonb keeps object keys in its own order, so the stored list never compared equal to
+  // the live one and every catalog rebuild (each memo period, each event) rewrote the row
+  const client = await legacyMcpClient(t.url, org.apiKey);
+  const stamps: string[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      t.host.services.gateway.catalog.invalidate(org.organizationId);
+      await client.listTools();
+      const rows = await t.host.services.database.db.execute(
+        sql`select updated_at::text as at from gateway_tool_lists`,
+      );
+      stamps.push(JSON.stringify((rows as unknown as { rows: unknown[] }).rows));
+    }
+  } finally {
+    await client.close();
+  }
+  expect(new Set(stamps).size).toBe(1);
 });
