@@ -197,6 +197,18 @@ describe('arguments nested deeper than JSON.stringify can go', () => {
     expect(trpc.status).toBe(400);
     expect(JSON.stringify(await trpc.json())).toContain('arguments nest too deeply to be serialized');
   });
+
+  it('so is an event payload nested that deep (events.publish)', async () => {
+    const org = await t.createOrganization('deep-event');
+    const depth = 100_000;
+    const res = await fetch(`${t.url}/trpc/events.publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${org.apiKey}` },
+      body: `{"type":"deep.test","payload":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+    });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toContain('payload nests too deeply to be serialized');
+  });
 });
 
 const REGEX_SERVER = `
