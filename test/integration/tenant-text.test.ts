@@ -54,3 +54,25 @@ it('a query filter with NUL is a validation error, not an internal one', async (
   await expect(org.hay.events.deliveries.query({ target: 'x\u0000' })).rejects.toMatchObject(invalid);
   expect((await org.hay.audit.list.query({ action: 'tool.invoke' })).entries).toEqual([]);
 });
+
+it('a tool call whose arguments hold NUL is audited, and so is every later entry', async () => {
+  // the path of the audit-log bug found 2026-12-02 (test/integration/audit-log.test.ts): tool arguments go
+  // into the tool.invoke row's details
+  const org = await t.createOrganization('audited');
+  await org.hay.plugins.enable.mutate({ pluginId: 'conf', configuration: { label: 'x', token: 'y' } });
+  await org.hay.plugins.invokeTool.mutate({
+    pluginId: 'conf',
+    toolName: 'echo',
+    arguments: { message: 'a\u0000b' },
+  });
+  await org.hay.plugins.invokeTool.mutate({
+    pluginId: 'conf',
+    toolName: 'echo',
+    arguments: { message: 'c' },
+  });
+  const { entries } = await org.hay.audit.list.query({ action: 'tool.invoke' });
+  expect(entries.map((e) => (e.details as { arguments: { message: string } }).arguments.message)).toEqual([
+    'c',
+    'a\ufffdb',
+  ]);
+});
