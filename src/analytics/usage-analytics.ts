@@ -3,6 +3,7 @@ import type { Db } from '../db/database.js';
 import { usageRollups } from '../db/schema-lifecycle.js';
 import type { CallFinished } from '../invocation/call-events.js';
 import type { Logger } from '../logger.js';
+import { storableText } from '../db/storable.js';
 import { BUCKETS, addBuckets, bucketOf, emptyBuckets, quantile } from './histogram.js';
 
 const HOUR_MS = 3_600_000;
@@ -116,7 +117,10 @@ export class UsageAnalytics {
   }
 
   readonly record = (e: CallFinished): void => {
-    const tool = e.errorCode === 'TOOL_NOT_FOUND' ? UNKNOWN_TOOL : e.tool.slice(0, 128);
+    const tool =
+      e.tool === undefined || e.errorCode === 'TOOL_NOT_FOUND'
+        ? UNKNOWN_TOOL
+        : storableText(e.tool.slice(0, 128));
     const hour = Math.floor(e.at / HOUR_MS) * HOUR_MS;
     const key = `${e.orgId}\u0000${e.pluginId}\u0000${e.version}\u0000${tool}\u0000${hour}`;
     let c = this.buffer.get(key);

@@ -12,7 +12,16 @@ export const LIMITS = {
 
 /** A refinement bounding the JSON size of a value (`what` names it in the message). */
 export const jsonBytesAtMost = (max: number, what: string) => (value: unknown, ctx: z.RefinementCtx) => {
-  const size = Buffer.byteLength(JSON.stringify(value) ?? '');
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    // nesting deeper than the stack (JSON.parse takes it, JSON.stringify does not)
+    if (!(err instanceof RangeError)) throw err;
+    ctx.addIssue({ code: 'custom', message: `${what} nest too deeply to be serialized` });
+    return;
+  }
+  const size = Buffer.byteLength(text ?? '');
   if (size > max) ctx.addIssue({ code: 'custom', message: `${what} is ${size} bytes; the limit is ${max}` });
 };
 

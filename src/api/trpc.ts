@@ -3,7 +3,8 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { PluginAuthApi } from '../auth/wiring.js';
 import type { BuilderService } from '../builder/service.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
-import { isHayError } from '../errors.js';
+import { isUnstorableTextError } from '../db/storable.js';
+import { isHayError, ValidationError } from '../errors.js';
 import type { EventsService } from '../events/service.js';
 import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { LifecycleApi } from '../lifecycle/wiring.js';
@@ -87,6 +88,14 @@ export function procedureError(logger: Logger, path: string, thrown: unknown): T
   const err = getTRPCErrorFromUnknown(thrown);
   const cause = err.cause;
   if (isHayError(cause)) return new TRPCError({ code: TRPC_CODE[cause.code], message: cause.message, cause });
+  // a caller's string the database cannot hold (NUL) reached a query: the input's fault, not the host's
+  if (isUnstorableTextError(cause)) {
+    const invalid = new ValidationError(
+      'INPUT_INVALID',
+      'text containing NUL characters cannot be stored or searched',
+    );
+    return new TRPCError({ code: TRPC_CODE[invalid.code], message: invalid.message, cause: invalid });
+  }
   if (err.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: cause ?? err, path }, 'request failed');
   return err;
 }

@@ -2,6 +2,7 @@ import { and, desc, eq, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { auditLog } from '../db/schema.js';
 import type { Logger } from '../logger.js';
+import { storableJsonText } from '../db/storable.js';
 
 export type AuditAction =
   | 'plugin.install'
@@ -122,16 +123,19 @@ type AuditInsert = typeof auditLog.$inferInsert;
  * Same columns and types as the drizzle table; works on PGlite and PostgreSQL.
  */
 function insertRows(batch: readonly AuditInsert[]): SQL {
-  const rows = JSON.stringify(
-    batch.map((r) => ({
-      at: r.at,
-      organization_id: r.organizationId,
-      actor: r.actor,
-      action: r.action,
-      plugin_id: r.pluginId,
-      outcome: r.outcome,
-      details: r.details,
-    })),
+  // one unstorable string (tenant-given tool arguments) would fail the batch on every retry
+  const rows = storableJsonText(
+    JSON.stringify(
+      batch.map((r) => ({
+        at: r.at,
+        organization_id: r.organizationId,
+        actor: r.actor,
+        action: r.action,
+        plugin_id: r.pluginId,
+        outcome: r.outcome,
+        details: r.details,
+      })),
+    ),
   );
   return sql`insert into audit_log (at, organization_id, actor, action, plugin_id, outcome, details)
     select at, organization_id, actor, action, plugin_id, outcome, coalesce(details, '{}'::jsonb)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, gt, isNotNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
+import { storableJson, storableText } from '../db/storable.js';
 import { pluginOauth } from '../db/schema-auth.js';
 import type { SecretBox } from '../security/secret-box.js';
 
@@ -83,8 +84,11 @@ export class OAuthStore {
       set.stateHash = patch.state === null ? null : hashState(patch.state.value);
       set.stateExpiresAt = patch.state === null ? null : patch.state.expiresAt;
     }
-    if (patch.discovery !== undefined) set.discovery = patch.discovery;
-    if (patch.lastError !== undefined) set.lastError = patch.lastError;
+    // both come from the authorization server (its metadata, its error_description): stored NUL-free
+    if (patch.discovery !== undefined)
+      set.discovery = patch.discovery === null ? null : storableJson(patch.discovery);
+    if (patch.lastError !== undefined)
+      set.lastError = patch.lastError === null ? null : storableText(patch.lastError);
     if (patch.requestedScope !== undefined) set.requestedScope = patch.requestedScope;
     await this.db
       .insert(pluginOauth)

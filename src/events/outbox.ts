@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { alias } from 'drizzle-orm/pg-core';
 import { and, desc, eq, inArray, isNull, lt, lte, notExists, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
+import { storableJson, storableText } from '../db/storable.js';
 import { eventDeliveries, events, type EventDeliveryRow } from '../db/schema-events.js';
 import { sourcesOf, type DeliveryStatus } from './delivery-state.js';
 
@@ -78,7 +79,8 @@ export class OutboxStore {
           organizationId: event.organizationId,
           type: event.type,
           source: event.source,
-          payload: event.payload,
+          // an inbound request's body or query may hold NUL (binary data, a JSON \u0000)
+          payload: storableJson(event.payload),
           idempotencyKey: event.idempotencyKey ?? null,
         })
         .onConflictDoNothing()
@@ -186,14 +188,17 @@ export class OutboxStore {
     return this.transition(id, leaseId, 'delivered', { deliveredAt: now, lastError: null });
   }
 
-  /** delivering -> pending after `delayMs`. */
+  /** delivering -> pending after `delayMs`. `error` may be any text (a target's answer): stored NUL-free. */
   async markRetry(id: string, leaseId: string, delayMs: number, error: string): Promise<boolean> {
-    return this.transition(id, leaseId, 'pending', { nextAttemptAt: msFromNow(delayMs), lastError: error });
+    return this.transition(id, leaseId, 'pending', {
+      nextAttemptAt: msFromNow(delayMs),
+      lastError: storableText(error),
+    });
   }
 
-  /** delivering -> dead with the last error. */
+  /** delivering -> dead with the last error (any text, stored NUL-free). */
   async markDead(id: string, leaseId: string, error: string): Promise<boolean> {
-    return this.transition(id, leaseId, 'dead', { lastError: error });
+    return this.transition(id, leaseId, 'dead', { lastError: storableText(error) });
   }
 
   /** delivering -> pending now, the attempt given back (host stopping mid-attempt). */

@@ -1,6 +1,8 @@
 import { UriTemplate } from '@modelcontextprotocol/server';
 import type { Counter } from 'prom-client';
 import type { Caller, CatalogPlugin, PluginService } from '../invocation/plugin-service.js';
+import { canonicalJson } from '../invocation/tool-cache.js';
+import { storableJsonText } from '../db/storable.js';
 import type { Logger } from '../logger.js';
 import { mapLimit } from '../registry/discovery.js';
 import type { Prompt, Resource, ResourceTemplate, ServerExtras, Tool } from '../runtime/ports.js';
@@ -144,8 +146,7 @@ export class GatewayCatalog {
     const extras = await this.d.plugins.instanceExtras(orgId, pluginId);
     if (!extras) return false;
     const stored = (await this.d.store.extrasLists(orgId)).get(pluginKey);
-    if (stored && stored.checksum === checksum && JSON.stringify(stored.extras) === JSON.stringify(extras))
-      return false;
+    if (stored && stored.checksum === checksum && sameAsStored(stored.extras, extras)) return false;
     await this.d.store.saveExtras(orgId, pluginKey, checksum, extras);
     this.invalidate(orgId);
     return true;
@@ -159,7 +160,7 @@ export class GatewayCatalog {
     const tools = await this.d.plugins.instanceTools(orgId, pluginId, { start: false });
     if (!tools) return false;
     const stored = (await this.d.store.toolLists(orgId)).get(pluginKey);
-    if (stored && stored.checksum === checksum && sameTools(stored.tools, tools)) return false;
+    if (stored && stored.checksum === checksum && sameAsStored(stored.tools, tools)) return false;
     await this.d.store.saveToolList(orgId, pluginKey, checksum, tools);
     this.invalidate(orgId);
     return true;
@@ -216,11 +217,7 @@ export class GatewayCatalog {
         if (p.running) {
           const live = await this.d.plugins.instanceExtras(orgId, p.pluginId);
           if (live) {
-            if (
-              !known ||
-              known.checksum !== p.checksum ||
-              JSON.stringify(known.extras) !== JSON.stringify(live)
-            )
+            if (!known || known.checksum !== p.checksum || !sameAsStored(known.extras, live))
               await this.d.store.saveExtras(orgId, p.pluginKey, p.checksum, live);
             return live;
           }
@@ -264,7 +261,7 @@ export class GatewayCatalog {
       if (p.running) {
         const live = await this.d.plugins.instanceTools(orgId, p.pluginId, { start: false });
         if (live) {
-          if (!stored || stored.checksum !== p.checksum || !sameTools(stored.tools, live))
+          if (!stored || stored.checksum !== p.checksum || !sameAsStored(stored.tools, live))
             await this.d.store.saveToolList(orgId, p.pluginKey, p.checksum, live);
           return live;
         }
@@ -398,6 +395,10 @@ export function compileTemplates(
   };
 }
 
-function sameTools(a: readonly Tool[], b: readonly Tool[]): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/**
+ * Whether `live` (a plugin's list) is what the store holds for it. Key order aside (jsonb keeps its own):
+ * compared as canonical JSON; the store keeps the storable form of strings.
+ */
+function sameAsStored(stored: unknown, live: unknown): boolean {
+  return canonicalJson(stored) === storableJsonText(canonicalJson(live));
 }

@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
+import { storableJson } from '../db/storable.js';
 import { gatewayExtrasLists, gatewayOrgSettings, gatewayToolLists } from '../db/schema-gateway.js';
 import type { ServerExtras, Tool } from '../runtime/ports.js';
 
@@ -42,9 +43,14 @@ export class GatewayStore {
     return new Map(rows.map((r) => [r.pluginKey, { checksum: r.checksum, tools: r.tools }]));
   }
 
-  /** Stores the tools/list of (org, plugin version); one row per (org, plugin), the newest version wins. */
-  async saveToolList(organizationId: string, pluginKey: string, checksum: string, tools: Tool[]) {
-    if (JSON.stringify(tools).length > MAX_STORED_LIST_CHARS) return;
+  /**
+   * Stores the tools/list of (org, plugin version); one row per (org, plugin), the newest version wins. NUL
+   * and unpaired surrogates are stored as U+FFFD.
+   */
+  async saveToolList(organizationId: string, pluginKey: string, checksum: string, listed: Tool[]) {
+    if (JSON.stringify(listed).length > MAX_STORED_LIST_CHARS) return;
+    // a plugin's text may hold NUL or an unpaired surrogate, which jsonb refuses
+    const tools = storableJson(listed);
     const now = new Date();
     await this.db
       .insert(gatewayToolLists)
@@ -69,8 +75,9 @@ export class GatewayStore {
   }
 
   /** Stores the extras of (org, plugin version); one row per (org, plugin), the newest version wins. */
-  async saveExtras(organizationId: string, pluginKey: string, checksum: string, extras: ServerExtras) {
-    if (JSON.stringify(extras).length > MAX_STORED_LIST_CHARS) return;
+  async saveExtras(organizationId: string, pluginKey: string, checksum: string, listed: ServerExtras) {
+    if (JSON.stringify(listed).length > MAX_STORED_LIST_CHARS) return;
+    const extras = storableJson(listed);
     const now = new Date();
     await this.db
       .insert(gatewayExtrasLists)

@@ -9,7 +9,11 @@ export interface CallFinished {
   pluginId: string;
   /** The version that answered (or was about to): the spec's version. */
   version: string;
-  tool: string;
+  /**
+   * The tool the host matched (declared in the manifest or listed by the server); undefined when it matched
+   * none: an unknown name, or a call refused before the lookup (rate limit, not ready). Never the caller's text.
+   */
+  tool: string | undefined;
   outcome: CallOutcome;
   /** HayError code of a failed call, if any (e.g. TOOL_NOT_FOUND). */
   errorCode: string | undefined;

@@ -292,7 +292,7 @@ export class PluginService {
     const orgId = caller.organizationId;
     // metric labels name only what the host matched: a registered plugin, a tool it listed or declared
     let pluginLabel = UNKNOWN_LABEL;
-    let toolLabel = UNKNOWN_LABEL;
+    let matchedTool: string | undefined;
     let pluginKey: string | undefined;
     let outcome: CallOutcome = 'error';
     let version = '';
@@ -306,7 +306,7 @@ export class PluginService {
       pluginKey = plugin.key;
       version = spec.version;
       const declared = plugin.manifest?.capabilities?.mcp?.tools?.find((t) => t.name === input.toolName);
-      if (declared) toolLabel = declared.name;
+      if (declared) matchedTool = declared.name;
       this.limitPlugin(caller, plugin);
       await this.awaitInstall(plugin, spec, signal);
       const ttl = declared?.cache?.ttlSeconds ?? 0;
@@ -346,7 +346,7 @@ export class PluginService {
               'TOOL_NOT_FOUND',
               `plugin ${plugin.pluginId} has no tool named "${input.toolName}"`,
             );
-          toolLabel = tool.name;
+          matchedTool = tool.name;
           outputSchema = tool.outputSchema;
           this.d.validator.validate(
             versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
@@ -368,7 +368,7 @@ export class PluginService {
       this.d.validator.validateOutput(
         versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
         plugin.pluginId,
-        toolLabel,
+        matchedTool ?? input.toolName,
         outputSchema,
         result,
       );
@@ -381,7 +381,7 @@ export class PluginService {
       throw pluginKey === undefined ? err : this.installingInstead(this.d.registry.getByKey(pluginKey), err);
     } finally {
       const ms = performance.now() - started;
-      this.d.metrics.recordCall(pluginLabel, toolLabel, outcome, ms / 1000);
+      this.d.metrics.recordCall(pluginLabel, matchedTool ?? UNKNOWN_LABEL, outcome, ms / 1000);
       if (this.d.logger.isLevelEnabled('debug'))
         this.d.logger.debug(
           {
@@ -398,7 +398,7 @@ export class PluginService {
           orgId,
           pluginId: pluginLabel,
           version,
-          tool: input.toolName,
+          tool: matchedTool,
           outcome,
           errorCode,
           durationMs: ms,

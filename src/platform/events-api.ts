@@ -15,7 +15,15 @@ export const eventType = z
 /** Payload: any JSON value of at most `maxBytes` serialized. */
 export function eventPayload(maxBytes: number) {
   return z.unknown().superRefine((v, ctx) => {
-    const text = JSON.stringify(v);
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(v);
+    } catch (err) {
+      // nesting deeper than the stack (JSON.parse takes it, JSON.stringify does not)
+      if (!(err instanceof RangeError)) throw err;
+      ctx.addIssue({ code: 'custom', message: 'payload nests too deeply to be serialized' });
+      return;
+    }
     if (text === undefined) ctx.addIssue({ code: 'custom', message: 'payload must be a JSON value' });
     else if (Buffer.byteLength(text) > maxBytes)
       ctx.addIssue({

@@ -32,6 +32,9 @@ function checkField(
   problems: string[],
 ): ConfigValue | undefined {
   const at = `configuration.${name}`;
+  // values are stored as jsonb and handed to the plugin as environment variables: neither takes NUL
+  if (typeof value === 'string' && value.includes('\u0000'))
+    return void problems.push(`${at} must not contain NUL characters`);
   switch (field.type) {
     case 'string':
       if (typeof value !== 'string') return void problems.push(`${at} must be a string`);
@@ -68,7 +71,8 @@ function checkField(
  * Validates `input` against the manifest configSchema and returns plain values with defaults applied.
  * Rules: input is an object; fields not in the schema are rejected; a required field that is missing,
  * null or '' (without a default) is reported as required; types are exact (no string→number coercion);
- * `url` must be absolute http(s); `select` must be one of `options`. Secret values are never echoed.
+ * `url` must be absolute http(s); `select` must be one of `options`; no string may contain NUL. Secret values
+ * are never echoed.
  * `maxBytes` (config maxConfigurationBytes) bounds the JSON size of `input`, checked first.
  * Throws ValidationError('CONFIGURATION_INVALID') listing every problem, `; `-separated, each naming the
  * field as `configuration.<name>`.

@@ -186,4 +186,33 @@ describe('usage analytics through the host', () => {
       /"to" must be after "from"/,
     );
   }, 120_000);
+
+  it('a rate-limited call counts under the unknown tool, whatever name the tenant sent (NUL included)', async () => {
+    // found 2026-12-02: a call refused before the tool was matched kept the tenant's tool name; a name with
+    // NUL failed every later flush (no org's counts written again) and fresh names each added a stored row
+    const rateLimitPerMinute = 1;
+    const h = await startTestHost({
+      plugins: { 'core/kit': toolkitPlugin('kit', { runtime: { rateLimitPerMinute } }) },
+      config: { analyticsFlushIntervalMs: 60_000, rateLimitBurst: 3 },
+    });
+    hosts.push(h);
+    const org = await h.createOrganization('acme');
+    await org.hay.plugins.enable.mutate({ pluginId: 'kit', configuration: {} });
+    await org.hay.plugins.invokeTool.mutate({
+      pluginId: 'kit',
+      toolName: 'echo',
+      arguments: { message: 'x' },
+    });
+    for (const toolName of ['a\u0000b', 'tenant-chosen-1'])
+      await expect(
+        org.hay.plugins.invokeTool.mutate({ pluginId: 'kit', toolName, arguments: {} }),
+      ).rejects.toMatchObject({ data: { code: 'TOO_MANY_REQUESTS' } });
+    const from = new Date(Date.now() - 2 * HOUR).toISOString();
+    const to = new Date(Date.now() + HOUR).toISOString();
+    const byTool = await org.hay.plugins.analytics.query({ pluginId: 'kit', from, to, groupBy: 'tool' });
+    expect(byTool.map((r) => [r.key, r.calls, r.errors.rateLimited])).toEqual([
+      [UNKNOWN_TOOL, 2, 2],
+      ['echo', 1, 0],
+    ]);
+  }, 120_000);
 });

@@ -101,20 +101,67 @@ describe.each(DB_KINDS)('audit log batch writes (%s)', (kind) => {
       small.recordAuthFailure({ ip: '10.0.0.2', token: 'wrong', reason: 'invalid or revoked API key' });
       small.recordAuthFailure({ ip: '10.0.0.2', token: 'wrong', reason: 'invalid or revoked API key' });
       for (let i = 0; i < 7; i++)
-        small.record({ organizationId: ORG, actor: 'key:a', action: 'tool.invoke', outcome: 'ok', details: { i } });
+        small.record({
+          organizationId: ORG,
+          actor: 'key:a',
+          action: 'tool.invoke',
+          outcome: 'ok',
+          details: { i },
+        });
       small.recordAuthFailure({ ip: '10.0.0.3', token: undefined, reason: 'missing bearer token' });
       await small.flush();
     } finally {
       await small.close();
     }
     const rows = await t.database.db.select().from(auditLog).orderBy(auditLog.id);
-    expect(rows.filter((r) => r.action === 'tool.invoke').map((r) => (r.details as { i: number }).i)).toEqual([
-      0, 1, 2, 3, 4, 5, 6,
-    ]);
+    expect(rows.filter((r) => r.action === 'tool.invoke').map((r) => (r.details as { i: number }).i)).toEqual(
+      [0, 1, 2, 3, 4, 5, 6],
+    );
     const failed = rows
       .filter((r) => r.action === 'auth.failed')
       .map((r) => `${r.actor}:${(r.details as { count: number }).count}`);
     expect(failed.sort()).toEqual(['ip:10.0.0.1:1', 'ip:10.0.0.2:2', 'ip:10.0.0.3:1']);
+  });
+
+  it('an entry with NUL or a lone surrogate in its details is stored, and does not take the batch with it', async () => {
+    // found 2026-12-02: jsonb refuses \u0000 and unpaired surrogates (a tenant's tool arguments reach
+    // details), so the whole batch failed on every retry: every org's audit entries were lost
+    audit.record({
+      organizationId: ORG,
+      actor: 'key:a',
+      action: 'org.create',
+      outcome: 'ok',
+      details: { i: 0 },
+    });
+    audit.record({
+      organizationId: ORG,
+      actor: 'key:a\u0000b',
+      action: 'tool.invoke',
+      outcome: 'ok',
+      details: {
+        tool: 'x\u0000y',
+        arguments: { 'k\u0000': 'a\u0000b', cut: '\ud83d', low: 'z\udc00' },
+        text: '\\u0000 \\\ud83d',
+        i: 1,
+      },
+    });
+    audit.record({
+      organizationId: ORG,
+      actor: 'key:a',
+      action: 'org.create',
+      outcome: 'ok',
+      details: { i: 2 },
+    });
+    await audit.flush();
+    const rows = await t.database.db.select().from(auditLog).orderBy(auditLog.id);
+    expect(rows.map((r) => (r.details as { i: number }).i)).toEqual([0, 1, 2]);
+    expect(rows[1]?.actor).toBe('key:a\ufffdb');
+    expect(rows[1]?.details).toEqual({
+      tool: 'x\ufffdy',
+      arguments: { 'k\ufffd': 'a\ufffdb', cut: '\ufffd', low: 'z\ufffd' },
+      text: '\\u0000 \\\ufffd',
+      i: 1,
+    });
   });
 
   it('keeps the timestamp of each record to the millisecond', async () => {

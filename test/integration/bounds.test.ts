@@ -167,6 +167,50 @@ describe('the API key rate limit runs before any plugin lookup', () => {
   });
 });
 
+describe('arguments nested deeper than JSON.stringify can go', () => {
+  let t: TestHost;
+  beforeAll(async () => {
+    t = await startTestHost({ corePlugins: [] });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('are a validation error on /v1/invoke and /trpc, not an internal one', async () => {
+    // found 2026-12-02: the size check's JSON.stringify threw RangeError: /v1/invoke answered 500 INTERNAL,
+    // tRPC "Maximum call stack size exceeded"
+    const org = await t.createOrganization('deep');
+    const depth = 100_000;
+    const body = `{"pluginId":"kit","toolName":"echo","arguments":{"n":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+    const send = (path: string) =>
+      fetch(`${t.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${org.apiKey}` },
+        body,
+      });
+    const invoke = await send('/v1/invoke');
+    expect(invoke.status).toBe(400);
+    expect(await invoke.json()).toEqual({
+      error: { code: 'INPUT_INVALID', message: 'arguments: arguments nest too deeply to be serialized' },
+    });
+    const trpc = await send('/trpc/plugins.invokeTool');
+    expect(trpc.status).toBe(400);
+    expect(JSON.stringify(await trpc.json())).toContain('arguments nest too deeply to be serialized');
+  });
+
+  it('so is an event payload nested that deep (events.publish)', async () => {
+    const org = await t.createOrganization('deep-event');
+    const depth = 100_000;
+    const res = await fetch(`${t.url}/trpc/events.publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${org.apiKey}` },
+      body: `{"type":"deep.test","payload":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+    });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toContain('payload nests too deeply to be serialized');
+  });
+});
+
 const REGEX_SERVER = `
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';

@@ -121,6 +121,27 @@ describe.each(DB_KINDS)('OutboxStore on %s', (kind) => {
     expect(await store.get(org, id)).toMatchObject({ status: 'delivered', lastError: null });
   });
 
+  it('an error text with NUL (a webhook answer, a handler result) is recorded; the delivery dies on time', async () => {
+    // found 2026-12-02: text columns refuse NUL, so markRetry/markDead threw: the delivery stayed
+    // `delivering`, was claimed again on every lease expiry and never reached dead
+    const { deliveryIds } = await accept([plugin('p10'), plugin('p11')]);
+    const c = await store.claim(10, 60_000);
+    expect(await store.markRetry(deliveryIds[0] ?? '', c.leaseId, 0, 'HTTP 500: a\u0000b')).toBe(true);
+    expect(await store.markDead(deliveryIds[1] ?? '', c.leaseId, 'handler h returned an error: \u0000')).toBe(
+      true,
+    );
+    expect(await store.get(org, deliveryIds[0] ?? '')).toMatchObject({
+      status: 'pending',
+      lastError: 'HTTP 500: a\ufffdb',
+    });
+    expect(await store.get(org, deliveryIds[1] ?? '')).toMatchObject({
+      status: 'dead',
+      lastError: 'handler h returned an error: \ufffd',
+    });
+    await store.replay(org, deliveryIds[1] ?? '');
+    await drain();
+  });
+
   it.runIf(kind === 'postgres')(
     'two nodes claiming at once never get the same row (FOR UPDATE SKIP LOCKED), and together get all',
     async () => {

@@ -342,6 +342,43 @@ describe.each(DB_KINDS)('events on %s', (kind) => {
     expect((signed?.payload as { headers: Record<string, string> }).headers['hay-signature']).toBeUndefined();
   });
 
+  it('an inbound request whose body or query has NUL (binary, a JSON \\u0000) is accepted and delivered', async () => {
+    // found 2026-12-02: jsonb refuses NUL, so storing the event failed with 500 after verification: the
+    // sender's retries failed the same way and the request was never delivered
+    await org1.hay.plugins.enable.mutate({
+      pluginId: 'ev-hook',
+      configuration: { token: 'tok-123', ghSecret: 'gh-secret' },
+    });
+    const headers = { 'x-hook-token': 'tok-123' };
+    const base = `${t.url}/v1/hooks/${org1.organizationId}/ev-hook/token`;
+    const json = await fetch(`${base}?q=a%00b`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'nul \u0000 here' }),
+    });
+    expect(json.status).toBe(202);
+    const binary = await fetch(base, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/octet-stream' },
+      body: Buffer.from([0x50, 0x4b, 0x00, 0x00, 0xff]),
+    });
+    expect(binary.status).toBe(202);
+    const ids = [((await json.json()) as { eventId: string }).eventId];
+    ids.push(((await binary.json()) as { eventId: string }).eventId);
+    await waitFor(
+      () =>
+        recordedEvents(t.dataDir, org1.organizationId, 'ev-hook').filter((e) => ids.includes(e.id as string))
+          .length === 2,
+      'both requests delivered',
+    );
+    const got = recordedEvents(t.dataDir, org1.organizationId, 'ev-hook');
+    expect(got.find((e) => e.id === ids[0])?.payload).toMatchObject({
+      query: { q: 'a\ufffdb' },
+      json: { text: 'nul \ufffd here' },
+    });
+    expect(got.find((e) => e.id === ids[1])?.payload).toMatchObject({ body: 'PK\ufffd\ufffd\ufffd' });
+  });
+
   it('a flood on an inbound route is rate limited: only what the limit admits is delivered', async () => {
     const before = (await deliveries(org1.hay, 'ev-hook')).length;
     const answers = await Promise.all(

@@ -208,6 +208,27 @@ describe('OAuth 2.1 for remote plugins, per organization', () => {
     expect(bogus.status).toBe(400);
     expect(await bogus.text()).toContain('Unknown or expired authorization state');
   });
+
+  it('a callback error whose description has NUL fails the authorization, recorded; the state is spent', async () => {
+    // found 2026-12-02: last_error refused NUL, so the failure was not recorded (answer "Authorization
+    // failed", no audit) and the authorization stayed pending with its state still valid
+    const e = await t.createOrganization('org-e');
+    await e.hay.plugins.enable.mutate({ pluginId: 'oauth-remote', configuration: {} });
+    const start = await e.hay.plugins.connect.mutate({ pluginId: 'oauth-remote' });
+    if (start.status !== 'authorization_required') throw new Error('expected an authorization URL');
+    const state = new URL(start.authorizationUrl).searchParams.get('state') ?? '';
+    const denied = await fetch(
+      `${t.url}/v1/oauth/callback?state=${state}&error=access_denied&error_description=no%00way`,
+    );
+    expect(denied.status).toBe(400);
+    expect(await denied.text()).toContain('was not granted (access_denied: no');
+    expect(await e.hay.plugins.authStatus.query({ pluginId: 'oauth-remote' })).toMatchObject({
+      status: 'failed',
+      lastError: 'access_denied: no\ufffdway',
+    });
+    const again = await fetch(`${t.url}/v1/oauth/callback?state=${state}&code=x`);
+    expect(await again.text()).toContain('Unknown or expired authorization state');
+  });
 });
 
 describe('OAuth for a tenant (custom) remote plugin', () => {
