@@ -116,6 +116,9 @@ function keyPrefixOf(token: string | undefined): string {
 
 type AuditInsert = typeof auditLog.$inferInsert;
 
+/** The buffer holds at most this many batches (`maxBuffered` entries each) while writes fail or hang. */
+const MAX_KEPT_BATCHES = 10;
+
 /**
  * One `insert … select from json_to_recordset($1)` for a whole batch: ONE bound parameter (the rows as a
  * JSON array, in order, so ids follow the order of `record`) instead of drizzle's multi-row VALUES, whose
@@ -155,6 +158,8 @@ export class AuditLog {
   private closed = false;
   private readonly authFailures = new Map<string, AuthAggregate>();
   private authTimer: NodeJS.Timeout | undefined;
+  /** Entries dropped from a full buffer since the last flush. */
+  private dropped = 0;
 
   constructor(
     private readonly db: Db,
@@ -246,6 +251,12 @@ export class AuditLog {
       details: entry.details ?? {},
       at: new Date(),
     });
+    // writes failing or hanging: keep the newest, count the rest (reported by the next flush)
+    const over = this.buffer.length - MAX_KEPT_BATCHES * this.options.maxBuffered;
+    if (over > 0) {
+      this.buffer.splice(0, over);
+      this.dropped += over;
+    }
     if (this.buffer.length >= this.options.maxBuffered) void this.flush();
     else if (!this.timer && !this.closed) {
       this.timer = setTimeout(() => {
@@ -260,18 +271,74 @@ export class AuditLog {
   flush(): Promise<void> {
     this.closeAuthWindow();
     const run = (this.flushing ?? Promise.resolve()).then(async () => {
+      if (this.dropped > 0) {
+        this.logger.error(
+          { dropped: this.dropped },
+          'audit entries dropped: the buffer was full while writes failed or hung',
+        );
+        this.dropped = 0;
+      }
       if (this.buffer.length === 0) return;
       const batch = this.buffer;
       this.buffer = [];
-      try {
-        await this.db.execute(insertRows(batch));
-      } catch (err) {
-        this.logger.error({ err, entries: batch.length }, 'audit write failed; will retry');
-        this.buffer = [...batch, ...this.buffer].slice(-10 * this.options.maxBuffered);
-      }
+      const keep = await this.write(batch);
+      if (keep.length > 0)
+        this.buffer = [...keep, ...this.buffer].slice(-MAX_KEPT_BATCHES * this.options.maxBuffered);
     });
     this.flushing = run;
     return run;
+  }
+
+  /** Entries waiting for a write (bounded: MAX_KEPT_BATCHES × maxBuffered). */
+  buffered(): number {
+    return this.buffer.length;
+  }
+
+  /**
+   * Writes `batch`. When that fails while the database answers (`select 1`), the batch is written again
+   * in halves, in order, so one entry the database refuses cannot hold back the others: a lone refused
+   * entry is logged and dropped. Returns what to keep for the next flush: the entries not written while
+   * the database did not answer.
+   */
+  private async write(batch: AuditInsert[]): Promise<AuditInsert[]> {
+    try {
+      await this.db.execute(insertRows(batch));
+      return [];
+    } catch (err) {
+      if (!(await this.answers())) {
+        this.logger.error({ err, entries: batch.length }, 'audit write failed; will retry');
+        return batch;
+      }
+    }
+    const keep: AuditInsert[] = [];
+    const split = async (rows: AuditInsert[]): Promise<void> => {
+      try {
+        await this.db.execute(insertRows(rows));
+      } catch (err) {
+        if (rows.length > 1) {
+          await split(rows.slice(0, rows.length >> 1));
+          await split(rows.slice(rows.length >> 1));
+        } else if (await this.answers()) {
+          const e = rows[0] as AuditInsert;
+          this.logger.error(
+            { err, orgId: e.organizationId, action: e.action },
+            'audit entry refused by the database; dropped',
+          );
+        } else keep.push(...rows);
+      }
+    };
+    await split(batch);
+    return keep;
+  }
+
+  /** Whether the database answers a trivial query now. */
+  private async answers(): Promise<boolean> {
+    try {
+      await this.db.execute(sql`select 1`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async query(q: AuditQuery): Promise<{ entries: AuditRow[]; nextCursor: number | null }> {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { auditLog } from '../../src/db/schema.js';
+import type { Db } from '../../src/db/database.js';
 import { createTestDatabase, DB_KINDS, type TestDatabase } from '../helpers/db.js';
 
 const ORG = '00000000-0000-4000-8000-000000000001';
@@ -164,11 +165,81 @@ describe.each(DB_KINDS)('audit log batch writes (%s)', (kind) => {
     });
   });
 
+  it('one entry the write refuses is dropped and logged; the rest of its batch is written (it held back every later batch)', async () => {
+    // a BigInt cannot be serialized: the whole batch failed on every retry, so no entry was written again
+    for (let i = 0; i < 5; i++)
+      audit.record({
+        organizationId: ORG,
+        actor: 'key:a',
+        action: 'tool.invoke',
+        outcome: 'ok',
+        details: { i },
+      });
+    audit.record({
+      organizationId: ORG,
+      actor: 'key:a',
+      action: 'tool.invoke',
+      outcome: 'ok',
+      details: { n: 10n },
+    });
+    for (let i = 5; i < 9; i++)
+      audit.record({
+        organizationId: ORG,
+        actor: 'key:a',
+        action: 'tool.invoke',
+        outcome: 'ok',
+        details: { i },
+      });
+    await audit.flush();
+    const rows = await t.database.db.select().from(auditLog).orderBy(auditLog.id);
+    expect(rows.map((r) => (r.details as { i?: number }).i)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(audit.buffered()).toBe(0);
+  });
+
   it('keeps the timestamp of each record to the millisecond', async () => {
     audit.record({ organizationId: ORG, actor: 'a', action: 'org.create', outcome: 'ok' });
     const buffered = (audit as unknown as { buffer: { at: Date }[] }).buffer.map((r) => r.at.getTime());
     await audit.flush();
     const rows = await t.database.db.select().from(auditLog);
     expect(rows.map((r) => r.at.getTime())).toEqual(buffered);
+  });
+});
+
+describe('audit log when the database fails', () => {
+  const entry = (i: number) => ({
+    organizationId: ORG,
+    actor: 'key:a',
+    action: 'tool.invoke' as const,
+    outcome: 'ok' as const,
+    details: { i },
+  });
+
+  it('keeps every entry of a batch no part of which could be written, and writes them on the next flush', async () => {
+    let down = true;
+    let writes = 0;
+    const db = {
+      execute: () => {
+        writes++;
+        return down ? Promise.reject(new Error('connection refused')) : Promise.resolve();
+      },
+    } as unknown as Db;
+    const audit = new AuditLog(db, pino({ level: 'silent' }), { flushIntervalMs: 60_000, maxBuffered: 100 });
+    for (let i = 0; i < 10; i++) audit.record(entry(i));
+    await audit.flush();
+    // the write and the check that the database answers; no splitting while it does not
+    expect(writes).toBe(2);
+    expect(audit.buffered()).toBe(10);
+    down = false;
+    await audit.flush();
+    expect(audit.buffered()).toBe(0);
+    await audit.close();
+  });
+
+  it('holds at most ten batches while a write hangs, dropping the oldest', async () => {
+    const db = { execute: () => new Promise(() => undefined) } as unknown as Db;
+    const audit = new AuditLog(db, pino({ level: 'silent' }), { flushIntervalMs: 60_000, maxBuffered: 10 });
+    // the first batch of ten goes to the hanging write; the rest wait in the buffer
+    for (let i = 0; i < 10 + 150; i++) audit.record(entry(i));
+    expect(audit.buffered()).toBe(100);
   });
 });
