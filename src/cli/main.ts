@@ -65,6 +65,10 @@ async function serve(args: readonly string[], io: Out): Promise<number> {
   const config = loadConfig(process.env, args);
   const logger = createLogger({ level: config.logLevel, pretty: wantsPrettyLogs(config.logFormat) });
   const host = await createHost(config, { logger });
+  // Node's default ends the process on an unhandled rejection: every organization's calls with it. A
+  // rejection nobody awaited is a bug in one piece of work, logged (and visible in the log), not a stop.
+  const onRejection = (reason: unknown) => logger.error({ err: reason }, 'unhandled promise rejection');
+  process.on('unhandledRejection', onRejection);
   let stopping = false;
   const done = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -86,10 +90,12 @@ async function serve(args: readonly string[], io: Out): Promise<number> {
   } catch (err) {
     logger.fatal({ err }, 'host failed to start');
     await host.close();
+    process.off('unhandledRejection', onRejection);
     io.err(`hay-plugins: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   await done;
+  process.off('unhandledRejection', onRejection);
   return 0;
 }
 

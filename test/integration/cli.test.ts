@@ -193,3 +193,42 @@ function writePlugin(dir: string, manifest: object | string) {
     typeof manifest === 'string' ? manifest : JSON.stringify(manifest, null, 2),
   );
 }
+
+describe('hay-plugins serve', () => {
+  it('logs a promise rejection nobody handled and keeps serving (Node would end the process)', async () => {
+    // a preload that makes a stray rejection on SIGUSR2, once the host runs
+    const preload = path.join(tmp, 'stray-rejection.mjs');
+    writeFileSync(
+      preload,
+      "process.on('SIGUSR2', () => { Promise.reject(new Error('stray rejection for the test')); });\n",
+    );
+    const child = spawn(process.execPath, ['--import', preload, BIN, 'serve'], {
+      cwd: REPO_ROOT,
+      env: cleanEnv({
+        HAY_PORT: '0',
+        HAY_DATA_DIR: path.join(tmp, 'serve-data'),
+        HAY_ADMIN_TOKEN: 'cli-test-admin-token',
+        HAY_LOG_FORMAT: 'json',
+        HAY_LOG_LEVEL: 'info',
+        HAY_SANDBOX: 'off',
+      }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => out.includes('hay plugin host listening'), 'the host to listen', 60_000);
+      const url = /"url":"([^"]+)"/.exec(out.slice(out.indexOf('hay plugin host listening') - 300))?.[1];
+      expect(url).toBeDefined();
+      child.kill('SIGUSR2');
+      await waitFor(() => out.includes('unhandled promise rejection'), 'the rejection to be logged');
+      expect(out).toContain('stray rejection for the test');
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 90_000);
+});
