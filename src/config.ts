@@ -107,6 +107,8 @@ export interface HostConfig {
   /** A server's tools/list, all pages together: most tools and most JSON bytes. */
   maxTools: number;
   maxToolsListBytes: number;
+  /** Most bytes written to a plugin process's stdin that it has not read yet; past it the process is stopped. */
+  maxStdinBacklogBytes: number;
   /** Operator ceilings for manifest `runtime` settings; a manifest above one is invalid, naming it. */
   manifestMaxMemoryMb: number;
   manifestMaxCpuPercent: number;
@@ -274,6 +276,7 @@ export const DEFAULTS: HostConfig = {
   maxToolResultBytes: 8 * 1024 * 1024,
   maxTools: 1_000,
   maxToolsListBytes: 4 * 1024 * 1024,
+  maxStdinBacklogBytes: 32 * 1024 * 1024,
   manifestMaxMemoryMb: 4_096,
   manifestMaxCpuPercent: 400,
   manifestMaxProcesses: 256,
@@ -412,6 +415,7 @@ const FIELDS: readonly Field[] = [
   f('maxToolResultBytes', 'HAY_MAX_TOOL_RESULT_BYTES', 'int', { min: 1024 }),
   f('maxTools', 'HAY_MAX_TOOLS', 'int', { min: 1 }),
   f('maxToolsListBytes', 'HAY_MAX_TOOLS_LIST_BYTES', 'int', { min: 1024 }),
+  f('maxStdinBacklogBytes', 'HAY_MAX_STDIN_BACKLOG_BYTES', 'int', { min: 64 * 1024 }),
   f('manifestMaxMemoryMb', 'HAY_MANIFEST_MAX_MEMORY_MB', 'int', { min: 16 }),
   f('manifestMaxCpuPercent', 'HAY_MANIFEST_MAX_CPU_PERCENT', 'int', { min: 1 }),
   f('manifestMaxProcesses', 'HAY_MANIFEST_MAX_PROCESSES', 'int', { min: 1 }),

@@ -276,6 +276,7 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    maxStdinBacklogBytes: config.maxStdinBacklogBytes,
     responseLimits: {
       maxResultBytes: config.maxToolResultBytes,
       maxTools: config.maxTools,
