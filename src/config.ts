@@ -155,6 +155,8 @@ export interface HostConfig {
   mcpSessionIdleMs: number;
   /** An /mcp tool call whose plugin asked for client input (sampling, elicitation, roots) waits this long. */
   mcpInputRoundTimeoutMs: number;
+  /** Requests one /mcp tool call's plugin may have waiting for client input at once; more are refused. */
+  mcpMaxInputRequestsPerCall: number;
   /** Messages kept per 2025-11-25 /mcp session to resume a dropped SSE stream (Last-Event-ID). */
   mcpResumeEventsPerSession: number;
   /** resources/subscribe a 2025-11-25 /mcp session may hold at once. */
@@ -304,6 +306,7 @@ export const DEFAULTS: HostConfig = {
   mcpMaxSessionsPerOrg: 100,
   mcpSessionIdleMs: 30 * 60_000,
   mcpInputRoundTimeoutMs: 10 * 60_000,
+  mcpMaxInputRequestsPerCall: 32,
   mcpResumeEventsPerSession: 1_000,
   mcpMaxSubscriptionsPerSession: 100,
   mcpAllowedHosts: [],
@@ -443,6 +446,7 @@ const FIELDS: readonly Field[] = [
   f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
   f('mcpInputRoundTimeoutMs', 'HAY_MCP_INPUT_ROUND_TIMEOUT_MS', 'int', { min: 100 }),
+  f('mcpMaxInputRequestsPerCall', 'HAY_MCP_MAX_INPUT_REQUESTS_PER_CALL', 'int', { min: 1 }),
   f('mcpResumeEventsPerSession', 'HAY_MCP_RESUME_EVENTS_PER_SESSION', 'int', { min: 0 }),
   f('mcpMaxSubscriptionsPerSession', 'HAY_MCP_MAX_SUBSCRIPTIONS_PER_SESSION', 'int', { min: 1 }),
   f('mcpAllowedHosts', 'HAY_MCP_ALLOWED_HOSTS', 'list'),

@@ -474,6 +474,7 @@ export async function createHost(
       maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
       sessionIdleMs: config.mcpSessionIdleMs,
       inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
+      maxInputRequestsPerCall: config.mcpMaxInputRequestsPerCall,
       maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
       maxSubscriptionsPerSession: config.mcpMaxSubscriptionsPerSession,
       allowList: mcpHostAllowList({
