@@ -107,6 +107,8 @@ export interface HostConfig {
   /** A server's tools/list, all pages together: most tools and most JSON bytes. */
   maxTools: number;
   maxToolsListBytes: number;
+  /** Most bytes written to a plugin process's stdin that it has not read yet; past it the process is stopped. */
+  maxStdinBacklogBytes: number;
   /** Operator ceilings for manifest `runtime` settings; a manifest above one is invalid, naming it. */
   manifestMaxMemoryMb: number;
   manifestMaxCpuPercent: number;
@@ -153,6 +155,8 @@ export interface HostConfig {
   mcpSessionIdleMs: number;
   /** An /mcp tool call whose plugin asked for client input (sampling, elicitation, roots) waits this long. */
   mcpInputRoundTimeoutMs: number;
+  /** Requests one /mcp tool call's plugin may have waiting for client input at once; more are refused. */
+  mcpMaxInputRequestsPerCall: number;
   /** Messages kept per 2025-11-25 /mcp session to resume a dropped SSE stream (Last-Event-ID). */
   mcpResumeEventsPerSession: number;
   /** resources/subscribe a 2025-11-25 /mcp session may hold at once. */
@@ -274,6 +278,7 @@ export const DEFAULTS: HostConfig = {
   maxToolResultBytes: 8 * 1024 * 1024,
   maxTools: 1_000,
   maxToolsListBytes: 4 * 1024 * 1024,
+  maxStdinBacklogBytes: 32 * 1024 * 1024,
   manifestMaxMemoryMb: 4_096,
   manifestMaxCpuPercent: 400,
   manifestMaxProcesses: 256,
@@ -301,6 +306,7 @@ export const DEFAULTS: HostConfig = {
   mcpMaxSessionsPerOrg: 100,
   mcpSessionIdleMs: 30 * 60_000,
   mcpInputRoundTimeoutMs: 10 * 60_000,
+  mcpMaxInputRequestsPerCall: 32,
   mcpResumeEventsPerSession: 1_000,
   mcpMaxSubscriptionsPerSession: 100,
   mcpAllowedHosts: [],
@@ -412,6 +418,7 @@ const FIELDS: readonly Field[] = [
   f('maxToolResultBytes', 'HAY_MAX_TOOL_RESULT_BYTES', 'int', { min: 1024 }),
   f('maxTools', 'HAY_MAX_TOOLS', 'int', { min: 1 }),
   f('maxToolsListBytes', 'HAY_MAX_TOOLS_LIST_BYTES', 'int', { min: 1024 }),
+  f('maxStdinBacklogBytes', 'HAY_MAX_STDIN_BACKLOG_BYTES', 'int', { min: 64 * 1024 }),
   f('manifestMaxMemoryMb', 'HAY_MANIFEST_MAX_MEMORY_MB', 'int', { min: 16 }),
   f('manifestMaxCpuPercent', 'HAY_MANIFEST_MAX_CPU_PERCENT', 'int', { min: 1 }),
   f('manifestMaxProcesses', 'HAY_MANIFEST_MAX_PROCESSES', 'int', { min: 1 }),
@@ -439,6 +446,7 @@ const FIELDS: readonly Field[] = [
   f('mcpMaxSessionsPerOrg', 'HAY_MCP_MAX_SESSIONS_PER_ORG', 'int', { min: 1 }),
   f('mcpSessionIdleMs', 'HAY_MCP_SESSION_IDLE_MS', 'int', { min: 1000 }),
   f('mcpInputRoundTimeoutMs', 'HAY_MCP_INPUT_ROUND_TIMEOUT_MS', 'int', { min: 100 }),
+  f('mcpMaxInputRequestsPerCall', 'HAY_MCP_MAX_INPUT_REQUESTS_PER_CALL', 'int', { min: 1 }),
   f('mcpResumeEventsPerSession', 'HAY_MCP_RESUME_EVENTS_PER_SESSION', 'int', { min: 0 }),
   f('mcpMaxSubscriptionsPerSession', 'HAY_MCP_MAX_SUBSCRIPTIONS_PER_SESSION', 'int', { min: 1 }),
   f('mcpAllowedHosts', 'HAY_MCP_ALLOWED_HOSTS', 'list'),

@@ -276,6 +276,7 @@ export async function createHost(
       maxOpenFiles: config.sandboxMaxOpenFiles,
     },
     callTimeoutMs: config.callTimeoutMs,
+    maxStdinBacklogBytes: config.maxStdinBacklogBytes,
     responseLimits: {
       maxResultBytes: config.maxToolResultBytes,
       maxTools: config.maxTools,
@@ -473,6 +474,7 @@ export async function createHost(
       maxSessionsPerOrg: config.mcpMaxSessionsPerOrg,
       sessionIdleMs: config.mcpSessionIdleMs,
       inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
+      maxInputRequestsPerCall: config.mcpMaxInputRequestsPerCall,
       maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
       maxSubscriptionsPerSession: config.mcpMaxSubscriptionsPerSession,
       allowList: mcpHostAllowList({

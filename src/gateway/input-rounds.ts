@@ -8,7 +8,11 @@ export interface InputRoundsLimits {
   maxWaitingPerOrg: number;
   /** A call whose client does not come back with the input within this long is cancelled. */
   roundTimeoutMs: number;
+  /** Requests one call may have waiting for its client at once; a further one is refused. Default 32. */
+  maxPendingPerCall?: number;
 }
+
+const MAX_PENDING_PER_CALL = 32;
 
 /** What the current round (one tools/call request of the client) offers the call. */
 export interface RoundTarget {
@@ -57,7 +61,8 @@ interface RoundCall<T> {
  * A request the client did not declare the capability for is refused to the plugin at once with an
  * error naming it. `requestState` is 128 random bits bound to the organization and API key that began
  * the call: any other key, an unknown or an expired id gets -32602. Calls waiting for input are bounded
- * per organization and cancelled (their plugin request aborted) after roundTimeoutMs without a retry.
+ * per organization, the requests waiting per call (maxPendingPerCall), and a call is cancelled (its
+ * plugin request aborted) after roundTimeoutMs without a retry.
  * Calls live in this node's memory: a retry must reach the same host node.
  */
 export class InputRounds {
@@ -101,6 +106,9 @@ export class InputRounds {
         const refusal =
           call.target?.refuses(request) ??
           (this.closed ? 'the host is shutting down' : undefined) ??
+          (call.pending.size >= (this.limits.maxPendingPerCall ?? MAX_PENDING_PER_CALL)
+            ? `too many requests of this call wait for client input (limit ${this.limits.maxPendingPerCall ?? MAX_PENDING_PER_CALL})`
+            : undefined) ??
           (this.waiting(call.orgId) >= this.limits.maxWaitingPerOrg
             ? `too many calls of this organization wait for client input (limit ${this.limits.maxWaitingPerOrg})`
             : undefined);

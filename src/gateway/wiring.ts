@@ -28,6 +28,8 @@ export interface GatewayOptions {
   maxRequestBodyBytes: number;
   /** A call whose plugin asked for client input (sampling, elicitation, roots) waits this long for it. */
   inputRoundTimeoutMs: number;
+  /** Plugin requests one call may have waiting for client input at once. Unset: InputRounds' default. */
+  maxInputRequestsPerCall?: number;
   /** Messages kept per 2025-11-25 session for resuming a dropped SSE stream (Last-Event-ID). */
   maxResumeEventsPerSession: number;
   /** resources/subscribe held at once by one 2025-11-25 session. */
@@ -87,6 +89,9 @@ export function wireGateway(d: GatewayDeps): Gateway {
   const rounds = new InputRounds({
     maxWaitingPerOrg: d.options.maxSessionsPerOrg,
     roundTimeoutMs: d.options.inputRoundTimeoutMs,
+    ...(d.options.maxInputRequestsPerCall !== undefined
+      ? { maxPendingPerCall: d.options.maxInputRequestsPerCall }
+      : {}),
   });
   const buildServer = (caller: Parameters<typeof createGatewayServer>[0]) =>
     createGatewayServer(caller, { catalog, plugins: d.plugins, rounds, logger });

@@ -22,3 +22,18 @@ export function approxBytes(value: unknown): number {
   }
   return total;
 }
+
+/** Deepest nesting of arrays and objects a plugin's answer may have (JSON.stringify and recursive code stay safe). */
+export const MAX_JSON_DEPTH = 512;
+
+/** True when `value` nests arrays/objects more than `maxDepth` levels deep. Iterative. */
+export function exceedsDepth(value: unknown, maxDepth = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= maxDepth) return true;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1]);
+  }
+  return false;
+}

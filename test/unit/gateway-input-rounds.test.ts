@@ -110,4 +110,23 @@ describe('InputRounds (server-to-client requests of /mcp calls as multi round-tr
     expect(await ask()).toEqual({ kind: 'done', value: expect.stringMatching(/too many calls/) });
     rounds.close();
   });
+
+  it('bounds the requests one call may leave waiting: a plugin asking in a loop gets the rest refused', async () => {
+    const rounds = new InputRounds({ maxWaitingPerOrg: 10, roundTimeoutMs: 60_000, maxPendingPerCall: 4 });
+    const refused: string[] = [];
+    const first = await rounds.begin(alice, target(), async (hooks) => {
+      const asks = Array.from({ length: 1000 }, () =>
+        hooks.onServerRequest(sampling, new AbortController().signal).catch((err: Error) => {
+          refused.push(err.message);
+        }),
+      );
+      await Promise.all(asks);
+    });
+    if (first.kind !== 'input') throw new Error('expected input');
+    expect(Object.keys(first.result.inputRequests ?? {})).toHaveLength(4);
+    await Promise.resolve();
+    expect(refused).toHaveLength(996);
+    expect(refused[0]).toMatch(/limit 4/);
+    rounds.close();
+  });
 });

@@ -12,6 +12,7 @@ import type {
   PluginSpec,
   RemoteEndpointProvider,
 } from '../ports.js';
+import type { ManagedProcess } from '../process/managed-process.js';
 import type { ProcessManager } from '../process/process-manager.js';
 import { ProcessStdioTransport } from '../process/stdio-transport.js';
 import { abortReason } from './call-scope.js';
@@ -29,6 +30,8 @@ export interface McpConnectionFactoryOptions {
   limits: Required<ResourceLimits>;
   /** Timeout of connection calls (listTools, callTool, ping) that pass no timeoutMs. */
   callTimeoutMs: number;
+  /** Bytes a plugin process may leave unread on its stdin (ProcessStdioTransport); unset: its default. */
+  maxStdinBacklogBytes?: number;
   /** The error for a remote server that refused for lack of OAuth authorization. */
   authorizationRequired?: (spec: PluginSpec) => Error;
   /** Caps on server answers (tools/list, results), passed to every connection; unset: unbounded. */
@@ -49,6 +52,11 @@ export interface McpConnectionFactoryOptions {
  */
 export class McpConnectionFactory implements ConnectionFactory {
   constructor(private readonly opts: McpConnectionFactoryOptions) {}
+
+  private stdioTransport(proc: ManagedProcess): ProcessStdioTransport {
+    const max = this.opts.maxStdinBacklogBytes;
+    return new ProcessStdioTransport(proc, max !== undefined ? { maxBacklogBytes: max } : {});
+  }
 
   async connect(
     orgId: string,
@@ -119,7 +127,7 @@ export class McpConnectionFactory implements ConnectionFactory {
       ...(this.opts.rootsSettleMs !== undefined ? { rootsSettleMs: this.opts.rootsSettleMs } : {}),
     });
     try {
-      await connection.open(new ProcessStdioTransport(proc), { signal, timeoutMs: remaining(deadline) });
+      await connection.open(this.stdioTransport(proc), { signal, timeoutMs: remaining(deadline) });
     } catch (err) {
       await connection.close();
       if (!isUnsupportedProtocol(err)) throw err;
@@ -155,7 +163,7 @@ export class McpConnectionFactory implements ConnectionFactory {
       ...(this.opts.responseLimits ? { limits: this.opts.responseLimits } : {}),
     });
     try {
-      await connection.open(new ProcessStdioTransport(proc), { signal, timeoutMs: remaining(deadline) });
+      await connection.open(this.stdioTransport(proc), { signal, timeoutMs: remaining(deadline) });
     } catch (err) {
       await connection.close();
       throw err;

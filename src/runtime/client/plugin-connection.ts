@@ -24,7 +24,7 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
-import { approxBytes } from '../json-size.js';
+import { approxBytes, exceedsDepth, MAX_JSON_DEPTH } from '../json-size.js';
 import type { Logger } from '../../logger.js';
 import type {
   CallOptions,
@@ -363,6 +363,11 @@ export class McpPluginConnection implements PluginConnection {
         },
       ),
     ).finally(() => this.calls.delete(entry));
+    if (exceedsDepth(result))
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${this.opts.pluginId} returned a result nested more than ${MAX_JSON_DEPTH} levels deep for tool "${name}"`,
+      );
     const max = this.opts.limits?.maxResultBytes;
     if (max !== undefined) {
       const size = approxBytes(result);
@@ -627,6 +632,11 @@ export class McpPluginConnection implements PluginConnection {
   }
 
   private checkResultSize(result: unknown, what: string): void {
+    if (exceedsDepth(result))
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `Plugin ${this.opts.pluginId} returned a result nested more than ${MAX_JSON_DEPTH} levels deep for ${what}`,
+      );
     const max = this.opts.limits?.maxResultBytes;
     if (max === undefined) return;
     const size = approxBytes(result);

@@ -3,6 +3,9 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { JsonRpcLineReader } from './jsonrpc-lines.js';
 import type { ManagedProcess } from './managed-process.js';
 
+/** Default most bytes written to a plugin's stdin and not yet taken by it (config maxStdinBacklogBytes). */
+export const MAX_STDIN_BACKLOG_BYTES = 32 * 1024 * 1024;
+
 /**
  * MCP client transport over a ManagedProcess's stdin/stdout: newline-delimited JSON-RPC, the SDK's stdio
  * framing (one `JSON.stringify(message) + "\n"` per message; lines cut by JsonRpcLineReader and validated by the
@@ -11,6 +14,9 @@ import type { ManagedProcess } from './managed-process.js';
  * cost one pipe write per turn, not one per call; `send` resolves when its write completed. `onclose`
  * fires once: when the process's stdout closes, when the process and its group are gone, or on `close()`.
  * `close()` also stops the process (escalating) and resolves when it is gone; idempotent.
+ * Bytes written but not yet read by the plugin stay in host memory: when a write finds earlier ones still
+ * waiting and would take them past `maxBacklogBytes`, the plugin is taken as not reading its stdin: the
+ * write's senders are rejected, `onerror` gets the reason and the transport closes (stopping the process).
  */
 export class ProcessStdioTransport implements Transport {
   onclose?: () => void;
@@ -24,7 +30,14 @@ export class ProcessStdioTransport implements Transport {
   private pending: string[] = [];
   private pendingSenders: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
-  constructor(private readonly proc: ManagedProcess) {}
+  private readonly maxBacklogBytes: number;
+
+  constructor(
+    private readonly proc: ManagedProcess,
+    options: { maxBacklogBytes?: number } = {},
+  ) {
+    this.maxBacklogBytes = options.maxBacklogBytes ?? MAX_STDIN_BACKLOG_BYTES;
+  }
 
   async start(): Promise<void> {
     if (this.started) throw new Error('ProcessStdioTransport already started');
@@ -56,6 +69,16 @@ export class ProcessStdioTransport implements Transport {
     if (this.closed || stdin.destroyed || !stdin.writable) {
       const err = new Error('Plugin process is not running');
       for (const s of senders) s.reject(err);
+      return;
+    }
+    const waiting = stdin.writableLength;
+    if (waiting > 0 && waiting + Buffer.byteLength(text) > this.maxBacklogBytes) {
+      const err = new Error(
+        `Plugin process does not read its stdin: ${waiting} bytes are still waiting for it (limit HAY_MAX_STDIN_BACKLOG_BYTES, ${this.maxBacklogBytes})`,
+      );
+      for (const s of senders) s.reject(err);
+      this.onerror?.(err);
+      void this.close();
       return;
     }
     stdin.write(text, (err) => {
