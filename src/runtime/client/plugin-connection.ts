@@ -40,6 +40,7 @@ import type {
   Tool,
 } from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
+import { StdinBacklogError } from '../process/stdio-transport.js';
 import { groupUsage } from '../process/proc-stats.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
 import { ConnectionEnds, errorText } from './connection-end.js';
@@ -147,6 +148,8 @@ export class McpPluginConnection implements PluginConnection {
   private readonly calls = new Set<CallOptions>();
   private closing: Promise<void> | undefined;
   private opened = false;
+  /** Set when the transport closed because the plugin stopped reading its stdin (StdinBacklogError). */
+  private cutOff: string | undefined;
   private rootsListed = false;
   private transportRef: Transport | undefined;
   /** Errors of requests failed by failRequests(), by the key in their injected answer's data. */
@@ -210,14 +213,19 @@ export class McpPluginConnection implements PluginConnection {
       for (const listener of this.updatedListeners)
         this.safely(() => listener(n.params.uri, typeof forOrg === 'string' ? forOrg : undefined));
     });
-    this.client.onerror = (err) => opts.logger.debug({ err: err.message }, 'MCP transport error');
+    this.client.onerror = (err) => {
+      if (err instanceof StdinBacklogError) this.cutOff = err.message;
+      opts.logger.debug({ err: err.message }, 'MCP transport error');
+    };
     this.client.onclose = () => this.onTransportClosed();
     const proc = opts.process;
     if (proc) {
       void proc.exited.then(async (exit) => {
         if (this.closing || !this.opened) return;
         const limit = await proc.limitReason().catch(() => undefined);
-        this.end({ kind: 'exited', code: exit.code, signal: exit.signal, ...(limit ? { limit } : {}) });
+        // stopped by the host for not reading its stdin: that, not the exit code, is why calls failed
+        if (this.cutOff !== undefined && !limit) this.end({ kind: 'error', message: this.cutOff });
+        else this.end({ kind: 'exited', code: exit.code, signal: exit.signal, ...(limit ? { limit } : {}) });
       });
     }
   }

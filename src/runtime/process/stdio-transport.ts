@@ -3,6 +3,9 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { JsonRpcLineReader } from './jsonrpc-lines.js';
 import type { ManagedProcess } from './managed-process.js';
 
+/** What the transport reports (onerror) when it closes because the plugin does not read its stdin. */
+export class StdinBacklogError extends Error {}
+
 /** Default most bytes written to a plugin's stdin and not yet taken by it (config maxStdinBacklogBytes). */
 export const MAX_STDIN_BACKLOG_BYTES = 32 * 1024 * 1024;
 
@@ -73,7 +76,7 @@ export class ProcessStdioTransport implements Transport {
     }
     const waiting = stdin.writableLength;
     if (waiting > 0 && waiting + Buffer.byteLength(text) > this.maxBacklogBytes) {
-      const err = new Error(
+      const err = new StdinBacklogError(
         `Plugin process does not read its stdin: ${waiting} bytes are still waiting for it (limit HAY_MAX_STDIN_BACKLOG_BYTES, ${this.maxBacklogBytes})`,
       );
       for (const s of senders) s.reject(err);
