@@ -26,14 +26,27 @@ export function approxBytes(value: unknown): number {
 /** Deepest nesting of arrays and objects a plugin's answer may have (JSON.stringify and recursive code stay safe). */
 export const MAX_JSON_DEPTH = 512;
 
-/** True when `value` nests arrays/objects more than `maxDepth` levels deep. Iterative. */
-export function exceedsDepth(value: unknown, maxDepth = MAX_JSON_DEPTH): boolean {
+/**
+ * approxBytes and the nesting check in ONE walk: `bytes` as approxBytes counts them, `tooDeep` when arrays
+ * and objects nest more than `maxDepth` levels (the walk stops there; `bytes` is then partial). Iterative.
+ */
+export function measureJson(value: unknown, maxDepth = MAX_JSON_DEPTH): { bytes: number; tooDeep: boolean } {
+  let bytes = 0;
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop() as [unknown, number];
-    if (v === null || typeof v !== 'object') continue;
-    if (depth >= maxDepth) return true;
-    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1]);
+    if (typeof v === 'string') bytes += v.length;
+    else if (v === null || typeof v !== 'object') bytes += 8;
+    else {
+      if (depth >= maxDepth) return { bytes, tooDeep: true };
+      bytes += 8;
+      if (Array.isArray(v)) for (const x of v) stack.push([x, depth + 1]);
+      else
+        for (const [k, x] of Object.entries(v)) {
+          bytes += k.length;
+          stack.push([x, depth + 1]);
+        }
+    }
   }
-  return false;
+  return { bytes, tooDeep: false };
 }

@@ -1,10 +1,11 @@
 import { Client, ProtocolError, type Transport } from '@modelcontextprotocol/client';
 import { InstanceError, TimeoutError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { approxBytes, exceedsDepth, MAX_JSON_DEPTH } from '../json-size.js';
+import { approxBytes } from '../json-size.js';
 import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
+import { checkPluginResult } from './result-check.js';
 import { ConnectionEnds, errorText } from './connection-end.js';
 import { HOST_CLIENT_INFO, type ResponseLimits } from './plugin-connection.js';
 
@@ -128,17 +129,7 @@ export class ModernPluginConnection implements PluginConnection {
         },
       ),
     );
-    if (exceedsDepth(result))
-      throw new InstanceError(
-        'INSTANCE_FAILED',
-        `Plugin ${this.opts.pluginId} returned a result nested more than ${MAX_JSON_DEPTH} levels deep for tool "${name}"`,
-      );
-    const max = this.opts.limits?.maxResultBytes;
-    if (max !== undefined && approxBytes(result) > max)
-      throw new InstanceError(
-        'INSTANCE_FAILED',
-        `Plugin ${this.opts.pluginId} returned a result over ${max} bytes for tool "${name}" (HAY_MAX_TOOL_RESULT_BYTES)`,
-      );
+    checkPluginResult(this.opts.pluginId, result, `tool "${name}"`, this.opts.limits?.maxResultBytes);
     return result as CallToolResult;
   }
 

@@ -24,7 +24,7 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
-import { approxBytes, exceedsDepth, MAX_JSON_DEPTH } from '../json-size.js';
+import { approxBytes } from '../json-size.js';
 import type { Logger } from '../../logger.js';
 import type {
   CallOptions,
@@ -44,6 +44,7 @@ import { StdinBacklogError } from '../process/stdio-transport.js';
 import { groupUsage } from '../process/proc-stats.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
 import { ConnectionEnds, errorText } from './connection-end.js';
+import { checkPluginResult } from './result-check.js';
 import { DEFAULT_ROOTS_SETTLE_MS, type ClientRoot } from './roots.js';
 
 export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
@@ -371,20 +372,7 @@ export class McpPluginConnection implements PluginConnection {
         },
       ),
     ).finally(() => this.calls.delete(entry));
-    if (exceedsDepth(result))
-      throw new InstanceError(
-        'INSTANCE_FAILED',
-        `Plugin ${this.opts.pluginId} returned a result nested more than ${MAX_JSON_DEPTH} levels deep for tool "${name}"`,
-      );
-    const max = this.opts.limits?.maxResultBytes;
-    if (max !== undefined) {
-      const size = approxBytes(result);
-      if (size > max)
-        throw new InstanceError(
-          'INSTANCE_FAILED',
-          `Plugin ${this.opts.pluginId} returned a result of about ${size} bytes for tool "${name}"; the limit is ${max} (HAY_MAX_TOOL_RESULT_BYTES)`,
-        );
-    }
+    this.checkResultSize(result, `tool "${name}"`);
     return result;
   }
 
@@ -640,19 +628,7 @@ export class McpPluginConnection implements PluginConnection {
   }
 
   private checkResultSize(result: unknown, what: string): void {
-    if (exceedsDepth(result))
-      throw new InstanceError(
-        'INSTANCE_FAILED',
-        `Plugin ${this.opts.pluginId} returned a result nested more than ${MAX_JSON_DEPTH} levels deep for ${what}`,
-      );
-    const max = this.opts.limits?.maxResultBytes;
-    if (max === undefined) return;
-    const size = approxBytes(result);
-    if (size > max)
-      throw new InstanceError(
-        'INSTANCE_FAILED',
-        `Plugin ${this.opts.pluginId} returned a result of about ${size} bytes for ${what}; the limit is ${max} (HAY_MAX_TOOL_RESULT_BYTES)`,
-      );
+    checkPluginResult(this.opts.pluginId, result, what, this.opts.limits?.maxResultBytes);
   }
 
   private scope(options: CallOptions | undefined): CallScope {

@@ -269,7 +269,6 @@ export class InstanceManager {
     });
   }
 
-  /** resources/subscribe (or unsubscribe) on the pair's instance; lost when that instance ends. */
   /**
    * resources/subscribe or resources/unsubscribe on the organization's instance (started if needed). A
    * subscription is held by that connection (see LiveConnection.subscriptions) until unsubscribed or the
@@ -340,8 +339,7 @@ export class InstanceManager {
   /**
    * One idle sweep now: stops running instances idle longer than their idle timeout (manifest
    * runtime.idleTimeoutMs, else idleTimeoutMs) that have no call in flight, no caller waiting and no resource
-   * subscription held, and forgets
-   * settled records. Resolves when those instances are stopped.
+   * subscription held, and forgets settled records. Resolves when those instances are stopped.
    */
   async cleanupInactiveInstances(): Promise<void> {
     const now = this.now();
