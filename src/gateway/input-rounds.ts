@@ -69,7 +69,11 @@ export class InputRounds {
   private readonly calls = new Map<string, RoundCall<unknown>>();
   private closed = false;
 
-  constructor(private readonly limits: InputRoundsLimits) {}
+  private readonly maxPendingPerCall: number;
+
+  constructor(private readonly limits: InputRoundsLimits) {
+    this.maxPendingPerCall = limits.maxPendingPerCall ?? MAX_PENDING_PER_CALL;
+  }
 
   /** Calls now waiting for their client's input. */
   waiting(orgId?: string): number {
@@ -106,8 +110,8 @@ export class InputRounds {
         const refusal =
           call.target?.refuses(request) ??
           (this.closed ? 'the host is shutting down' : undefined) ??
-          (call.pending.size >= (this.limits.maxPendingPerCall ?? MAX_PENDING_PER_CALL)
-            ? `too many requests of this call wait for client input (limit ${this.limits.maxPendingPerCall ?? MAX_PENDING_PER_CALL})`
+          (call.pending.size >= this.maxPendingPerCall
+            ? `too many requests of this call wait for client input (limit ${this.maxPendingPerCall})`
             : undefined) ??
           (this.waiting(call.orgId) >= this.limits.maxWaitingPerOrg
             ? `too many calls of this organization wait for client input (limit ${this.limits.maxWaitingPerOrg})`

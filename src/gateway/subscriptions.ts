@@ -92,15 +92,6 @@ export class ResourceSubscriptions {
     return renewal;
   }
 
-  /** Whether a session holds a subscription on the plugin's instance for `orgId` (undefined: shared). */
-  holds(orgId: string | undefined, pluginId: string): boolean {
-    for (const k of this.byResource.keys()) {
-      const [o, p] = k.split('\u0000');
-      if (p === pluginId && (orgId === undefined || o === orgId)) return true;
-    }
-    return false;
-  }
-
   /** Subscriptions currently held, across sessions (for tests and metrics). */
   count(): number {
     let n = 0;

@@ -198,8 +198,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
     d.instances.on('state', (e) => {
       const orgOrShared = e.orgId === SHARED_INSTANCE_ORG ? undefined : e.orgId;
       // a crashed instance holding subscriptions is started again by renewing them (within its backoff)
-      if (e.from === 'running' && e.to === 'failed' && subscriptions.holds(orgOrShared, e.pluginId))
-        void subscriptions.renew(orgOrShared, e.pluginId);
+      if (e.from === 'running' && e.to === 'failed') void subscriptions.renew(orgOrShared, e.pluginId);
       if (e.to !== 'running') return;
       refreshThenNotify(e.orgId, e.pluginKey, false);
       refreshExtrasThenNotify(e.orgId, e.pluginKey, false);

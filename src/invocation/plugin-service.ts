@@ -316,6 +316,8 @@ export class PluginService {
           : undefined;
       let cached = false;
       let outputSchema: Record<string, unknown> | undefined;
+      // validators are per plugin version; a shared instance's list is every organization's
+      const schemas = versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin);
       // a result made with the client's input (sampling, elicitation, roots) is that client's: not cached
       let askedClient = false;
       const onServerRequest = options?.onServerRequest;
@@ -349,7 +351,7 @@ export class PluginService {
           matchedTool = tool.name;
           outputSchema = tool.outputSchema;
           this.d.validator.validate(
-            versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
+            schemas,
             tool.name,
             tool.inputSchema ?? declared?.input_schema,
             input.arguments,
@@ -365,13 +367,7 @@ export class PluginService {
         outcome = 'cached';
         return result;
       }
-      this.d.validator.validateOutput(
-        versionKey(isSharedSpec(spec) ? SHARED_INSTANCE_ORG : orgId, plugin),
-        plugin.pluginId,
-        matchedTool ?? input.toolName,
-        outputSchema,
-        result,
-      );
+      this.d.validator.validateOutput(schemas, plugin.pluginId, input.toolName, outputSchema, result);
       if (cacheKey && !askedClient) this.d.cache.set(cacheKey, result, ttl);
       outcome = result.isError ? 'tool_error' : 'ok';
       return result;
@@ -573,9 +569,9 @@ export class PluginService {
 
   /**
    * resources/subscribe or unsubscribe of a plugin's own URI, with the guarantees of complete (no audit
-   * row). The plugin's subscription lasts as long as its instance.
+   * row). The plugin's subscription lasts as long as its instance (see InstanceManager.subscribeResource);
+   * `shared`: that instance serves every organization.
    */
-  /** See InstanceManager.subscribeResource; `shared`: the plugin's instance serves every organization. */
   subscribeResource(
     caller: Caller,
     pluginId: string,

@@ -4,8 +4,8 @@ import { isDraft2020, pluginSchemaAjv, UnsupportedPatternError } from '../manife
 
 /**
  * Validates tool arguments against the tool's input schema, and a result's structuredContent against the
- * tool's output schema. Validators are compiled once per schema
- * text and reused by every (organization, plugin version, tool) with that schema; both maps are bounded.
+ * tool's output schema. Validators are compiled once per schema text and reused by every (organization,
+ * plugin version, tool) with that schema; both maps are bounded.
  * Patterns run on a linear-time engine (src/manifest/linear-regexp.ts): a plugin's schema cannot stall
  * the event loop; a schema whose pattern that engine cannot run refuses calls with PLUGIN_NOT_READY.
  */
