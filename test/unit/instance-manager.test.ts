@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { CapacityError, HayError, InstanceError, PreconditionError, TimeoutError } from '../../src/errors.js';
 import { InstanceManager } from '../../src/runtime/instance/index.js';
@@ -840,17 +840,24 @@ describe('InstanceManager tools, activity, usage', () => {
   });
 
   it('a trailing list_changed event owed by a connection that ended is dropped with its timer', async () => {
-    const { manager, factory } = setup({ listChangedWindowMs: 20 });
+    const { manager, factory } = setup({ listChangedWindowMs: 60_000 });
     const spec = makeSpec();
     const changed: string[] = [];
     manager.on('toolsChanged', (e) => changed.push(e.orgId));
     await manager.listTools('org-a', spec);
     factory.last().announceToolsChanged();
+    // the second announcement within the window schedules the trailing event: that timer, and only it
+    const setSpy = vi.spyOn(globalThis, 'setTimeout');
     factory.last().announceToolsChanged();
+    const trailing = setSpy.mock.results.map((r) => r.value as unknown);
+    setSpy.mockRestore();
+    expect(trailing).toHaveLength(1);
     expect(changed).toEqual(['org-a']);
+    const clearSpy = vi.spyOn(globalThis, 'clearTimeout');
     await manager.close();
-    // an absence: three windows pass without the owed event
-    await new Promise((r) => setTimeout(r, 60));
+    const cleared = clearSpy.mock.calls.map((c) => c[0] as unknown);
+    clearSpy.mockRestore();
+    expect(cleared).toContain(trailing[0]);
     expect(changed).toEqual(['org-a']);
   });
 
