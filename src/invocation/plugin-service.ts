@@ -35,6 +35,7 @@ import { isSharedSpec, SHARED_INSTANCE_ORG } from '../runtime/ports.js';
 import { scopeAllows } from '../security/key-scopes.js';
 import type { RateLimiter } from '../security/rate-limiter.js';
 import type { KeyScopes } from '../tenancy/organizations.js';
+import { BulkRefreshCache } from '../tenancy/bulk-refresh-cache.js';
 import type { PluginSettingsService } from '../tenancy/plugin-settings.js';
 import type { CallFinishedListener } from './call-events.js';
 import { sanitizeArguments } from './sanitize.js';
@@ -77,6 +78,9 @@ export interface CatalogPlugin {
 
 /** Largest README plugins.readme returns. */
 export const README_MAX_BYTES = 256 * 1024;
+
+/** Cached enabled flags, all organizations together (a flag is a few dozen bytes). */
+const ENABLED_CACHE_MAX_ENTRIES = 100_000;
 
 export interface PluginSummary {
   id: string;
@@ -152,20 +156,30 @@ export interface PluginServiceDeps {
  * What an organization can do with plugins: list, enable/configure, list tools, invoke. Enforces
  * visibility (another org's custom plugin is NOT_FOUND), enablement, rate limits, argument validation
  * and the opt-in result cache, and audits and measures every call. The enabled flag is cached for
- * `enabledCacheMs` and refreshed at once on local changes, so the call path reads no database row.
+ * `enabledCacheMs`, refreshed in bulk (one query for many organizations) and at once on local changes,
+ * so the call path reads no database row.
  */
 export class PluginService {
   private readonly d: PluginServiceDeps;
-  private readonly enabledCache = new Map<string, { enabled: boolean; until: number }>();
+  /** `${orgId}\u0000${pluginKey}` -> enabled, read in bulk (one query for many organizations). */
+  private readonly enabledCache: BulkRefreshCache<boolean>;
   private readonly usage = new UsageStats();
 
   constructor(deps: PluginServiceDeps) {
     this.d = deps;
+    this.enabledCache = new BulkRefreshCache(
+      async (keys) => {
+        const pairs = keys.map((key) => {
+          const [organizationId = '', pluginKey = ''] = key.split('\u0000');
+          return { organizationId, pluginKey };
+        });
+        const flags = await deps.settings.enabledFlags(pairs);
+        return new Map(keys.map((key, i) => [key, flags[i] ?? false]));
+      },
+      { ttlMs: deps.options.enabledCacheMs, maxEntries: ENABLED_CACHE_MAX_ENTRIES },
+    );
     deps.settings.on('changed', (e) => {
-      this.enabledCache.set(`${e.organizationId}\u0000${e.pluginKey}`, {
-        enabled: e.enabled,
-        until: Date.now() + deps.options.enabledCacheMs,
-      });
+      this.enabledCache.set(`${e.organizationId}\u0000${e.pluginKey}`, e.enabled);
       deps.cache.invalidate(e.pluginKey, e.organizationId);
       if (!e.enabled) void deps.instances.stopInstance(e.organizationId, e.pluginKey, 'disabled');
       else if (e.fields.length > 0)
@@ -800,16 +814,8 @@ export class PluginService {
     const visible = this.versions(orgId, pluginId, subjectId);
     const plugin = visible.routed ? visible.plugin : this.runnable(orgId, pluginId);
     const cacheKey = `${orgId}\u0000${plugin.key}`;
-    const now = Date.now();
-    let entry = this.enabledCache.get(cacheKey);
-    if (!entry || entry.until <= now) {
-      entry = {
-        enabled: await this.d.settings.isEnabled(orgId, plugin.key),
-        until: now + this.d.options.enabledCacheMs,
-      };
-      this.enabledCache.set(cacheKey, entry);
-    }
-    if (!entry.enabled)
+    const enabled = this.enabledCache.fresh(cacheKey) ?? (await this.enabledCache.get(cacheKey));
+    if (!enabled)
       throw new PreconditionError(
         'PLUGIN_NOT_ENABLED',
         `plugin ${pluginId} is not enabled for this organization; call plugins.enable first`,

@@ -1,9 +1,10 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apiKeys, organizations } from '../db/schema.js';
 import { AuthError, NotFoundError } from '../errors.js';
-import { generateApiKey, hashApiKey } from '../security/api-keys.js';
+import { apiKeyPrefix, generateApiKey, hashApiKey } from '../security/api-keys.js';
+import { BulkRefreshCache } from './bulk-refresh-cache.js';
 
 export type Role = 'admin' | 'member';
 
@@ -41,21 +42,29 @@ export interface ApiKeyInfo {
   scopes: KeyScopes | null;
 }
 
+/** Keys read per authentication query (a bulk refresh of many organizations' keys is several). */
+const KEYS_PER_QUERY = 500;
+
 /**
  * Organizations and their API keys. Keys are stored as SHA-256 hashes and shown once. Authentication
  * results are cached for `authCacheMs` (revocation on this node takes effect at once; other nodes
- * within that window).
+ * within that window), refreshed in bulk (BulkRefreshCache): many organizations' keys cost one query
+ * per refresh, not one each.
  */
 export class OrganizationService {
   private readonly adminDigest: Buffer;
-  private readonly authCache = new Map<string, { principal: Principal; until: number }>();
+  private readonly authCache: BulkRefreshCache<Principal>;
 
   constructor(
     private readonly db: Db,
     adminToken: string,
-    private readonly options: { authCacheMs: number } = { authCacheMs: 5_000 },
+    options: { authCacheMs: number } = { authCacheMs: 5_000 },
   ) {
     this.adminDigest = createHash('sha256').update(adminToken).digest();
+    this.authCache = new BulkRefreshCache((tokens) => this.principalsOf(tokens), {
+      ttlMs: options.authCacheMs,
+      maxEntries: 10_000,
+    });
   }
 
   async create(name: string): Promise<{ organization: Organization; apiKey: string }> {
@@ -109,8 +118,7 @@ export class OrganizationService {
       .set({ revokedAt: row.revokedAt ?? new Date() })
       .where(eq(apiKeys.id, row.id))
       .returning();
-    for (const [token, entry] of this.authCache)
-      if (entry.principal.kind === 'org' && entry.principal.keyId === row.id) this.authCache.delete(token);
+    this.authCache.deleteWhere((principal) => principal.kind === 'org' && principal.keyId === row.id);
     return toKey(updated ?? row);
   }
 
@@ -128,25 +136,42 @@ export class OrganizationService {
   async authenticate(token: string | undefined): Promise<Principal> {
     if (token === undefined || token === '')
       throw new AuthError('UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <token>)');
-    const now = Date.now();
     // a cached organization key first: the hot path pays no hash (the admin token is never cached)
-    const cached = this.authCache.get(token);
-    if (cached && cached.until > now) return cached.principal;
+    const cached = this.authCache.fresh(token);
+    if (cached) return cached;
     const digest = createHash('sha256').update(token).digest();
     if (timingSafeEqual(digest, this.adminDigest)) return { kind: 'admin' };
-    const hash = hashApiKey(token);
-    const [row] = await this.db
-      .select()
-      .from(apiKeys)
-      .where(and(eq(apiKeys.hash, hash), isNull(apiKeys.revokedAt)));
-    if (!row) {
-      this.authCache.delete(token);
-      throw new AuthError('UNAUTHORIZED', 'invalid or revoked API key');
-    }
-    const principal = toPrincipal(row);
-    if (this.authCache.size > 10_000) this.authCache.clear();
-    this.authCache.set(token, { principal, until: now + this.options.authCacheMs });
+    const principal = await this.authCache.get(token);
+    if (!principal) throw new AuthError('UNAUTHORIZED', 'invalid or revoked API key');
     return principal;
+  }
+
+  /**
+   * The principals of the unrevoked organization keys among `tokens`, by token: found through the unique
+   * prefix index, decided by the hash (a lookup by hash alone scans every key).
+   */
+  private async principalsOf(tokens: readonly string[]): Promise<Map<string, Principal>> {
+    const byPrefix = new Map<string, string[]>();
+    for (const token of tokens) {
+      const prefix = apiKeyPrefix(token);
+      const same = byPrefix.get(prefix);
+      if (same) same.push(token);
+      else byPrefix.set(prefix, [token]);
+    }
+    const prefixes = [...byPrefix.keys()];
+    const out = new Map<string, Principal>();
+    for (let i = 0; i < prefixes.length; i += KEYS_PER_QUERY) {
+      const rows = await this.db
+        .select()
+        .from(apiKeys)
+        .where(
+          and(inArray(apiKeys.prefix, prefixes.slice(i, i + KEYS_PER_QUERY)), isNull(apiKeys.revokedAt)),
+        );
+      for (const row of rows)
+        for (const token of byPrefix.get(row.prefix) ?? [])
+          if (hashApiKey(token) === row.hash) out.set(token, toPrincipal(row));
+    }
+    return out;
   }
 }
 

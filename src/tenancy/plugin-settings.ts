@@ -25,6 +25,9 @@ export interface SettingsEvents {
 
 type Schema = Record<string, ConfigField>;
 
+/** Rows per activity UPDATE: 3 parameters each, far below PostgreSQL's 65,535 bind parameters. */
+const ACTIVITY_ROWS_PER_STATEMENT = 500;
+
 /**
  * Per-organization enablement and configuration of plugins (`plugin_instances`). Configuration is
  * validated against the manifest's configSchema; `encrypted` fields are sealed with the SecretBox and
@@ -63,7 +66,17 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
   }
 
   async isEnabled(organizationId: string, pluginKey: string): Promise<boolean> {
-    return (await this.row(organizationId, pluginKey))?.enabled ?? false;
+    // the flag alone: the row's configuration (up to 64 KB of jsonb) stays in the database
+    const [row] = await this.db
+      .select({ enabled: pluginInstances.enabled })
+      .from(pluginInstances)
+      .where(
+        and(
+          eq(pluginInstances.organizationId, organizationId),
+          eq(pluginInstances.pluginRegistryId, pluginKey),
+        ),
+      );
+    return row?.enabled ?? false;
   }
 
   /**
@@ -114,14 +127,46 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
     return openConfiguration(schema, row?.configuration ?? {}, this.box);
   }
 
-  async recordActivity(entries: readonly { orgId: string; pluginKey: string; at: Date }[]): Promise<void> {
-    for (const e of entries) {
-      await this.db
-        .update(pluginInstances)
-        .set({ lastActivityAt: e.at })
+  /**
+   * Enabled flags of many (organization, plugin) pairs, in order, ACTIVITY_ROWS_PER_STATEMENT pairs per
+   * query (a pair without a row is not enabled).
+   */
+  async enabledFlags(pairs: readonly { organizationId: string; pluginKey: string }[]): Promise<boolean[]> {
+    const enabled = new Set<string>();
+    for (let i = 0; i < pairs.length; i += ACTIVITY_ROWS_PER_STATEMENT) {
+      const rows = pairs
+        .slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)
+        .map((e) => sql`(${e.organizationId}::uuid, ${e.pluginKey}::uuid)`);
+      const found = await this.db
+        .select({ org: pluginInstances.organizationId, plugin: pluginInstances.pluginRegistryId })
+        .from(pluginInstances)
         .where(
-          and(eq(pluginInstances.organizationId, e.orgId), eq(pluginInstances.pluginRegistryId, e.pluginKey)),
+          and(
+            eq(pluginInstances.enabled, true),
+            // a semi-join on a VALUES list: PGlite hangs planning `(a, b) in ((..), ..)` with hundreds of rows
+            sql`(${pluginInstances.organizationId}, ${pluginInstances.pluginRegistryId}) in (select v.org, v.plugin from (values ${sql.join(rows, sql`, `)}) as v(org, plugin))`,
+          ),
         );
+      for (const r of found) enabled.add(`${r.org}\u0000${r.plugin}`);
+    }
+    return pairs.map((e) => enabled.has(`${e.organizationId}\u0000${e.pluginKey}`));
+  }
+
+  /**
+   * Writes last-activity times, ACTIVITY_ROWS_PER_STATEMENT rows per UPDATE (one statement per chunk, not
+   * per row: a flush after traffic from a thousand organizations is two statements). A time never moves
+   * a row's stored time backwards. Rows that do not exist are skipped.
+   */
+  async recordActivity(entries: readonly { orgId: string; pluginKey: string; at: Date }[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += ACTIVITY_ROWS_PER_STATEMENT) {
+      const rows = entries
+        .slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)
+        .map((e) => sql`(${e.orgId}::uuid, ${e.pluginKey}::uuid, ${e.at.toISOString()}::timestamptz)`);
+      await this.db.execute(sql`
+        update ${pluginInstances} as p set last_activity_at = v.at
+        from (values ${sql.join(rows, sql`, `)}) as v(org, plugin, at)
+        where p.organization_id = v.org and p.plugin_registry_id = v.plugin
+          and (p.last_activity_at is null or p.last_activity_at < v.at)`);
     }
   }
 
