@@ -5,7 +5,7 @@
  * steady stream of lookups over N keys costs about two loads per `ttlMs`, not N, and a key nobody asks for
  * again is never read again. Concurrent misses of one key share one load. A key the loader does not answer
  * is not cached (get resolves undefined), so a wrong key never fills the cache. A failed load rejects every
- * get waiting on it and caches nothing. A load that overlaps a local write (set, delete, deleteWhere)
+ * get waiting on it and caches nothing. A load that overlaps a local write (set, deleteWhere)
  * answers its waiters but caches nothing, so it cannot put back what the write replaced or removed. At
  * most `maxEntries` are kept (the oldest read go first). Holds no timer: nothing to start or close.
  */
@@ -41,11 +41,6 @@ export class BulkRefreshCache<V> {
   set(key: string, value: V): void {
     this.writes++;
     this.store(key, value, this.now() + this.options.ttlMs);
-  }
-
-  delete(key: string): void {
-    this.writes++;
-    this.entries.delete(key);
   }
 
   /** Drops every entry whose value matches (e.g. all tokens of a revoked key). */

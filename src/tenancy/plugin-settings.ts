@@ -25,8 +25,8 @@ export interface SettingsEvents {
 
 type Schema = Record<string, ConfigField>;
 
-/** Rows per activity UPDATE: 3 parameters each, far below PostgreSQL's 65,535 bind parameters. */
-const ACTIVITY_ROWS_PER_STATEMENT = 500;
+/** Rows per bulk statement (flags, activity): ≤ 3 parameters each, far below PostgreSQL's 65,535. */
+const ROWS_PER_STATEMENT = 500;
 
 /**
  * Per-organization enablement and configuration of plugins (`plugin_instances`). Configuration is
@@ -128,14 +128,14 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
   }
 
   /**
-   * Enabled flags of many (organization, plugin) pairs, in order, ACTIVITY_ROWS_PER_STATEMENT pairs per
+   * Enabled flags of many (organization, plugin) pairs, in order, ROWS_PER_STATEMENT pairs per
    * query (a pair without a row is not enabled).
    */
   async enabledFlags(pairs: readonly { organizationId: string; pluginKey: string }[]): Promise<boolean[]> {
     const enabled = new Set<string>();
-    for (let i = 0; i < pairs.length; i += ACTIVITY_ROWS_PER_STATEMENT) {
+    for (let i = 0; i < pairs.length; i += ROWS_PER_STATEMENT) {
       const rows = pairs
-        .slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)
+        .slice(i, i + ROWS_PER_STATEMENT)
         .map((e) => sql`(${e.organizationId}::uuid, ${e.pluginKey}::uuid)`);
       const found = await this.db
         .select({ org: pluginInstances.organizationId, plugin: pluginInstances.pluginRegistryId })
@@ -153,14 +153,14 @@ export class PluginSettingsService extends EventEmitter<SettingsEvents> {
   }
 
   /**
-   * Writes last-activity times, ACTIVITY_ROWS_PER_STATEMENT rows per UPDATE (one statement per chunk, not
+   * Writes last-activity times, ROWS_PER_STATEMENT rows per UPDATE (one statement per chunk, not
    * per row: a flush after traffic from a thousand organizations is two statements). A time never moves
    * a row's stored time backwards. Rows that do not exist are skipped.
    */
   async recordActivity(entries: readonly { orgId: string; pluginKey: string; at: Date }[]): Promise<void> {
-    for (let i = 0; i < entries.length; i += ACTIVITY_ROWS_PER_STATEMENT) {
+    for (let i = 0; i < entries.length; i += ROWS_PER_STATEMENT) {
       const rows = entries
-        .slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)
+        .slice(i, i + ROWS_PER_STATEMENT)
         .map((e) => sql`(${e.orgId}::uuid, ${e.pluginKey}::uuid, ${e.at.toISOString()}::timestamptz)`);
       await this.db.execute(sql`
         update ${pluginInstances} as p set last_activity_at = v.at
