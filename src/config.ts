@@ -159,6 +159,13 @@ export interface HostConfig {
   mcpMaxInputRequestsPerCall: number;
   /** Messages kept per 2025-11-25 /mcp session to resume a dropped SSE stream (Last-Event-ID). */
   mcpResumeEventsPerSession: number;
+  /** Approximate bytes of those messages kept per session; the oldest are dropped past it. */
+  mcpResumeBytesPerSession: number;
+  /**
+   * Approximate bytes of a plugin's progress and log notifications relayed on one /mcp tools/call request
+   * (each input round is one request); later ones are dropped and the client is told once.
+   */
+  mcpMaxNotificationBytesPerCall: number;
   /** resources/subscribe a 2025-11-25 /mcp session may hold at once. */
   mcpMaxSubscriptionsPerSession: number;
   /**
@@ -308,6 +315,8 @@ export const DEFAULTS: HostConfig = {
   mcpInputRoundTimeoutMs: 10 * 60_000,
   mcpMaxInputRequestsPerCall: 32,
   mcpResumeEventsPerSession: 1_000,
+  mcpResumeBytesPerSession: 4 * 1024 * 1024,
+  mcpMaxNotificationBytesPerCall: 1024 * 1024,
   mcpMaxSubscriptionsPerSession: 100,
   mcpAllowedHosts: [],
   mcpAllowedOrigins: [],
@@ -448,6 +457,8 @@ const FIELDS: readonly Field[] = [
   f('mcpInputRoundTimeoutMs', 'HAY_MCP_INPUT_ROUND_TIMEOUT_MS', 'int', { min: 100 }),
   f('mcpMaxInputRequestsPerCall', 'HAY_MCP_MAX_INPUT_REQUESTS_PER_CALL', 'int', { min: 1 }),
   f('mcpResumeEventsPerSession', 'HAY_MCP_RESUME_EVENTS_PER_SESSION', 'int', { min: 0 }),
+  f('mcpResumeBytesPerSession', 'HAY_MCP_RESUME_BYTES_PER_SESSION', 'int', { min: 1024 }),
+  f('mcpMaxNotificationBytesPerCall', 'HAY_MCP_MAX_NOTIFICATION_BYTES_PER_CALL', 'int', { min: 1024 }),
   f('mcpMaxSubscriptionsPerSession', 'HAY_MCP_MAX_SUBSCRIPTIONS_PER_SESSION', 'int', { min: 1 }),
   f('mcpAllowedHosts', 'HAY_MCP_ALLOWED_HOSTS', 'list'),
   f('mcpAllowedOrigins', 'HAY_MCP_ALLOWED_ORIGINS', 'list'),

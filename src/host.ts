@@ -476,6 +476,8 @@ export async function createHost(
       inputRoundTimeoutMs: config.mcpInputRoundTimeoutMs,
       maxInputRequestsPerCall: config.mcpMaxInputRequestsPerCall,
       maxResumeEventsPerSession: config.mcpResumeEventsPerSession,
+      maxResumeBytesPerSession: config.mcpResumeBytesPerSession,
+      maxNotificationBytesPerCall: config.mcpMaxNotificationBytesPerCall,
       maxSubscriptionsPerSession: config.mcpMaxSubscriptionsPerSession,
       allowList: mcpHostAllowList({
         listenHost: config.host,

@@ -294,11 +294,19 @@ function buildView(caller: Caller, entries: CatalogTool[], settings: GatewaySett
     visible.map((e) => ({ pluginId: e.pluginId, tool: e.tool.name })),
     { unprefixed: settings.unprefixedNames },
   );
-  const byRef = new Map(visible.map((e) => [`${e.pluginId}\u0000${e.tool.name}`, e]));
+  // a plugin listing one name twice: the first is listed and called (as plugins.invokeTool finds it)
+  const byRef = new Map<string, CatalogTool>();
+  for (const e of visible) {
+    const key = `${e.pluginId}\u0000${e.tool.name}`;
+    if (!byRef.has(key)) byRef.set(key, e);
+  }
   const tools: CallerCatalog['tools'] = [];
+  const listed = new Set<string>();
   for (const entry of visible) {
     const exposed = names.exposedName({ pluginId: entry.pluginId, tool: entry.tool.name });
-    if (exposed !== undefined) tools.push({ exposed, entry });
+    if (exposed === undefined || listed.has(exposed)) continue;
+    listed.add(exposed);
+    tools.push({ exposed, entry });
   }
   return {
     tools,

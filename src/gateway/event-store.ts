@@ -1,28 +1,44 @@
 import type { EventStore, JSONRPCMessage } from '@modelcontextprotocol/server';
+import { approxBytes } from '../runtime/json-size.js';
 
 /**
  * The resumption store of one 2025-11-25 `/mcp` session (the SDK's EventStore): the last `maxEvents`
- * messages sent on its SSE streams, so a client reconnecting with `Last-Event-ID` gets what it missed
- * on that stream. Older events are dropped; a Last-Event-ID older than the kept window replays nothing.
- * Event ids are `<streamId>_<sequence>`; memory only (a session lives on one host node).
+ * messages sent on its SSE streams, together at most `maxBytes` (approxBytes), so a client reconnecting
+ * with `Last-Event-ID` gets what it missed on that stream. Older events are dropped; a message larger
+ * than `maxBytes` on its own gets an id but is not kept; a Last-Event-ID older than the kept window
+ * replays what is kept after it. Event ids are `<streamId>_<sequence>`; memory only (a session lives
+ * on one host node).
  */
 export class BoundedEventStore implements EventStore {
-  private readonly events = new Map<string, { streamId: string; message: JSONRPCMessage }>();
+  private readonly events = new Map<string, { streamId: string; message: JSONRPCMessage; bytes: number }>();
   private sequence = 0;
+  private bytes = 0;
 
-  constructor(private readonly maxEvents: number) {}
+  constructor(
+    private readonly maxEvents: number,
+    private readonly maxBytes: number,
+  ) {}
 
   get size(): number {
     return this.events.size;
   }
 
+  /** Approximate bytes of the messages kept. */
+  get keptBytes(): number {
+    return this.bytes;
+  }
+
   storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
     const id = `${streamId}_${++this.sequence}`;
-    this.events.set(id, { streamId, message });
-    while (this.events.size > this.maxEvents) {
-      const oldest = this.events.keys().next();
+    const bytes = approxBytes(message);
+    if (bytes > this.maxBytes) return Promise.resolve(id);
+    this.events.set(id, { streamId, message, bytes });
+    this.bytes += bytes;
+    while (this.events.size > this.maxEvents || this.bytes > this.maxBytes) {
+      const oldest = this.events.entries().next();
       if (oldest.done) break;
-      this.events.delete(oldest.value);
+      this.events.delete(oldest.value[0]);
+      this.bytes -= oldest.value[1].bytes;
     }
     return Promise.resolve(id);
   }

@@ -16,6 +16,8 @@ export interface LegacySessionLimits {
   sweepIntervalMs: number;
   /** Messages kept per session for resuming a dropped SSE stream (0: no resumption). */
   maxResumeEvents: number;
+  /** Approximate bytes of those messages kept per session (see BoundedEventStore). */
+  maxResumeBytes: number;
 }
 
 interface Session {
@@ -32,8 +34,9 @@ interface Session {
  * 2025-11-25 sessions of `/mcp`: one SDK Streamable HTTP transport + one gateway server per
  * Mcp-Session-Id (initialize, SSE GET stream, DELETE), bound to the organization and API key that opened
  * it: another key presenting the id gets 404, exactly as an unknown id. Bounded in count, closed when idle.
- * Each session keeps its last maxResumeEvents SSE messages (BoundedEventStore), so a client whose
- * stream dropped resumes it with Last-Event-ID as the SDK transport offers.
+ * Each session keeps its last maxResumeEvents SSE messages, at most maxResumeBytes of them
+ * (BoundedEventStore), so a client whose stream dropped resumes it with Last-Event-ID as the SDK
+ * transport offers.
  */
 export class LegacySessions {
   private readonly sessions = new Map<string, Session>();
@@ -145,7 +148,9 @@ export class LegacySessions {
       transport: new NodeStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         ...(this.d.limits.maxResumeEvents > 0
-          ? { eventStore: new BoundedEventStore(this.d.limits.maxResumeEvents) }
+          ? {
+              eventStore: new BoundedEventStore(this.d.limits.maxResumeEvents, this.d.limits.maxResumeBytes),
+            }
           : {}),
         onsessioninitialized: (sid) => {
           session.id = sid;

@@ -17,14 +17,18 @@ import { MCP_ERROR } from '../api/error-map.js';
 import { isHayError } from '../errors.js';
 import type { Caller, PluginService } from '../invocation/plugin-service.js';
 import type { Logger } from '../logger.js';
+import { approxBytes } from '../runtime/json-size.js';
 import type { CompletionRequest, PluginServerRequest } from '../runtime/ports.js';
 import type { GatewayCatalog } from './catalog.js';
+import { KeyedCoalescer } from './coalesce.js';
 import type { InputRounds, RoundOutcome, RoundTarget } from './input-rounds.js';
 import { parseExposedUri, RESOURCE_URI_PREFIX } from './naming.js';
 import type { ResourceSubscriptions } from './subscriptions.js';
 
 /** Progress notifications relayed per call; a plugin sending more is not relayed further. */
 const MAX_RELAYED_PROGRESS = 10_000;
+/** Default of GatewayServerDeps.resourceUpdatedWindowMs. */
+const RESOURCE_UPDATED_WINDOW_MS = 250;
 
 export const GATEWAY_SERVER_INFO = { name: 'hay-gateway', version: '0.1.0' } as const;
 
@@ -33,8 +37,18 @@ export interface GatewayServerDeps {
   plugins: PluginService;
   rounds: InputRounds;
   logger: Logger;
+  /**
+   * Approximate bytes of the plugin's progress and log notifications relayed on one tools/call request
+   * (HAY_MCP_MAX_NOTIFICATION_BYTES_PER_CALL); what does not fit is dropped, the client told once.
+   */
+  maxNotificationBytesPerCall: number;
   /** Given for a 2025-11-25 session's server: it offers resources/subscribe (bounded per session). */
   subscriptions?: { registry: ResourceSubscriptions; maxPerSession: number };
+  /**
+   * A plugin's notifications/resources/updated reach a session at most once per this window per URI (the
+   * first at once, the rest as one at the window's end). Default 250.
+   */
+  resourceUpdatedWindowMs?: number;
 }
 
 const LOG_LEVELS: readonly LoggingLevel[] = [
@@ -107,21 +121,56 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       code: err.code,
     });
   };
-  const targetOf = (ctx: ServerContext): RoundTarget => {
+  /**
+   * One tools/call request's relay of its plugin's notifications. The SDK queues what it sends on the
+   * request's SSE stream without bound while the client does not read, so each request relays at most
+   * maxNotificationBytesPerCall (approxBytes) and MAX_RELAYED_PROGRESS progress notifications; the first
+   * one that does not fit is replaced by one warning log notification naming the limit, later ones are
+   * dropped.
+   */
+  const targetOf = (ctx: ServerContext, pluginId: string | undefined): RoundTarget => {
     const progressToken = ctx.mcpReq._meta?.progressToken;
+    const budget = d.maxNotificationBytesPerCall;
     let relayed = 0;
+    let bytes = 0;
+    let cut = false;
+    const fits = (size: number): boolean => {
+      if (cut) return false;
+      if (bytes + size <= budget) {
+        bytes += size;
+        return true;
+      }
+      cut = true;
+      d.logger.warn(
+        { orgId: caller.organizationId, pluginId, limitBytes: budget },
+        'plugin notifications over HAY_MCP_MAX_NOTIFICATION_BYTES_PER_CALL dropped',
+      );
+      void ctx.mcpReq
+        .log(
+          'warning',
+          `Hay relays no further progress or log notifications of ${pluginId === undefined ? 'the plugin' : `plugin ${pluginId}`} on this request: over ${budget} bytes (HAY_MCP_MAX_NOTIFICATION_BYTES_PER_CALL)`,
+          'hay',
+        )
+        .catch(() => undefined);
+      return false;
+    };
     return {
       signal: ctx.mcpReq.signal,
       refuses: (request) => refusal(server.getClientCapabilities(), request),
-      onLog: (m) => void ctx.mcpReq.log(logLevel(m.level), m.data, m.logger).catch(() => undefined),
+      onLog: (m) => {
+        if (fits(approxBytes(m.data) + (m.logger?.length ?? 0) + 16))
+          void ctx.mcpReq.log(logLevel(m.level), m.data, m.logger).catch(() => undefined);
+      },
       ...(progressToken === undefined
         ? {}
         : {
             onProgress: (p) => {
-              if (relayed++ < MAX_RELAYED_PROGRESS)
-                void ctx.mcpReq
-                  .notify({ method: 'notifications/progress', params: { progressToken, ...p } })
-                  .catch(() => undefined);
+              if (relayed >= MAX_RELAYED_PROGRESS) return;
+              if (!fits((p.message?.length ?? 0) + 24)) return;
+              relayed++;
+              void ctx.mcpReq
+                .notify({ method: 'notifications/progress', params: { progressToken, ...p } })
+                .catch(() => undefined);
             },
           }),
     };
@@ -131,7 +180,7 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
     let outcome: RoundOutcome<unknown>;
     let outputSchema: McpTool['outputSchema'];
     if (typeof state === 'string') {
-      const resumed = d.rounds.resume(caller, state, ctx.mcpReq.inputResponses, targetOf(ctx));
+      const resumed = d.rounds.resume(caller, state, ctx.mcpReq.inputResponses, targetOf(ctx, undefined));
       if (!resumed) throw new ProtocolError(-32602, 'Invalid or expired requestState');
       outcome = await resumed;
     } else {
@@ -140,7 +189,7 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
       const entry = catalog.resolve(name);
       if (!entry) throw new ProtocolError(-32602, `Unknown tool: ${name.slice(0, 100)}`);
       outputSchema = entry.tool.outputSchema as McpTool['outputSchema'];
-      outcome = await d.rounds.begin(caller, targetOf(ctx), (hooks) =>
+      outcome = await d.rounds.begin(caller, targetOf(ctx, entry.pluginId), (hooks) =>
         d.plugins.invokeTool(
           caller,
           { pluginId: entry.pluginId, toolName: entry.tool.name, arguments: request.params.arguments ?? {} },
@@ -197,11 +246,16 @@ export function createGatewayServer(caller: Caller, d: GatewayServerDeps): Serve
   });
   if (d.subscriptions) {
     const { registry, maxPerSession } = d.subscriptions;
-    const mine = registry.session(
-      caller,
+    // a plugin flooding resources/updated would queue without bound on a session that does not read
+    const updates = new KeyedCoalescer(
+      d.resourceUpdatedWindowMs ?? RESOURCE_UPDATED_WINDOW_MS,
       (uri) => void server.sendResourceUpdated({ uri }).catch(() => undefined),
     );
-    server.onclose = () => mine.close();
+    const mine = registry.session(caller, (uri) => updates.push(uri));
+    server.onclose = () => {
+      updates.close();
+      mine.close();
+    };
     const targetOfUri = async (asked: string) => {
       const exposed = parseExposedUri(asked);
       if (exposed) return exposed;

@@ -29,7 +29,9 @@ export interface NameTable {
  * colliding with another exposed name is shortened deterministically: the start of the prefixed name,
  * `_`, and 8 hex characters of SHA-256 over (pluginId, tool). The same list always gives the same names.
  */
-export function buildNameTable(refs: readonly ToolRef[], options: { unprefixed: boolean }): NameTable {
+export function buildNameTable(listed: readonly ToolRef[], options: { unprefixed: boolean }): NameTable {
+  // a tool a plugin lists twice is one tool: its name is not a collision
+  const refs = [...new Map(listed.map((r) => [pairKey(r), r])).values()];
   const byTool = new Map<string, number>();
   for (const r of refs) byTool.set(r.tool, (byTool.get(r.tool) ?? 0) + 1);
   const wanted = refs.map((r) => {
@@ -42,7 +44,6 @@ export function buildNameTable(refs: readonly ToolRef[], options: { unprefixed: 
   const backward = new Map<string, string>();
   for (const w of wanted) {
     const pair = pairKey(w.ref);
-    if (backward.has(pair)) continue; // the same tool listed twice
     const name = counts.get(w.name) === 1 ? w.name : hashed(w.ref);
     if (forward.has(name)) continue; // a SHA-256 prefix collision: the later tool is not exposed
     forward.set(name, w.ref);

@@ -32,6 +32,10 @@ export interface GatewayOptions {
   maxInputRequestsPerCall?: number;
   /** Messages kept per 2025-11-25 session for resuming a dropped SSE stream (Last-Event-ID). */
   maxResumeEventsPerSession: number;
+  /** Approximate bytes of those messages kept per session (HAY_MCP_RESUME_BYTES_PER_SESSION). */
+  maxResumeBytesPerSession: number;
+  /** Bytes of a plugin's progress and log notifications relayed per tools/call request. */
+  maxNotificationBytesPerCall: number;
   /** resources/subscribe held at once by one 2025-11-25 session. */
   maxSubscriptionsPerSession: number;
   /** `Host` / `Origin` names `/mcp` accepts (DNS-rebinding protection), checked before authentication. */
@@ -94,7 +98,13 @@ export function wireGateway(d: GatewayDeps): Gateway {
       : {}),
   });
   const buildServer = (caller: Parameters<typeof createGatewayServer>[0]) =>
-    createGatewayServer(caller, { catalog, plugins: d.plugins, rounds, logger });
+    createGatewayServer(caller, {
+      catalog,
+      plugins: d.plugins,
+      rounds,
+      logger,
+      maxNotificationBytesPerCall: d.options.maxNotificationBytesPerCall,
+    });
   const subscriptions = new ResourceSubscriptions({
     plugins: d.plugins,
     logger,
@@ -107,6 +117,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
         plugins: d.plugins,
         rounds,
         logger,
+        maxNotificationBytesPerCall: d.options.maxNotificationBytesPerCall,
         subscriptions: { registry: subscriptions, maxPerSession: d.options.maxSubscriptionsPerSession },
       }),
     logger,
@@ -116,6 +127,7 @@ export function wireGateway(d: GatewayDeps): Gateway {
       idleMs: d.options.sessionIdleMs,
       sweepIntervalMs: Math.max(1_000, Math.min(60_000, d.options.sessionIdleMs / 4)),
       maxResumeEvents: d.options.maxResumeEventsPerSession,
+      maxResumeBytes: d.options.maxResumeBytesPerSession,
     },
   });
   const modern = new ModernHandlers({

@@ -16,6 +16,19 @@ describe('gateway tool names', () => {
     expect(t.resolve('echo')).toBeUndefined();
   });
 
+  it('takes a tool a plugin lists twice as one tool: its plain name, unprefixed too', () => {
+    const dup = [
+      { pluginId: 'a', tool: 'echo' },
+      { pluginId: 'a', tool: 'echo' },
+      { pluginId: 'a', tool: 'other' },
+    ];
+    const t = buildNameTable(dup, { unprefixed: false });
+    expect(t.exposedName({ pluginId: 'a', tool: 'echo' })).toBe('a__echo');
+    expect(t.resolve('a__echo')).toEqual({ pluginId: 'a', tool: 'echo' });
+    const u = buildNameTable(dup, { unprefixed: true });
+    expect(u.exposedName({ pluginId: 'a', tool: 'echo' })).toBe('echo');
+  });
+
   it('drops the prefix only where the tool name is unique', () => {
     const t = buildNameTable(
       [

@@ -1,6 +1,11 @@
 import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { JsonRpcLineReader, parseJsonRpcMessage } from '../../src/runtime/process/jsonrpc-lines.js';
+import {
+  INVALID_ANSWER_CODE,
+  InvalidJsonRpcLineError,
+  JsonRpcLineReader,
+  parseJsonRpcMessage,
+} from '../../src/runtime/process/jsonrpc-lines.js';
 
 /** Candidates on every edge of JSONRPCMessageSchema; the hand check must agree with the zod union on each. */
 const CASES: unknown[] = [
@@ -113,9 +118,43 @@ describe('JsonRpcLineReader', () => {
 
   it('reports a bad line as an error and goes on with the next', () => {
     const reader = new JsonRpcLineReader();
-    const out = reader.push(Buffer.from(`garbage\n{"jsonrpc":"2.0","id":1}\n${line(5)}`));
+    const out = reader.push(Buffer.from(`garbage\n{"jsonrpc":"2.0","method":7}\n${line(5)}`));
     expect(out.errors).toHaveLength(2);
     expect(out.messages).toEqual([{ jsonrpc: '2.0', id: 5, result: { n: 5 } }]);
+  });
+
+  it('turns an invalid answer to a request into a JSON-RPC error for its id, in its place', () => {
+    const reader = new JsonRpcLineReader();
+    const bad = [
+      '{"jsonrpc":"2.0","id":1}',
+      '{"jsonrpc":"2.0","id":"s","error":{"code":-32000,"message":42}}',
+      '{"jsonrpc":"2.0","id":3,"result":"not an object"}',
+      '{"jsonrpc":"2.0","id":4,"error":{"code":1.5,"message":"m","data":{"stack":"at /host/x.js"}}}',
+    ];
+    const out = reader.push(Buffer.from(`${bad.join('\n')}\n${line(5)}`));
+    expect(out.errors).toHaveLength(4);
+    expect(out.errors.every((e) => e instanceof InvalidJsonRpcLineError)).toBe(true);
+    expect(out.messages.map((m) => (m as { id: unknown }).id)).toEqual([1, 's', 3, 4, 5]);
+    for (const m of out.messages.slice(0, 4))
+      expect(m).toMatchObject({ error: { code: INVALID_ANSWER_CODE, message: /invalid JSON-RPC response/ } });
+    // nothing of what the plugin put in its answer is carried on
+    expect(JSON.stringify(out.messages)).not.toContain('/host/x.js');
+  });
+
+  it('gives no answer for a request, a notification, an id that cannot be a request of ours, or a batch', () => {
+    const reader = new JsonRpcLineReader();
+    const lines = [
+      '{"jsonrpc":"2.0","id":1,"method":7}',
+      '{"jsonrpc":"2.0","method":"x","params":"p"}',
+      '{"jsonrpc":"2.0","id":1.5,"result":{}}',
+      '{"jsonrpc":"2.0","id":null,"result":"r"}',
+      '{"jsonrpc":"2.0","id":{"a":1},"result":{}}',
+      '[{"jsonrpc":"2.0","id":1,"result":{}}]',
+      '42',
+    ];
+    const out = reader.push(Buffer.from(`${lines.join('\n')}\n`));
+    expect(out.errors).toHaveLength(lines.length);
+    expect(out.messages).toEqual([]);
   });
 
   it('refuses an unfinished line longer than its bound', () => {

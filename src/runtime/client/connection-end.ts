@@ -6,6 +6,18 @@ export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Characters of a plugin's own error text carried into a host error (the rest is cut, and said so). */
+export const MAX_PLUGIN_ERROR_CHARS = 2_000;
+
+/**
+ * A plugin's error text (its JSON-RPC error message, up to a whole 10 MB line) as a host error carries it
+ * to callers, logs and the audit: at most MAX_PLUGIN_ERROR_CHARS characters, then how many were cut.
+ */
+export function pluginErrorText(text: string): string {
+  if (text.length <= MAX_PLUGIN_ERROR_CHARS) return text;
+  return `${text.slice(0, MAX_PLUGIN_ERROR_CHARS)}… (${text.length - MAX_PLUGIN_ERROR_CHARS} more characters cut)`;
+}
+
 /**
  * A connection's end and its listeners (PluginConnection.onEnd): the end is recorded once, logged, and
  * told to every listener; a listener added after it is told in a microtask. A listener that throws is

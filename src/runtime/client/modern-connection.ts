@@ -1,12 +1,11 @@
 import { Client, ProtocolError, type Transport } from '@modelcontextprotocol/client';
 import { InstanceError, TimeoutError, ValidationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { approxBytes } from '../json-size.js';
 import type { CallOptions, CallToolResult, ConnectionEnd, PluginConnection, Tool } from '../ports.js';
 import type { ManagedProcess } from '../process/managed-process.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
-import { checkPluginResult } from './result-check.js';
-import { ConnectionEnds, errorText } from './connection-end.js';
+import { checkPluginResult, measureListedItems } from './result-check.js';
+import { ConnectionEnds, errorText, pluginErrorText } from './connection-end.js';
 import { HOST_CLIENT_INFO, type ResponseLimits } from './plugin-connection.js';
 
 /** Upper bound on tools/list pages, against servers that never stop returning a cursor. */
@@ -89,6 +88,7 @@ export class ModernPluginConnection implements PluginConnection {
   async listTools(options?: CallOptions): Promise<Tool[]> {
     const scope = this.scope(options);
     const tools: Tool[] = [];
+    let listBytes = 0;
     let cursor: string | undefined;
     for (let page = 0; page < MAX_TOOL_PAGES; page++) {
       const result = await this.request(scope, 'list its tools', () =>
@@ -98,8 +98,9 @@ export class ModernPluginConnection implements PluginConnection {
         }),
       );
       tools.push(...(result.tools as Tool[]));
+      listBytes += measureListedItems(this.opts.pluginId, result.tools, 'tools/list');
       const limits = this.opts.limits;
-      if (limits && (tools.length > limits.maxTools || approxBytes(tools) > limits.maxToolsListBytes))
+      if (limits && (tools.length > limits.maxTools || listBytes > limits.maxToolsListBytes))
         throw new InstanceError(
           'INSTANCE_FAILED',
           `Plugin ${this.opts.pluginId} lists more tools than allowed (limits HAY_MAX_TOOLS, HAY_MAX_TOOLS_LIST_BYTES)`,
@@ -176,9 +177,12 @@ export class ModernPluginConnection implements PluginConnection {
       if (err instanceof ProtocolError && err.code === -32602)
         throw new ValidationError(
           'ARGUMENTS_INVALID',
-          `${plugin} rejected the request to ${what}: ${err.message}`,
+          `${plugin} rejected the request to ${what}: ${pluginErrorText(err.message)}`,
         );
-      throw new InstanceError('INSTANCE_FAILED', `${plugin} failed to ${what}: ${errorText(err)}`);
+      throw new InstanceError(
+        'INSTANCE_FAILED',
+        `${plugin} failed to ${what}: ${pluginErrorText(errorText(err))}`,
+      );
     }
   }
 

@@ -24,7 +24,6 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressError, HayError, InstanceError, TimeoutError, ValidationError } from '../../errors.js';
-import { approxBytes } from '../json-size.js';
 import type { Logger } from '../../logger.js';
 import type {
   CallOptions,
@@ -43,8 +42,8 @@ import type { ManagedProcess } from '../process/managed-process.js';
 import { StdinBacklogError } from '../process/stdio-transport.js';
 import { groupUsage } from '../process/proc-stats.js';
 import { abortReason, callScope, type CallScope } from './call-scope.js';
-import { ConnectionEnds, errorText } from './connection-end.js';
-import { checkPluginResult } from './result-check.js';
+import { ConnectionEnds, errorText, pluginErrorText } from './connection-end.js';
+import { checkPluginResult, measureListedItems } from './result-check.js';
 import { DEFAULT_ROOTS_SETTLE_MS, type ClientRoot } from './roots.js';
 
 export const HOST_CLIENT_INFO = { name: 'hay-host', version: '0.1.0' } as const;
@@ -148,6 +147,11 @@ export class McpPluginConnection implements PluginConnection {
   /** Options of the tools/call requests in flight (see the class comment). */
   private readonly calls = new Set<CallOptions>();
   private closing: Promise<void> | undefined;
+  /**
+   * The transport closed (set before the SDK fails the pending requests). Only then is an McpError of
+   * code ConnectionClosed (-32000) the connection's end: a plugin may answer with that code itself.
+   */
+  private transportClosed = false;
   private opened = false;
   /** Set when the transport closed because the plugin stopped reading its stdin (StdinBacklogError). */
   private cutOff: string | undefined;
@@ -325,9 +329,10 @@ export class McpPluginConnection implements PluginConnection {
         ),
       );
       tools.push(...result.tools);
+      const pageBytes = measureListedItems(this.opts.pluginId, result.tools, 'tools/list');
       const limits = this.opts.limits;
       if (limits) {
-        listBytes += approxBytes(result.tools);
+        listBytes += pageBytes;
         if (tools.length > limits.maxTools)
           throw new InstanceError(
             'INSTANCE_FAILED',
@@ -606,10 +611,11 @@ export class McpPluginConnection implements PluginConnection {
       )) as Record<string, unknown> & { nextCursor?: string };
       const items = (result[key] as unknown[] | undefined) ?? [];
       out.push(...items);
+      const pageBytes = measureListedItems(this.opts.pluginId, items, method);
       const limits = this.opts.limits;
       if (limits) {
         budget.items += items.length;
-        budget.bytes += approxBytes(items);
+        budget.bytes += pageBytes;
         if (budget.items > limits.maxTools || budget.bytes > limits.maxToolsListBytes)
           throw new InstanceError(
             'INSTANCE_FAILED',
@@ -663,7 +669,11 @@ export class McpPluginConnection implements PluginConnection {
     if (scope.timedOut() || (err instanceof McpError && err.code === Number(ErrorCode.RequestTimeout))) {
       return new TimeoutError(`${plugin} did not ${what} within ${scope.timeoutMs} ms`);
     }
-    if (err instanceof McpError && err.code === Number(ErrorCode.ConnectionClosed)) {
+    if (
+      err instanceof McpError &&
+      err.code === Number(ErrorCode.ConnectionClosed) &&
+      (this.transportClosed || this.closing)
+    ) {
       if (this.closing)
         return new InstanceError(
           'SHUTTING_DOWN',
@@ -687,12 +697,18 @@ export class McpPluginConnection implements PluginConnection {
     if (err instanceof McpError && err.code === Number(ErrorCode.InvalidParams)) {
       return new ValidationError(
         'ARGUMENTS_INVALID',
-        `${plugin} rejected the request to ${what}: ${err.message}`,
+        `${plugin} rejected the request to ${what}: ${pluginErrorText(err.message)}`,
       );
     }
     if (err instanceof McpError)
-      return new InstanceError('INSTANCE_FAILED', `${plugin} failed to ${what}: ${err.message}`);
-    return new InstanceError('INSTANCE_FAILED', `${plugin} could not ${what}: ${errorText(err)}`);
+      return new InstanceError(
+        'INSTANCE_FAILED',
+        `${plugin} failed to ${what}: ${pluginErrorText(err.message)}`,
+      );
+    return new InstanceError(
+      'INSTANCE_FAILED',
+      `${plugin} could not ${what}: ${pluginErrorText(errorText(err))}`,
+    );
   }
 
   private endedError(end: ConnectionEnd): InstanceError {
@@ -710,6 +726,7 @@ export class McpPluginConnection implements PluginConnection {
   }
 
   private onTransportClosed(): void {
+    this.transportClosed = true;
     if (this.closing || !this.opened) return;
     const proc = this.opts.process;
     if (proc) {

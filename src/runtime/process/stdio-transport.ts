@@ -11,8 +11,11 @@ export const MAX_STDIN_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 /**
  * MCP client transport over a ManagedProcess's stdin/stdout: newline-delimited JSON-RPC, the SDK's stdio
- * framing (one `JSON.stringify(message) + "\n"` per message; lines cut by JsonRpcLineReader and validated by the
- * SDK's own deserializeMessage). Messages sent during one event-loop turn are
+ * framing (one `JSON.stringify(message) + "\n"` per message; lines cut by JsonRpcLineReader and validated
+ * against the SDK's own JSONRPCMessageSchema). A line that is not a JSON-RPC message goes to `onerror`;
+ * one meant as the answer to a request also reaches `onmessage` as a JSON-RPC error for that id (see
+ * JsonRpcLineReader), so the request fails at once instead of waiting for its timeout. Messages sent
+ * during one event-loop turn are
  * written to stdin together in ONE write at the end of that turn (setImmediate), so 100 calls in flight
  * cost one pipe write per turn, not one per call; `send` resolves when its write completed. `onclose`
  * fires once: when the process's stdout closes, when the process and its group are gone, or on `close()`.
