@@ -59,9 +59,9 @@ describe('BoundedEventStore bytes (a plugin flooding large log notifications or 
     expect(store.size).toBeLessThanOrEqual(6);
     expect(store.keptBytes).toBeLessThanOrEqual(64 * 1024);
     const { got } = await replay(store, first);
-    expect(got.map((g) => (g.message as unknown as { params: { data: string } }).params.data.split(':')[0])).toEqual(
-      ['94', '95', '96', '97', '98', '99'].slice(-store.size),
-    );
+    expect(
+      got.map((g) => (g.message as unknown as { params: { data: string } }).params.data.split(':')[0]),
+    ).toEqual(['94', '95', '96', '97', '98', '99'].slice(-store.size));
   });
 
   it('gives a message larger than maxBytes an id but keeps nothing of it, and keeps what it held', async () => {
